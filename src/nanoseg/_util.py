@@ -1,0 +1,106 @@
+"""Small shared helpers: progress bars, atomic file writes, skip-and-report batches.
+
+Library functions take ``progress: bool`` and use :func:`progress_iter`; the CLI turns it on.
+
+Example
+-------
+>>> report = BatchReport()
+>>> with report.item("a.tif"):
+...     raise NanosegError("cannot read")
+>>> report.failed
+[('a.tif', 'cannot read')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from nanoseg.errors import NanosegError
+
+T = TypeVar("T")
+
+
+def progress_iter(items: Iterable[T], description: str = "working", *, total: int | None = None,
+                  enabled: bool = True) -> Iterator[T]:
+    """Iterate ``items`` with a Rich progress bar (to stderr) when ``enabled``."""
+    if not enabled:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix or ".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class BatchReport:
+    """Collect per-item outcomes of a batch job: user errors are recorded and the batch goes on."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.skipped: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def item(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except NanosegError as exc:
+            self.failed.append((str(name), str(exc.message if exc.path in (None, str(name)) else exc)))
+        else:
+            self.done.append(str(name))
+
+    def skip(self, name: str) -> None:
+        self.skipped.append(str(name))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [f"{len(self.done)} done, {len(self.skipped)} skipped (already finished), {len(self.failed)} failed"]
+        lines += [f"  FAILED {name}: {why}" for name, why in self.failed]
+        return "\n".join(lines)
