@@ -1,0 +1,161 @@
+"""Instance labels and per-particle properties against hand-computed shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nanoseg.errors import NanosegError
+from nanoseg.particles import TABLE_COLUMNS, diameter_uncertainty, label_particles, particle_table
+
+PX = 0.2  # nm per pixel
+
+
+def disc(shape, cy, cx, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+
+
+def ellipse(shape, cy, cx, a, b, angle=0.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    c, s = np.cos(angle), np.sin(angle)
+    u = (xx - cx) * c + (yy - cy) * s
+    v = -(xx - cx) * s + (yy - cy) * c
+    return (u / a) ** 2 + (v / b) ** 2 <= 1
+
+
+def test_disc_properties_in_nm():
+    mask = disc((100, 100), 40, 55, 15)
+    labels = label_particles(mask, pixel_size_nm=PX)
+    assert labels.dtype == np.int32 and labels.max() == 1
+    t = particle_table(labels, pixel_size_nm=PX)
+    assert list(t.columns) == TABLE_COLUMNS
+    row = t.iloc[0]
+    area_px = mask.sum()
+    assert row.area_nm2 == pytest.approx(area_px * PX**2)
+    # equivalent diameter ≈ 2 r within discretization (area of a digital disc ≈ π r²)
+    assert row.diameter_nm == pytest.approx(2 * 15 * PX, rel=0.02)
+    assert row.major_axis_nm == pytest.approx(2 * 15 * PX, rel=0.02)
+    assert row.minor_axis_nm == pytest.approx(2 * 15 * PX, rel=0.02)
+    assert row.eccentricity < 0.1
+    assert (row.centroid_y_px, row.centroid_x_px) == pytest.approx((40, 55), abs=1e-9)
+    assert (row.y_nm, row.x_nm) == pytest.approx((40 * PX, 55 * PX))
+    assert np.isnan(row.mean_intensity)
+    assert not row.touches_edge
+
+
+def test_ellipse_axes_and_eccentricity():
+    a, b = 24.0, 10.0
+    mask = ellipse((120, 120), 60, 60, a, b, angle=0.5)
+    labels = label_particles(mask, pixel_size_nm=PX)
+    assert labels.max() == 1, "a single ellipse must not be over-split"
+    row = particle_table(labels, pixel_size_nm=PX).iloc[0]
+    assert row.major_axis_nm == pytest.approx(2 * a * PX, rel=0.03)
+    assert row.minor_axis_nm == pytest.approx(2 * b * PX, rel=0.05)
+    assert row.eccentricity == pytest.approx(np.sqrt(1 - (b / a) ** 2), abs=0.02)
+    assert row.area_nm2 == pytest.approx(np.pi * a * b * PX**2, rel=0.02)
+
+
+@pytest.mark.parametrize("aspect", [1.5, 2.5, 4.0])
+def test_elongated_ellipses_not_over_split(aspect):
+    b = 8.0
+    mask = ellipse((100, 140), 50, 70, aspect * b, b, angle=0.3)
+    assert label_particles(mask, pixel_size_nm=PX, min_diameter_nm=0.5).max() == 1
+
+
+def test_touching_pair_split_into_two_with_right_sizes():
+    shape = (80, 100)
+    a, b = disc(shape, 40, 35, 12), disc(shape, 40, 57, 12)  # overlapping by 2 px
+    mask = a | b
+    from scipy import ndimage as ndi
+
+    assert ndi.label(mask)[1] == 1
+    labels = label_particles(mask, pixel_size_nm=PX)
+    assert labels.max() == 2
+    t = particle_table(labels, pixel_size_nm=PX).sort_values("x_nm")
+    assert t.x_nm.to_numpy() == pytest.approx([35 * PX, 57 * PX], abs=1.0 * PX)
+    assert t.diameter_nm.to_numpy() == pytest.approx([24 * PX, 24 * PX], rel=0.08)
+    # without splitting: one component
+    assert label_particles(mask, pixel_size_nm=PX, split_touching=False).max() == 1
+
+
+def test_unequal_touching_pair_and_wide_neck():
+    shape = (80, 100)
+    pair = disc(shape, 40, 35, 14) | disc(shape, 40, 56, 8)
+    assert label_particles(pair, pixel_size_nm=PX).max() == 2
+    # a small bump on a big particle (neck nearly as wide as the bump) is not split
+    bump = disc(shape, 40, 40, 16) | disc(shape, 40, 55, 5)
+    assert label_particles(bump, pixel_size_nm=PX).max() == 1
+
+
+def test_min_diameter_removes_small_objects_and_threshold_applies():
+    shape = (60, 60)
+    prob = np.zeros(shape)
+    prob[disc(shape, 20, 20, 8)] = 0.9
+    prob[disc(shape, 45, 45, 1)] = 0.9  # ~0.4 nm across at 0.2 nm/px
+    prob[disc(shape, 45, 15, 5)] = 0.4  # below threshold
+    labels = label_particles(prob, pixel_size_nm=PX, min_diameter_nm=1.0)
+    assert labels.max() == 1
+    assert label_particles(prob, pixel_size_nm=PX, min_diameter_nm=1.0, threshold=0.3).max() == 2
+
+
+def test_edge_flag_mean_intensity_frame_time():
+    shape = (50, 50)
+    mask = disc(shape, 0, 25, 6) | disc(shape, 30, 25, 6)
+    image = np.where(mask, 0.25, 1.0)
+    labels = label_particles(mask, pixel_size_nm=PX)
+    t = particle_table(labels, pixel_size_nm=PX, image=image, frame=7, time_s=0.7).sort_values("y_nm")
+    assert list(t.touches_edge) == [True, False]
+    assert t.mean_intensity.to_numpy() == pytest.approx([0.25, 0.25])
+    assert set(t.frame) == {7} and set(t.time_s) == {0.7}
+
+
+def test_empty_mask_gives_empty_labels_and_table():
+    labels = label_particles(np.zeros((20, 20), bool), pixel_size_nm=PX)
+    assert labels.max() == 0
+    t = particle_table(labels, pixel_size_nm=PX, frame=0)
+    assert len(t) == 0 and "diameter_nm" in t.columns
+
+
+def test_diameter_uncertainty_from_members():
+    shape = (60, 60)
+    labels = label_particles(disc(shape, 30, 30, 10), pixel_size_nm=PX)
+    radii = [9, 10, 11, 10]
+    members = np.stack([disc(shape, 30, 30, r).astype(float) for r in radii])
+    s = diameter_uncertainty(labels, members, pixel_size_nm=PX)
+    expected = np.std([2 * np.sqrt(disc(shape, 30, 30, r).sum() / np.pi) * PX for r in radii], ddof=1)
+    assert float(s.loc[1]) == pytest.approx(expected, rel=1e-9)
+    t = particle_table(labels, pixel_size_nm=PX, member_probabilities=members)
+    assert t.diameter_std_nm.iloc[0] == pytest.approx(expected)
+    # a band from probability ± std
+    prob = np.clip(1.0 - np.hypot(*(np.mgrid[:60, :60] - 30)) / 20, 0, 1)  # 0.5 at r = 10
+    t2 = particle_table(labels, pixel_size_nm=PX, probability=prob, probability_std=np.full(shape, 0.05))
+    # p ± 0.05 ≥ 0.5 ⇔ r ≤ 11 / r ≤ 9 → σ ≈ 1 px in radius = 2 px in diameter / 2
+    assert t2.diameter_std_nm.iloc[0] == pytest.approx(2 * PX, rel=0.15)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(pixel_size_nm=None), dict(pixel_size_nm=0), dict(pixel_size_nm=-1.0), dict(pixel_size_nm="x"),
+])
+def test_bad_pixel_size(bad):
+    with pytest.raises(NanosegError, match="pixel size"):
+        label_particles(np.ones((5, 5), bool), **bad)
+    with pytest.raises(NanosegError, match="pixel size"):
+        particle_table(np.ones((5, 5), np.int32), **bad)
+
+
+def test_bad_inputs():
+    with pytest.raises(NanosegError, match="2-D"):
+        label_particles(np.ones((2, 5, 5), bool), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match="empty"):
+        label_particles(np.ones((0, 5), bool), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match="NaN"):
+        label_particles(np.full((5, 5), np.nan), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match=r"\[0, 1\]"):
+        label_particles(np.full((5, 5), 3.5), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match="integers"):
+        particle_table(np.full((5, 5), 0.5), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match="shape"):
+        particle_table(np.ones((5, 5), np.int32), pixel_size_nm=PX, image=np.ones((4, 4)))
+    with pytest.raises(NanosegError, match="2 ensemble members"):
+        diameter_uncertainty(np.ones((5, 5), np.int32), np.ones((1, 5, 5)), pixel_size_nm=PX)
