@@ -108,6 +108,11 @@ class Series(Sequence):
     (3, 0.1, 0.1)
     """
 
+    #: how the timestamps were found ("metadata", "filename", "interval", "index", "single"), set by readers
+    timing: str | None = None
+    #: the frame files in time order, when the series was read from a list of files
+    paths: list | None = None
+
     def __init__(
         self,
         loader: Callable[[int], Micrograph],

@@ -1,0 +1,760 @@
+"""Readers: microscope files → calibrated :class:`Micrograph` / lazy :class:`Series`.
+
+Formats (by extension): Gatan ``.dm3``/``.dm4``, ``.emd`` (Velox and Berkeley/NCEM), ``.ser`` (TIA),
+``.mrc``, ``.tif``/``.tiff``, ``.png``/``.jpg``/``.jpeg``, ``.npy``. Vendor formats go through
+RosettaSciIO, TIFF through tifffile, PNG/JPEG through imageio. Every failure becomes one
+:class:`NanosegError` naming the file.
+
+Example
+-------
+>>> import numpy as np, tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "img.npy"
+>>> np.save(path, np.ones((4, 5)))
+>>> read(path).shape
+(4, 5)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nanoseg.errors import NanosegError
+from nanoseg.io.micrograph import Micrograph, Series
+from nanoseg.io.units import length_to_nm
+
+FORMATS = {
+    ".dm3": "Gatan DigitalMicrograph", ".dm4": "Gatan DigitalMicrograph", ".emd": "EMD",
+    ".ser": "TIA SER", ".mrc": "MRC", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG",
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NumPy",
+}
+_HINT_CORRUPT = "the file may be corrupt or truncated; re-export or copy it again"
+
+
+@dataclass
+class _Opened:
+    """What a format opener found: shape (frames first for stacks), a frame getter and calibration."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    get: Callable[[int | None], np.ndarray]  # None → the whole 2-D image; i → frame i of a stack
+    pixel_size_nm: float | None = None
+    dose_e_per_A2: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    frame_times_s: list[float] | None = None
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _check_path(path: Path) -> str:
+    if not path.exists():
+        raise NanosegError("file not found", path=path, hint="check the path and spelling")
+    if path.is_dir():
+        raise NanosegError("is a folder, not an image file", path=path,
+                           hint="pass the files inside it, or a glob such as 'folder/*.dm4'")
+    ext = path.suffix.lower()
+    if ext not in FORMATS:
+        raise NanosegError(
+            f"unknown image format {ext or '(no extension)'!r}", path=path,
+            hint="supported: " + ", ".join(sorted(FORMATS)),
+        )
+    if path.stat().st_size == 0:
+        raise NanosegError("the file is empty (0 bytes)", path=path, hint="copy or export it again")
+    return ext
+
+
+def _to_float(value) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        if isinstance(value, str):
+            match = re.search(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", value)
+            if match:
+                return float(match.group())
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _lookup(tree: Any, dotted: str) -> Any:
+    """Follow ``a.b.c`` through nested dicts, treating spaces and underscores in keys as equal."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        if part in node:
+            node = node[part]
+            continue
+        want = part.replace(" ", "_").lower()
+        for key, value in node.items():
+            if str(key).replace(" ", "_").lower() == want:
+                node = value
+                break
+        else:
+            return None
+    return node
+
+
+def _leaves(tree: Any, prefix: str = ""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, tree
+
+
+def _apply_mapping(original: dict, mapping: dict | None) -> dict:
+    """Apply a RosettaSciIO ``mapping`` (original path → (HyperSpy path, converter)) to a dict."""
+    out: dict = {}
+    for source, (target, func) in (mapping or {}).items():
+        value = _lookup(original, source)
+        if value is None:
+            continue
+        try:
+            value = func(value) if func is not None else value
+        except Exception:  # a vendor tag we cannot parse is simply left out
+            continue
+        if value is None:
+            continue
+        node = out
+        parts = target.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _timestamp(date: str | None, time: str | None) -> tuple[str | None, float | None]:
+    if not date and not time:
+        return None, None
+    try:
+        from dateutil import parser
+
+        stamp = parser.parse(f"{date or ''} {time or ''}".strip())
+    except Exception:
+        return None, None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=_dt.UTC)
+    return stamp.isoformat(), stamp.timestamp()
+
+
+def _standard_metadata(hs: dict) -> dict[str, Any]:
+    """Pick the acquisition fields nanoseg uses out of HyperSpy-style metadata."""
+    meta: dict[str, Any] = {}
+    tem = _lookup(hs, "Acquisition_instrument.TEM") or _lookup(hs, "Acquisition_instrument.SEM") or {}
+    voltage = _to_float(_lookup(tem, "beam_energy"))
+    if voltage:
+        meta["voltage_kV"] = voltage
+    mag = _to_float(_lookup(tem, "magnification"))
+    if mag:
+        meta["magnification"] = mag
+    exposure = None
+    for key in ("Camera.exposure", "Detector.Camera.exposure", "exposure", "Detector.exposure"):
+        exposure = _to_float(_lookup(tem, key))
+        if exposure:
+            break
+    if exposure:
+        meta["exposure_s"] = exposure
+    dwell = _to_float(_lookup(tem, "dwell_time"))
+    if dwell:
+        meta["dwell_time_s"] = dwell
+    for key in ("microscope",):
+        value = _lookup(tem, key)
+        if value:
+            meta[key] = str(value)
+    acquired, stamp = _timestamp(_lookup(hs, "General.date"), _lookup(hs, "General.time"))
+    if acquired:
+        meta["acquired"] = acquired
+        meta["timestamp_s"] = stamp
+    title = _lookup(hs, "General.title")
+    if title:
+        meta["title"] = str(title)
+    return meta
+
+
+def _dose_from_tags(tags: dict, exposure_s: float | None) -> tuple[float | None, str | None]:
+    """An explicit dose tag: ``...Dose...`` (e/Å², or e/nm² when the name says nm) or a dose *rate*
+    (e/Å²/s) times the exposure. Returns (dose, tag path)."""
+    rate = None
+    for key, value in _leaves(tags):
+        name = key.rsplit(".", 1)[-1].lower()
+        if "dose" not in name:
+            continue
+        number = _to_float(value)
+        if not number or number <= 0:
+            continue
+        per_nm2 = "nm" in name
+        if "rate" in name:
+            if rate is None:
+                rate = (number / 100.0 if per_nm2 else number, key)
+            continue
+        return (number / 100.0 if per_nm2 else number), key
+    if rate is not None and exposure_s:
+        return rate[0] * exposure_s, f"{rate[1]} × exposure"
+    return None, None
+
+
+def _axes_calibration(axes: list[dict], path) -> tuple[float | None, dict[str, Any], list[float] | None]:
+    """Pixel size from the two signal (image) axes; frame times from a navigation axis in seconds."""
+    signal = [a for a in axes if not a.get("navigate", False)]
+    if len(signal) < 2:
+        signal = axes[-2:]
+    meta: dict[str, Any] = {}
+    sizes = []
+    for axis in signal[-2:]:
+        sizes.append(length_to_nm(axis.get("scale", 1.0), axis.get("units"), path=path))
+    pixel = None
+    if sizes and all(s is not None for s in sizes):
+        pixel = sizes[-1]  # columns (x)
+        if abs(sizes[0] - sizes[-1]) > 0.01 * sizes[-1]:
+            meta["pixel_size_y_nm"] = sizes[0]
+    times = None
+    nav = [a for a in axes if a.get("navigate", False)]
+    if len(nav) == 1 and str(nav[0].get("units") or "").strip() in ("s", "sec", "ms"):
+        scale = float(nav[0].get("scale", 1.0)) * (1e-3 if nav[0].get("units") == "ms" else 1.0)
+        times = [i * scale for i in range(int(nav[0]["size"]))]
+    return pixel, meta, times
+
+
+def _pick_image(signals: list[dict], path) -> dict:
+    """Among the signals of a multi-signal file (Velox EMD, DM with several images) take the
+    largest real-space image (2-D, or a 3-D stack of images)."""
+    candidates = []
+    for s in signals:
+        shape = tuple(getattr(s["data"], "shape", ()))
+        units = [str(a.get("units") or "") for a in s.get("axes", [])]
+        if len(shape) in (2, 3) and not any(u.lower() in ("ev", "kev") for u in units):
+            candidates.append((int(np.prod(shape[-2:])), -len(shape), s))
+    if not candidates:
+        shapes = [tuple(getattr(s["data"], "shape", ())) for s in signals]
+        raise NanosegError(f"no 2-D image or image stack in this file (found data of shapes {shapes})",
+                           path=path, hint="export the image you want to analyse as its own file")
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    return candidates[0][2]
+
+
+def _from_rsciio(signal: dict, path, extra_meta: dict | None = None, original_tags: dict | None = None) -> _Opened:
+    data = signal["data"]
+    shape = tuple(int(n) for n in data.shape)
+    if len(shape) not in (2, 3):
+        raise NanosegError(f"expected a 2-D image or a 3-D stack, got data of shape {shape}", path=path,
+                           hint="spectra and 4-D STEM data are not images nanoseg can segment")
+    pixel, meta, times = _axes_calibration(signal.get("axes", []), path)
+    hs = dict(signal.get("metadata") or {})
+    mapped = _apply_mapping(signal.get("original_metadata") or {}, signal.get("mapping"))
+    _merge(hs, mapped)
+    meta.update(_standard_metadata(hs))
+    meta.update(extra_meta or {})
+    dose, dose_tag = _dose_from_tags(original_tags if original_tags is not None
+                                     else (signal.get("original_metadata") or {}), meta.get("exposure_s"))
+    if dose_tag:
+        meta["dose_tag"] = dose_tag
+
+    def get(index: int | None) -> np.ndarray:
+        part = data if index is None else data[index]
+        return np.asarray(part.compute() if hasattr(part, "compute") else part)
+
+    return _Opened(shape, str(data.dtype), get, pixel, dose, meta, times)
+
+
+def _merge(into: dict, other: dict) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+# --------------------------------------------------------------------------------------------- openers
+def _open_dm(path: Path) -> _Opened:
+    from rsciio.digitalmicrograph import file_reader
+
+    signals = file_reader(str(path), lazy=True)
+    signal = _pick_image(signals, path)
+    image_tags = _lookup(signal.get("original_metadata") or {}, "ImageList.TagGroup0.ImageTags") or {}
+    extra: dict[str, Any] = {}
+    # DM keeps the exposure in one of a few places depending on the camera software
+    for key in ("DataBar.Exposure Time (s)", "Acquisition.Parameters.High Level.Exposure (s)",
+                "Acquisition.Parameters.Detector.exposure_s"):
+        value = _to_float(_lookup(image_tags, key))
+        if value:
+            extra["exposure_s"] = value
+            break
+    for key in ("Microscope Info.Indicated Magnification", "Microscope Info.Actual Magnification"):
+        value = _to_float(_lookup(image_tags, key))
+        if value:
+            extra["magnification"] = value
+            break
+    opened = _from_rsciio(signal, path, extra, original_tags=image_tags)
+    if "dose_tag" not in opened.metadata and opened.dose_e_per_A2 is None:
+        pass
+    return opened
+
+
+def _open_emd(path: Path) -> _Opened:
+    from rsciio.emd import file_reader
+
+    try:
+        signals = file_reader(str(path), lazy=True, sum_frames=False)
+    except TypeError:
+        signals = file_reader(str(path), lazy=True)
+    signal = _pick_image(signals, path)
+    original = signal.get("original_metadata") or {}
+    extra: dict[str, Any] = {}
+    # Velox: voltage in V, nominal magnification, acquisition start as Unix time
+    volt = _to_float(_lookup(original, "Optics.AccelerationVoltage"))
+    if volt:
+        extra["voltage_kV"] = volt / 1e3
+    mag = _to_float(_lookup(original, "Optics.NominalMagnification"))
+    if mag:
+        extra["magnification"] = mag
+    start = _to_float(_lookup(original, "Acquisition.AcquisitionStartDatetime.DateTime"))
+    if start:
+        extra["timestamp_s"] = start
+        extra["acquired"] = _dt.datetime.fromtimestamp(start, _dt.UTC).isoformat()
+    return _from_rsciio(signal, path, extra)
+
+
+def _open_ser(path: Path) -> _Opened:
+    from rsciio.tia import file_reader
+
+    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    return _from_rsciio(signal, path)
+
+
+def _open_mrc(path: Path) -> _Opened:
+    from rsciio.mrc import file_reader
+
+    expected = _mrc_expected_size(path)
+    if expected is not None and path.stat().st_size < expected:
+        raise NanosegError(f"the MRC file is truncated ({path.stat().st_size} of {expected} bytes)",
+                           path=path, hint=_HINT_CORRUPT)
+    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    opened = _from_rsciio(signal, path)
+    header = (signal.get("original_metadata") or {}).get("std_header", {})
+    if "fei_header" not in (signal.get("original_metadata") or {}):
+        # an MRC without a cell size (Xlen = 0) has no calibration; RosettaSciIO reports 1 nm then
+        if not _to_float(header.get("Xlen")):
+            opened.pixel_size_nm = None
+    else:
+        fei = signal["original_metadata"]["fei_header"]
+        mag = _to_float(np.ravel(fei.get("magnification", [0]))[0])
+        if mag:
+            opened.metadata["magnification"] = mag
+        exposure = _to_float(np.ravel(fei.get("exp_time", [0]))[0])
+        if exposure:
+            opened.metadata["exposure_s"] = exposure
+    return opened
+
+
+def _mrc_expected_size(path: Path) -> int | None:
+    header = np.fromfile(path, dtype="<i4", count=56)
+    if header.size < 56:
+        raise NanosegError("the MRC header is incomplete (file shorter than 1024 bytes)", path=path,
+                           hint=_HINT_CORRUPT)
+    nx, ny, nz, mode = (int(v) for v in header[:4])
+    itemsize = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}.get(mode)
+    if itemsize is None or min(nx, ny, nz) <= 0:
+        raise NanosegError(f"not a valid MRC header (nx={nx}, ny={ny}, nz={nz}, mode={mode})", path=path,
+                           hint=_HINT_CORRUPT)
+    return 1024 + int(header[23]) + nx * ny * nz * itemsize
+
+
+def _open_tiff(path: Path) -> _Opened:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        shape = tuple(int(n) for n in series.shape)
+        dtype = str(series.dtype)
+        axes = series.axes
+        page = tif.pages[0]
+        meta: dict[str, Any] = {}
+        pixel = _tiff_pixel_size(tif, page, path, meta)
+        dose = None
+        ij = tif.imagej_metadata or {}
+        info = ij.get("Info")
+        if isinstance(info, str) and info.startswith("{"):
+            try:
+                stored = json.loads(info).get("nanoseg", {})
+            except ValueError:
+                stored = {}
+            dose = _to_float(stored.get("dose_e_per_A2"))
+            meta.update({k: v for k, v in (stored.get("metadata") or {}).items()})
+            if dose:
+                meta["dose_tag"] = "ImageJ Info nanoseg.dose_e_per_A2"
+        tag = page.tags.get("DateTime")
+        if tag is not None and "timestamp_s" not in meta:
+            try:
+                stamp = _dt.datetime.strptime(str(tag.value), "%Y:%m:%d %H:%M:%S").replace(tzinfo=_dt.UTC)
+                meta["acquired"], meta["timestamp_s"] = stamp.isoformat(), stamp.timestamp()
+            except ValueError:
+                pass
+        interval = _to_float(ij.get("finterval"))
+    if "S" in axes and shape[-1] in (3, 4):  # RGB(A) TIFF → grey, handled in get
+        shape = shape[:-1]
+    squeezed = tuple(n for n in shape if n != 1) if len(shape) > 3 else shape
+    if len(squeezed) not in (2, 3):
+        raise NanosegError(f"expected a 2-D image or a 3-D stack, got a TIFF of shape {shape} ({axes})",
+                           path=path, hint="save one image or one stack of images per file")
+    times = None
+    if len(squeezed) == 3 and interval:
+        times = [i * interval for i in range(squeezed[0])]
+
+    def get(index: int | None) -> np.ndarray:
+        with tifffile.TiffFile(path) as tif:
+            if index is None:
+                array = tif.series[0].asarray()
+            else:
+                array = tif.asarray(key=index, series=0)
+        array = np.asarray(array)
+        if array.ndim >= 3 and array.shape[-1] in (3, 4) and "S" in axes:
+            array = _rgb_to_grey(array)
+        return np.squeeze(array) if array.ndim > 2 else array
+
+    return _Opened(squeezed, dtype, get, pixel, dose, meta, times)
+
+
+def _tiff_pixel_size(tif, page, path, meta: dict) -> float | None:
+    """ImageJ (resolution + unit), FEI/Thermo (PixelWidth in m) or cm resolution tags."""
+    fei = getattr(tif, "fei_metadata", None)
+    if fei:
+        width = _to_float(_lookup(fei, "Scan.PixelWidth") or _lookup(fei, "EScan.PixelWidth"))
+        if width:
+            volt = _to_float(_lookup(fei, "EBeam.HV") or _lookup(fei, "Beam.HV"))
+            if volt:
+                meta["voltage_kV"] = volt / 1e3
+            return length_to_nm(width, "m", path=path)
+    tags = page.tags
+    xres = tags.get("XResolution")
+    if xres is None:
+        return None
+    num, den = xres.value if isinstance(xres.value, tuple) else (xres.value, 1)
+    if not num or not den:
+        return None
+    pixels_per_unit = num / den
+    ij = tif.imagej_metadata or {}
+    unit_tag = tags.get("ResolutionUnit")
+    res_unit = int(unit_tag.value) if unit_tag is not None else 2
+    if ij.get("unit"):
+        unit = str(ij["unit"]).replace("\\u00B5", "µ").replace("\\u00C5", "Å")
+        if unit.lower() in ("pixel", "pixels", ""):
+            return None
+        return length_to_nm(1.0 / pixels_per_unit, unit, path=path)
+    if res_unit == 3:  # centimetre
+        return length_to_nm(1.0 / pixels_per_unit, "cm", path=path)
+    # inch-based resolution is a print/screen DPI written by image editors, never a TEM calibration
+    return None
+
+
+def _rgb_to_grey(array: np.ndarray) -> np.ndarray:
+    rgb = array[..., :3].astype(np.float32)
+    return rgb @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+
+
+def _open_imageio(path: Path) -> _Opened:
+    import imageio.v3 as iio
+
+    array = np.asarray(iio.imread(path))
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = _rgb_to_grey(array)
+    elif array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
+        array = array[..., 0]
+    dtype = str(array.dtype)
+    return _Opened(array.shape, dtype, lambda i: array if i is None else array[i], None, None, {}, None)
+
+
+def _open_npy(path: Path) -> _Opened:
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    if array.ndim not in (2, 3):
+        raise NanosegError(f"expected a 2-D image or a 3-D stack, got an array of shape {array.shape}",
+                           path=path, hint="save one image (rows, cols) or a stack (frames, rows, cols)")
+    return _Opened(array.shape, str(array.dtype), lambda i: np.array(array if i is None else array[i]),
+                   None, None, {}, None)
+
+
+_OPENERS = {".dm3": _open_dm, ".dm4": _open_dm, ".emd": _open_emd, ".ser": _open_ser, ".mrc": _open_mrc,
+            ".tif": _open_tiff, ".tiff": _open_tiff, ".png": _open_imageio, ".jpg": _open_imageio,
+            ".jpeg": _open_imageio, ".npy": _open_npy}
+
+
+def _open(path: str | os.PathLike) -> tuple[Path, _Opened]:
+    path = Path(path)
+    ext = _check_path(path)
+    fmt = FORMATS[ext]
+    logging.getLogger("rsciio").setLevel(logging.ERROR)
+    try:
+        opened = _OPENERS[ext](path)
+    except NanosegError as exc:
+        if exc.path is None:
+            exc = NanosegError(exc.message, path=path, hint=exc.hint)
+        raise exc from None
+    except MemoryError:
+        raise NanosegError(f"not enough memory to open this {fmt} file", path=path) from None
+    except Exception as exc:  # any library failure on a bad file becomes one clear line
+        raise NanosegError(f"cannot read this {fmt} file ({type(exc).__name__}: {exc})"[:400], path=path,
+                           hint=_HINT_CORRUPT) from None
+    if any(n == 0 for n in opened.shape):
+        raise NanosegError(f"the image has no pixels (shape {opened.shape})", path=path)
+    return path, opened
+
+
+def _load(path: Path, opened: _Opened, index: int | None) -> np.ndarray:
+    try:
+        return opened.get(index)
+    except NanosegError:
+        raise
+    except Exception as exc:
+        raise NanosegError(f"cannot read the pixel data ({type(exc).__name__}: {exc})"[:400], path=path,
+                           hint=_HINT_CORRUPT) from None
+
+
+def _micrograph(path: Path, opened: _Opened, array: np.ndarray, extra: dict | None = None) -> Micrograph:
+    meta = dict(opened.metadata)
+    meta["format"] = FORMATS[path.suffix.lower()]
+    meta["file_dtype"] = opened.dtype
+    meta.update(extra or {})
+    m = Micrograph(array, pixel_size_nm=opened.pixel_size_nm, dose_e_per_A2=opened.dose_e_per_A2,
+                   metadata=meta, source=str(path))
+    return m.check_finite()
+
+
+# --------------------------------------------------------------------------------------------- public
+def read(path: str | os.PathLike, *, frame: int | None = None) -> Micrograph:
+    """Read one image file into a calibrated :class:`Micrograph`.
+
+    Parameters
+    ----------
+    path : an image file: ``.dm3 .dm4 .emd .ser .mrc .tif .tiff .png .jpg .jpeg .npy``.
+    frame : for a file holding a stack of frames (an in situ movie), the frame to take (0-based,
+        negative counts from the end). A stack read without ``frame`` is an error: use
+        :func:`read_series` for movies.
+
+    Returns
+    -------
+    Micrograph with ``pixel_size_nm`` from the file's calibration (None when it has none),
+    ``dose_e_per_A2`` from an explicit dose tag (None otherwise), and ``metadata`` holding
+    what the file says (``voltage_kV``, ``magnification``, ``exposure_s``, ``acquired``, ...).
+
+    Raises
+    ------
+    NanosegError
+        missing, empty, truncated, corrupt, unknown-format, NaN-filled or 3-D-without-``frame`` files.
+
+    Example
+    -------
+    >>> from nanoseg.io import example_micrograph, write_tiff
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ex.tif"
+    >>> write_tiff(path, example_micrograph())
+    >>> read(path).pixel_size_nm
+    0.02
+    """
+    path, opened = _open(path)
+    if len(opened.shape) == 3:
+        n = opened.shape[0]
+        if frame is None:
+            raise NanosegError(
+                f"this file holds a stack of {n} frames of {opened.shape[1]}×{opened.shape[2]} px, "
+                "not one image", path=path,
+                hint="read it with nanoseg.io.read_series(path), or pick one frame with read(path, frame=0)",
+            )
+        if not -n <= frame < n:
+            raise NanosegError(f"frame {frame} does not exist; the stack has {n} frames (0…{n - 1})", path=path)
+        index = frame % n
+        extra = {"frame_index": index, "n_frames": n}
+        if opened.frame_times_s:
+            extra["time_s"] = opened.frame_times_s[index]
+        return _micrograph(path, opened, _load(path, opened, index), extra)
+    if frame not in (None, 0, -1):
+        raise NanosegError(f"frame {frame} requested, but the file holds a single image", path=path)
+    return _micrograph(path, opened, _load(path, opened, None))
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """A summary of one file without loading a whole stack: what ``nanoseg info`` shows.
+
+    Returns a dict with ``path, format, shape, dtype, n_frames, pixel_size_nm, field_of_view_nm,
+    dose_e_per_A2, metadata``. The first (or only) image is loaded and checked for NaN.
+
+    Example
+    -------
+    >>> from nanoseg.io import example_micrograph, write_npy
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
+    >>> write_npy(p, example_micrograph())
+    >>> describe(p)["shape"]
+    [256, 256]
+    """
+    path, opened = _open(path)
+    first = _micrograph(path, opened, _load(path, opened, 0 if len(opened.shape) == 3 else None))
+    rows, cols = opened.shape[-2:]
+    fov = None
+    if opened.pixel_size_nm is not None:
+        fov = [round(rows * opened.pixel_size_nm, 6), round(cols * opened.pixel_size_nm, 6)]
+    return {
+        "path": str(path),
+        "format": FORMATS[path.suffix.lower()],
+        "shape": [int(n) for n in opened.shape],
+        "dtype": opened.dtype,
+        "n_frames": int(opened.shape[0]) if len(opened.shape) == 3 else 1,
+        "pixel_size_nm": opened.pixel_size_nm,
+        "field_of_view_nm": fov,
+        "dose_e_per_A2": opened.dose_e_per_A2,
+        "metadata": {k: v for k, v in first.metadata.items() if k not in ("format", "file_dtype")},
+    }
+
+
+# ------------------------------------------------------------------------------------------ series
+_INSITU = re.compile(r"Hour_(\d+)_Minute_(\d+)_Second_(\d+)_Frame_(\d+)", re.IGNORECASE)
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders ``frame2`` before ``frame10``.
+
+    >>> sorted(["f10.tif", "f2.tif", "f1.tif"], key=natural_key)
+    ['f1.tif', 'f2.tif', 'f10.tif']
+    """
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(text))]
+
+
+def insitu_times(names: Sequence[str], *, frame_interval_s: float | None = None) -> list[float] | None:
+    """Capture times (s, from the first frame) of in situ frames named ``..._Hour_HH_Minute_MM_Second_SS_Frame_FFFF``.
+
+    The frame number counts frames within one second, so a frame's time is
+    ``3600·HH + 60·MM + SS + FFFF·Δt``, with Δt = ``frame_interval_s`` or, when not given,
+    1 / (the most frames found in any one second). Returns None if any name lacks the pattern.
+
+    Example
+    -------
+    >>> insitu_times(["x_Hour_00_Minute_00_Second_01_Frame_0000.dm4", "x_Hour_00_Minute_00_Second_00_Frame_0001.dm4",
+    ...               "x_Hour_00_Minute_00_Second_00_Frame_0000.dm4"])
+    [1.0, 0.5, 0.0]
+    """
+    parsed = []
+    for name in names:
+        match = _INSITU.search(Path(name).name)
+        if match is None:
+            return None
+        h, m, s, f = (int(g) for g in match.groups())
+        parsed.append((3600 * h + 60 * m + s, f))
+    if frame_interval_s is None:
+        per_second: dict[int, int] = {}
+        for second, f in parsed:
+            per_second[second] = max(per_second.get(second, 0), f + 1)
+        frame_interval_s = 1.0 / max(per_second.values())
+    times = [second + f * frame_interval_s for second, f in parsed]
+    start = min(times)
+    return [round(t - start, 9) for t in times]
+
+
+def _expand(paths_or_stack) -> list[Path]:
+    items = [paths_or_stack] if isinstance(paths_or_stack, str | os.PathLike) else list(paths_or_stack)
+    out: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        if any(ch in text for ch in "*?[") and not Path(text).exists():
+            found = sorted(glob.glob(text), key=natural_key)
+            if not found:
+                raise NanosegError("no files match this pattern", path=text,
+                                   hint="check the folder and the pattern, e.g. 'capture/*.dm4'")
+            out.extend(Path(f) for f in found)
+        else:
+            out.append(Path(text))
+    if not out:
+        raise NanosegError("no frames given", hint="pass a stacked file, a list of files or a glob pattern")
+    return out
+
+
+def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Series:
+    """Open a movie lazily: one stacked file, a list of single-frame files, or a glob pattern.
+
+    Frames are loaded only when accessed (a list of files is never held in memory at once; a
+    stacked DM/MRC/NPY file is memory-mapped, a TIFF stack read page by page).
+
+    Order and timestamps, first that applies:
+
+    1. in situ capture names ``..._Hour_HH_Minute_MM_Second_SS_Frame_FFFF`` (see :func:`insitu_times`);
+    2. acquisition times in the files' metadata, when every file has one and they are all distinct;
+    3. natural sort of the names, times ``i · frame_interval_s`` (1 s per frame if not given).
+
+    For a stacked file: a time axis in the file, else ``i · frame_interval_s`` (1 s if not given).
+    ``series.timing`` says which rule was used.
+
+    Example
+    -------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "movie.npy"
+    >>> np.save(p, np.zeros((5, 8, 8), np.float32))
+    >>> s = read_series(p, frame_interval_s=0.1)
+    >>> len(s), s.frame_interval_s, s[2].shape
+    (5, 0.1, (8, 8))
+    """
+    if frame_interval_s is not None and not frame_interval_s > 0:
+        raise NanosegError(f"frame_interval_s must be > 0 s, got {frame_interval_s}")
+    paths = _expand(paths_or_stack)
+    if len(paths) == 1:
+        path, opened = _open(paths[0])
+        if len(opened.shape) == 2:
+            n, timing = 1, "single"
+            times = [0.0]
+        else:
+            n = opened.shape[0]
+            if opened.frame_times_s is not None and frame_interval_s is None:
+                times, timing = opened.frame_times_s, "metadata"
+            else:
+                step = 1.0 if frame_interval_s is None else frame_interval_s
+                times = [i * step for i in range(n)]
+                timing = "index" if frame_interval_s is None else "interval"
+
+        def load_stack(i: int) -> Micrograph:
+            index = None if len(opened.shape) == 2 else i
+            extra = {"frame_index": i, "n_frames": n, "time_s": float(times[i])}
+            return _micrograph(path, opened, _load(path, opened, index), extra)
+
+        series = Series(load_stack, times, source=str(path))
+        series.timing = timing
+        return series
+
+    names = [str(p) for p in paths]
+    times = insitu_times(names, frame_interval_s=frame_interval_s)
+    timing = "filename"
+    if times is None:
+        stamps = []
+        for p in paths:
+            _, opened = _open(p)
+            if len(opened.shape) != 2:
+                raise NanosegError(f"expected one image per file in a list of frames, found shape {opened.shape}",
+                                   path=p, hint="pass a stacked file on its own")
+            stamps.append(opened.metadata.get("timestamp_s"))
+        if all(s is not None for s in stamps) and len(set(stamps)) == len(stamps):
+            times = [s - min(stamps) for s in stamps]
+            timing = "metadata"
+        else:
+            order = sorted(range(len(paths)), key=lambda i: natural_key(names[i]))
+            paths = [paths[i] for i in order]
+            step = 1.0 if frame_interval_s is None else frame_interval_s
+            times = [i * step for i in range(len(paths))]
+            timing = "index" if frame_interval_s is None else "interval"
+    order = sorted(range(len(paths)), key=lambda i: (times[i], natural_key(str(paths[i]))))
+    paths = [paths[i] for i in order]
+    times = [float(times[i]) for i in order]
+
+    def load_file(i: int) -> Micrograph:
+        m = read(paths[i])
+        m.metadata.update({"frame_index": i, "time_s": times[i]})
+        return m
+
+    series = Series(load_file, times, source=os.path.commonpath([str(p) for p in paths]) if paths else None)
+    series.timing = timing
+    series.paths = paths
+    return series
