@@ -204,24 +204,23 @@ def _dose_from_tags(tags: dict, exposure_s: float | None) -> tuple[float | None,
 
 
 def _axes_calibration(axes: list[dict], path) -> tuple[float | None, dict[str, Any], list[float] | None]:
-    """Pixel size from the two signal (image) axes; frame times from a navigation axis in seconds."""
-    signal = [a for a in axes if not a.get("navigate", False)]
-    if len(signal) < 2:
-        signal = axes[-2:]
+    """Pixel size from the two image axes (the last two in the array); frame times from a leading
+    frame axis calibrated in seconds."""
+    axes = sorted(axes, key=lambda a: int(a.get("index_in_array", 0)))
     meta: dict[str, Any] = {}
-    sizes = []
-    for axis in signal[-2:]:
-        sizes.append(length_to_nm(axis.get("scale", 1.0), axis.get("units"), path=path))
+    sizes = [length_to_nm(a.get("scale", 1.0), a.get("units"), path=path) for a in axes[-2:]]
     pixel = None
-    if sizes and all(s is not None for s in sizes):
+    if len(sizes) == 2 and all(s is not None for s in sizes):
         pixel = sizes[-1]  # columns (x)
         if abs(sizes[0] - sizes[-1]) > 0.01 * sizes[-1]:
             meta["pixel_size_y_nm"] = sizes[0]
     times = None
-    nav = [a for a in axes if a.get("navigate", False)]
-    if len(nav) == 1 and str(nav[0].get("units") or "").strip() in ("s", "sec", "ms"):
-        scale = float(nav[0].get("scale", 1.0)) * (1e-3 if nav[0].get("units") == "ms" else 1.0)
-        times = [i * scale for i in range(int(nav[0]["size"]))]
+    if len(axes) == 3:
+        unit = str(axes[0].get("units") or "").strip().lower()
+        if unit in ("s", "sec", "seconds", "ms"):
+            scale = float(axes[0].get("scale", 1.0)) * (1e-3 if unit == "ms" else 1.0)
+            if scale > 0:
+                times = [round(i * scale, 9) for i in range(int(axes[0]["size"]))]
     return pixel, meta, times
 
 
@@ -501,7 +500,8 @@ def _open(path: str | os.PathLike) -> tuple[Path, _Opened]:
     except MemoryError:
         raise NanosegError(f"not enough memory to open this {fmt} file", path=path) from None
     except Exception as exc:  # any library failure on a bad file becomes one clear line
-        raise NanosegError(f"cannot read this {fmt} file ({type(exc).__name__}: {exc})"[:400], path=path,
+        why = " ".join(str(exc).split())[:300]
+        raise NanosegError(f"cannot read this {fmt} file ({type(exc).__name__}: {why})", path=path,
                            hint=_HINT_CORRUPT) from None
     if any(n == 0 for n in opened.shape):
         raise NanosegError(f"the image has no pixels (shape {opened.shape})", path=path)
@@ -514,7 +514,8 @@ def _load(path: Path, opened: _Opened, index: int | None) -> np.ndarray:
     except NanosegError:
         raise
     except Exception as exc:
-        raise NanosegError(f"cannot read the pixel data ({type(exc).__name__}: {exc})"[:400], path=path,
+        why = " ".join(str(exc).split())[:300]
+        raise NanosegError(f"cannot read the pixel data ({type(exc).__name__}: {why})", path=path,
                            hint=_HINT_CORRUPT) from None
 
 
