@@ -1,0 +1,252 @@
+"""Score a whole dataset: per-image table, threshold sweeps, particle matching and size distributions.
+
+:func:`evaluate_dataset` streams over the images of a :class:`nanoseg.datasets.Dataset` (one prediction in
+memory at a time, plus the few worst cases kept for figures) and returns an :class:`Evaluation`;
+:func:`write_evaluation` writes ``metrics.csv`` (one row per image), ``summary.csv`` (mean ± std over
+images, pooled scores, size-distribution comparison), ``thresholds.csv`` (mean ± std per threshold),
+``particles_pred.csv`` / ``particles_true.csv`` and the figures.
+
+Predictions come from a mapping or a callable ``id -> probability map`` (same grid as the dataset image);
+:func:`prediction_dir_loader` reads the outputs of ``nanoseg predict`` and :func:`model_predictor` predicts
+with a model on the fly.
+
+Example
+-------
+>>> # ds = open_dataset("data/test"); ev = evaluate_dataset(ds, model_predictor(ds, "default"))
+>>> # write_evaluation(ev, "eval-out")
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nanoseg.errors import NanosegError
+from nanoseg.evaluate.matching import instance_labels, matching_scores
+from nanoseg.evaluate.pixel import (
+    DEFAULT_THRESHOLDS,
+    Counts,
+    binarize,
+    confusion,
+    pixel_metrics,
+    scores_from_counts,
+    summarize_sweep,
+    threshold_sweep,
+)
+from nanoseg.evaluate.sizes import compare_size_distributions, particle_sizes
+
+PER_IMAGE_SCORES = ("dice", "soft_dice", "iou", "precision", "recall", "f1", "pixel_error")
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate_dataset` measured."""
+
+    per_image: pd.DataFrame
+    sweep: pd.DataFrame
+    thresholds: pd.DataFrame
+    summary: pd.DataFrame
+    particles_pred: pd.DataFrame
+    particles_true: pd.DataFrame
+    size_comparison: dict[str, float]
+    reference_sizes_nm: np.ndarray = field(default_factory=lambda: np.array([]))
+    worst: list[dict] = field(default_factory=list)  # [{"id", "dice", "image", "truth", "probability"}]
+    settings: dict = field(default_factory=dict)
+
+
+def prediction_dir_loader(directory: str | os.PathLike) -> Callable[[str], np.ndarray]:
+    """A loader ``id -> probability map`` for a folder written by ``nanoseg predict``.
+
+    Looks for ``<id>.probability.tif`` and falls back to ``<id>.mask.tif`` (then soft Dice equals hard Dice
+    and the threshold sweep is degenerate).
+    """
+    import tifffile
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NanosegError("prediction folder not found", path=directory,
+                           hint="give the --out folder of `nanoseg predict`, or a model")
+
+    def load(image_id: str) -> np.ndarray:
+        for suffix in (".probability.tif", ".mask.tif"):
+            path = directory / f"{image_id}{suffix}"
+            if path.exists():
+                try:
+                    array = tifffile.imread(path)
+                except Exception as exc:  # tifffile raises several types for damaged files
+                    raise NanosegError(f"cannot read prediction ({exc})", path=path) from exc
+                array = np.asarray(array, dtype=np.float32)
+                return array if suffix == ".probability.tif" else (array > 0).astype(np.float32)
+        raise NanosegError(f"no prediction for image {image_id!r}", path=directory,
+                           hint=f"expected {image_id}.probability.tif (run `nanoseg predict` on the dataset)")
+
+    return load
+
+
+def model_predictor(dataset, model, *, tta: bool = False, **predict_options) -> Callable[[str], np.ndarray]:
+    """A loader ``id -> probability map`` that runs ``nanoseg.infer.predict`` on each dataset image.
+
+    ``model`` is anything :func:`nanoseg.infer.resolve_models` accepts ("default", a checkpoint path, a
+    loaded model, a list for an ensemble). The model is loaded once.
+    """
+    from nanoseg.infer import predict, resolve_models
+
+    models = resolve_models(model)
+
+    def load(image_id: str) -> np.ndarray:
+        return predict(dataset.micrograph(image_id), models, tta=tta, **predict_options).probability
+
+    return load
+
+
+def evaluate_dataset(
+    dataset,
+    predictions: Mapping[str, np.ndarray] | Callable[[str], np.ndarray],
+    *,
+    ids: Sequence[str] | None = None,
+    threshold: float | str = 0.5,
+    smooth: float = 1.0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    iou_thresholds: Sequence[float] = (0.5, 0.75),
+    min_diameter_nm: float = 0.0,
+    reference_sizes_nm: Sequence[float] | None = None,
+    n_worst: int = 4,
+    progress: bool = False,
+) -> Evaluation:
+    """Score predictions against a dataset's ground-truth masks (see module docstring).
+
+    Parameters
+    ----------
+    dataset : a :class:`nanoseg.datasets.Dataset` (images, masks, optional instances, ``pixel_size_nm``).
+    predictions : ``id -> probability map`` (a mapping or a callable), same shape as the dataset image.
+    threshold : the operating threshold for hard scores and particles (number in (0, 1) or ``"otsu"``).
+    smooth : Dice smoothing (1 as in Sytwu et al.).
+    thresholds : the sweep (Horwath's curves); Otsu is always added.
+    iou_thresholds : IoU thresholds for particle matching.
+    min_diameter_nm : particles smaller than this (equivalent diameter) are ignored on both sides.
+    reference_sizes_nm : manual size measurements (nm) to compare the predicted size distribution against,
+        instead of the sizes measured on the ground-truth masks.
+    n_worst : keep this many lowest-Dice images for the worst-case figure.
+    """
+    from nanoseg._util import progress_iter
+
+    get = predictions.__getitem__ if isinstance(predictions, Mapping) else predictions
+    ids = list(dataset.ids if ids is None else ids)
+    if not ids:
+        raise NanosegError("the dataset holds no images to evaluate", path=getattr(dataset, "root", None))
+    rows, sweeps, pred_tables, true_tables = [], [], [], []
+    pooled = Counts(0, 0, 0, 0)
+    worst: list[tuple[float, int, dict]] = []
+    for k, image_id in enumerate(progress_iter(ids, "evaluating", enabled=progress)):
+        truth = dataset.mask(image_id) > 0
+        prob = np.asarray(get(image_id), dtype=np.float32)
+        if prob.shape != truth.shape:
+            raise NanosegError(f"prediction for {image_id!r} has shape {prob.shape}, ground truth {truth.shape}",
+                               hint="predictions must be on the dataset image grid")
+        if not np.isfinite(prob).all():
+            raise NanosegError(f"prediction for {image_id!r} contains NaN/inf")
+        row = dataset.row(image_id)
+        pixel = row.get("pixel_size_nm")
+        pixel = None if pixel is None or pd.isna(pixel) else float(pixel)
+        scores = pixel_metrics(prob, truth, threshold=threshold, smooth=smooth)
+        pred_mask = binarize(prob, scores["threshold"])
+        pooled = pooled + confusion(pred_mask, truth)
+        true_inst = dataset.instances(image_id) if hasattr(dataset, "instances") else None
+        true_lab = instance_labels(truth if true_inst is None else true_inst)
+        pred_lab = instance_labels(pred_mask)
+        out = {"id": image_id, **{k2: row.get(k2) for k2 in ("pixel_size_nm", "dose_e_per_A2", "material",
+                                                             "diameter_nm") if k2 in row}}
+        out.update(scores)
+        out.update(matching_scores(true_lab, pred_lab, iou_thresholds=iou_thresholds))
+        if pixel is not None:
+            tp_ = particle_sizes(pred_lab, pixel_size_nm=pixel, min_diameter_nm=min_diameter_nm)
+            tt_ = particle_sizes(true_lab, pixel_size_nm=pixel, min_diameter_nm=min_diameter_nm)
+            out["mean_diameter_pred_nm"] = float(tp_["diameter_nm"].mean()) if len(tp_) else float("nan")
+            out["mean_diameter_true_nm"] = float(tt_["diameter_nm"].mean()) if len(tt_) else float("nan")
+            pred_tables.append(tp_.assign(id=image_id))
+            true_tables.append(tt_.assign(id=image_id))
+        rows.append(out)
+        sweeps.append(threshold_sweep([prob], [truth], thresholds=thresholds, smooth=smooth, ids=[image_id]))
+        if n_worst > 0:
+            item = (-scores["dice"], -k, {"id": image_id, "dice": scores["dice"], "probability": prob,
+                                          "truth": truth, "image": dataset.image(image_id)})
+            if len(worst) < n_worst:
+                heapq.heappush(worst, item)
+            else:
+                heapq.heappushpop(worst, item)
+    per_image = pd.DataFrame(rows)
+    sweep = pd.concat(sweeps, ignore_index=True)
+    particles_pred = pd.concat(pred_tables, ignore_index=True) if pred_tables else pd.DataFrame()
+    particles_true = pd.concat(true_tables, ignore_index=True) if true_tables else pd.DataFrame()
+    pred_d = particles_pred["diameter_nm"].to_numpy() if len(particles_pred) else np.array([])
+    if reference_sizes_nm is not None:
+        ref_d, reference = np.asarray(reference_sizes_nm, dtype=float), "manual"
+    else:
+        ref_d = particles_true["diameter_nm"].to_numpy() if len(particles_true) else np.array([])
+        reference = "ground_truth_masks"
+    sizes = compare_size_distributions(pred_d, ref_d) if (len(pred_tables) or reference == "manual") else {}
+    sizes["reference"] = reference
+    summary = _summary(per_image, scores_from_counts(pooled, smooth=smooth), sizes)
+    return Evaluation(
+        per_image=per_image, sweep=sweep, thresholds=summarize_sweep(sweep), summary=summary,
+        particles_pred=particles_pred, particles_true=particles_true, size_comparison=sizes,
+        reference_sizes_nm=np.asarray(ref_d, dtype=float),
+        worst=[w[2] for w in sorted(worst, reverse=True)],
+        settings={"threshold": threshold, "smooth": smooth, "iou_thresholds": list(iou_thresholds),
+                  "min_diameter_nm": min_diameter_nm, "n_images": len(ids), "size_reference": reference},
+    )
+
+
+def _summary(per_image: pd.DataFrame, pooled: dict[str, float], sizes: dict) -> pd.DataFrame:
+    rows = []
+    numeric = [c for c in per_image.columns if c != "id" and pd.api.types.is_numeric_dtype(per_image[c])]
+    for col in numeric:
+        if col in ("pixel_size_nm", "dose_e_per_A2", "diameter_nm", "threshold", "pred_fraction",
+                   "true_fraction"):
+            continue
+        values = per_image[col].astype(float)
+        rows.append({"metric": col, "kind": "per-image mean", "mean": values.mean(),
+                     "std": values.std(ddof=0), "n": int(values.notna().sum())})
+    for name in ("dice", "iou", "precision", "recall", "f1", "pixel_error"):
+        rows.append({"metric": name, "kind": "pooled", "mean": pooled[name], "std": np.nan,
+                     "n": len(per_image)})
+    for name, value in sizes.items():
+        if isinstance(value, (int, float)):
+            rows.append({"metric": name, "kind": f"size distribution vs {sizes.get('reference')}",
+                         "mean": float(value), "std": np.nan, "n": 1})
+    return pd.DataFrame(rows)
+
+
+def write_evaluation(evaluation: Evaluation, out_dir: str | os.PathLike, *, figures: bool = True) -> list[Path]:
+    """Write the tables (and figures) of an :class:`Evaluation` to ``out_dir``; return the written paths."""
+    from nanoseg._util import atomic_path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    tables = {"metrics.csv": evaluation.per_image, "summary.csv": evaluation.summary,
+              "thresholds.csv": evaluation.thresholds, "particles_pred.csv": evaluation.particles_pred,
+              "particles_true.csv": evaluation.particles_true}
+    for name, table in tables.items():
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
+        written.append(out / name)
+    if figures:
+        from nanoseg.evaluate import figures as fig
+
+        written.append(fig.threshold_curves(evaluation.thresholds, out / "threshold_curves.png"))
+        pred_d = evaluation.particles_pred.get("diameter_nm", pd.Series(dtype=float)).to_numpy()
+        if len(pred_d) or len(evaluation.reference_sizes_nm):
+            label = "manual" if evaluation.settings.get("size_reference") == "manual" else "ground truth"
+            written.append(fig.size_distributions(pred_d, evaluation.reference_sizes_nm,
+                                                  out / "size_distribution.png", reference_label=label))
+        if evaluation.worst:
+            written.append(fig.worst_cases(evaluation.worst, out / "worst_cases.png",
+                                           threshold=evaluation.settings.get("threshold", 0.5)))
+    return written

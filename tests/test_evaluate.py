@@ -1,0 +1,221 @@
+"""nanoseg.evaluate: metric code against hand-computed cases, empty masks, sweeps, dataset runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanoseg.datasets import DatasetWriter, open_dataset
+from nanoseg.errors import NanosegError
+from nanoseg.evaluate import (
+    compare_size_distributions,
+    confusion,
+    dice,
+    evaluate_dataset,
+    iou,
+    match_instances,
+    otsu_threshold,
+    particle_sizes,
+    pixel_metrics,
+    pooled_metrics,
+    read_size_measurements,
+    soft_dice,
+    summarize_sweep,
+    threshold_sweep,
+    write_evaluation,
+)
+
+A = np.array([[1, 1, 1, 0], [0, 0, 0, 0]], bool)  # 3 px
+B = np.array([[0, 1, 1, 1], [0, 0, 0, 1]], bool)  # 4 px, overlap 2
+Z = np.zeros((2, 4), bool)
+
+
+def test_pixel_scores_hand_computed():
+    assert confusion(A, B) == confusion(A.astype(np.uint8) * 255, B)  # any nonzero counts as particle
+    c = confusion(A, B)
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 2, 3)
+    assert dice(A, B, smooth=0) == pytest.approx(4 / 7)
+    assert dice(A, B) == pytest.approx(5 / 8)  # Sytwu: (2*2 + 1) / (3 + 4 + 1)
+    assert iou(A, B) == pytest.approx(2 / 5)
+    m = pixel_metrics(A.astype(float), B, smooth=0)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(1 / 2)
+    assert m["f1"] == pytest.approx(4 / 7) and m["pixel_error"] == pytest.approx(3 / 8)
+    assert m["soft_dice"] == pytest.approx(m["dice"])  # binary input: soft = hard
+
+
+def test_empty_mask_conventions():
+    # both empty: perfect agreement, with or without smoothing
+    for smooth in (0.0, 1.0):
+        s = pixel_metrics(Z.astype(float), Z, smooth=smooth)
+        assert s["dice"] == s["iou"] == s["precision"] == s["recall"] == s["f1"] == 1.0
+        assert s["pixel_error"] == 0.0 and s["soft_dice"] == 1.0
+    # empty prediction of a non-empty truth
+    s = pixel_metrics(Z.astype(float), B, smooth=1.0)
+    assert s["dice"] == pytest.approx(1 / 5) and s["precision"] == 0.0 and s["recall"] == 0.0
+    assert pixel_metrics(Z.astype(float), B, smooth=0)["dice"] == 0.0
+    # prediction of an empty truth
+    s = pixel_metrics(B.astype(float), Z, smooth=0)
+    assert s["dice"] == s["precision"] == s["recall"] == s["iou"] == 0.0 and s["pixel_error"] == 0.5
+
+
+def test_soft_dice_and_thresholds():
+    p = np.array([[0.8, 0.4], [0.2, 0.0]])
+    t = np.array([[1, 1], [0, 0]])
+    assert soft_dice(p, t, smooth=0) == pytest.approx(2 * 1.2 / (1.4 + 2))
+    assert soft_dice(p, t) == pytest.approx((2 * 1.2 + 1) / (1.4 + 2 + 1))
+    assert pixel_metrics(p, t, threshold=0.3)["recall"] == 1.0
+    assert pixel_metrics(p, t, threshold=0.5)["recall"] == 0.5
+    bimodal = np.r_[np.full(50, 0.1), np.full(50, 0.9)]
+    assert 0.1 <= otsu_threshold(bimodal) < 0.9
+    assert otsu_threshold(np.full(10, 0.3)) == 0.5
+    with pytest.raises(NanosegError, match="threshold"):
+        pixel_metrics(p, t, threshold=1.5)
+    with pytest.raises(NanosegError, match="shape"):
+        dice(A, np.zeros((3, 3)))
+    with pytest.raises(NanosegError, match="probabilities"):
+        soft_dice(np.array([np.nan, 1]), np.array([1, 0]))
+
+
+def test_pooled_differs_from_per_image_mean():
+    # image 1: perfect on a large particle; image 2: misses a 1-px particle entirely
+    t1 = np.zeros((10, 10), bool)
+    t1[:5] = True
+    t2 = np.zeros((10, 10), bool)
+    t2[0, 0] = True
+    preds, truths = [t1.astype(float), np.zeros((10, 10))], [t1, t2]
+    per_image = np.mean([pixel_metrics(p, t, smooth=0)["dice"] for p, t in zip(preds, truths, strict=True)])
+    pooled = pooled_metrics(preds, truths, smooth=0)["dice"]
+    assert per_image == pytest.approx(0.5) and pooled == pytest.approx(100 / 101)
+
+
+def test_threshold_sweep_matches_direct_scores(rng):
+    probs = [rng.random((16, 16)).astype(np.float32) for _ in range(3)]
+    truths = [rng.random((16, 16)) > 0.6 for _ in range(3)]
+    sweep = threshold_sweep(probs, truths, thresholds=(0.25, 0.5), ids=["a", "b", "c"])
+    assert len(sweep) == 3 * 3  # two thresholds + Otsu per image
+    row = sweep[(sweep["id"] == "b") & (sweep["threshold_name"] == "0.5")].iloc[0]
+    direct = pixel_metrics(probs[1], truths[1], threshold=0.5)
+    for key in ("dice", "precision", "recall", "pixel_error"):
+        assert row[key] == pytest.approx(direct[key])
+    otsu_row = sweep[(sweep["id"] == "a") & (sweep["threshold_name"] == "otsu")].iloc[0]
+    assert otsu_row["dice"] == pytest.approx(pixel_metrics(probs[0], truths[0], threshold="otsu")["dice"])
+    summary = summarize_sweep(sweep)
+    s = summary[summary["threshold_name"] == "0.25"].iloc[0]
+    values = sweep[sweep["threshold_name"] == "0.25"]["dice"]
+    assert s["dice_mean"] == pytest.approx(values.mean()) and s["dice_std"] == pytest.approx(values.std(ddof=0))
+    assert list(summary["threshold_name"])[-1] == "otsu" and (summary["n_images"] == 3).all()
+
+
+def test_instance_matching_hand_computed():
+    t = np.zeros((6, 10), int)
+    t[0:2, 0:2] = 1  # 4 px
+    t[0:2, 5:7] = 2  # 4 px
+    t[4:6, 8:10] = 3  # 4 px, missed
+    p = np.zeros((6, 10), int)
+    p[0:2, 0:3] = 7  # IoU with 1: 4/6
+    p[0:1, 5:7] = 8  # IoU with 2: 2/4 = 0.5 exactly
+    p[4:5, 0:1] = 9  # false positive
+    m = match_instances(t, p, iou_threshold=0.5)
+    assert (m.tp, m.fp, m.fn, m.n_true, m.n_pred, m.count_error) == (2, 1, 1, 3, 3, 0)
+    assert m.f1 == pytest.approx(2 / 3) and m.precision == pytest.approx(2 / 3)
+    assert m.mean_matched_iou == pytest.approx((4 / 6 + 0.5) / 2)
+    assert m.panoptic_quality == pytest.approx((4 / 6 + 0.5) / (2 + 0.5 + 0.5))
+    assert sorted((a, b) for a, b, _ in m.pairs) == [(1, 7), (2, 8)]
+    strict = match_instances(t, p, iou_threshold=0.6)
+    assert strict.tp == 1 and strict.fn == 2
+    assert match_instances(t, p, iou_threshold=0.5, method="greedy").tp == 2
+
+
+def test_hungarian_beats_greedy_at_low_threshold():
+    # true a overlaps pred x best; pred x also overlaps true b, which has only x above the threshold.
+    t = np.zeros((1, 12), int)
+    t[0, 0:4] = 1
+    t[0, 4:6] = 2
+    p = np.zeros((1, 12), int)
+    p[0, 1:6] = 1  # IoU(a)=3/6, IoU(b)=2/5
+    p[0, 0:1] = 2  # IoU(a)=1/4
+    greedy = match_instances(t, p, iou_threshold=0.2, method="greedy")
+    hung = match_instances(t, p, iou_threshold=0.2)
+    assert greedy.tp == 1 and hung.tp == 2
+
+
+def test_instance_matching_empty_sides():
+    empty = np.zeros((5, 5), int)
+    one = empty.copy()
+    one[1:3, 1:3] = 1
+    both = match_instances(empty, empty)
+    assert both.f1 == both.panoptic_quality == 1.0 and both.tp == 0
+    missed = match_instances(one, empty)
+    assert missed.f1 == 0.0 and missed.fn == 1 and missed.count_error == -1 and np.isnan(missed.mean_matched_iou)
+    spurious = match_instances(empty, one)
+    assert spurious.precision == 0.0 and spurious.fp == 1 and spurious.panoptic_quality == 0.0
+    with pytest.raises(NanosegError, match="IoU threshold"):
+        match_instances(one, one, iou_threshold=0)
+
+
+def test_particle_sizes_and_distributions(tmp_path):
+    yy, xx = np.mgrid[:60, :60]
+    mask = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 10**2) | ((yy - 45) ** 2 + (xx - 45) ** 2 <= 5**2)
+    table = particle_sizes(mask, pixel_size_nm=0.5)
+    assert len(table) == 2
+    d = np.sort(table["diameter_nm"].to_numpy())
+    assert d[1] == pytest.approx(20 * 0.5, rel=0.03) and d[0] == pytest.approx(10 * 0.5, rel=0.06)
+    assert len(particle_sizes(mask, pixel_size_nm=0.5, min_diameter_nm=7)) == 1
+    assert len(particle_sizes(np.zeros((8, 8)), pixel_size_nm=0.5)) == 0
+    with pytest.raises(NanosegError, match="pixel size"):
+        particle_sizes(mask, pixel_size_nm=None)
+    r = compare_size_distributions([2.0, 4.0], [1.0, 2.0, 3.0])
+    assert r["mean_error_nm"] == pytest.approx(1.0) and r["median_error_nm"] == pytest.approx(1.0)
+    # ECDF gaps |F_pred − F_ref|: 1/3 on [1,2), 1/6 on [2,3), 1/2 on [3,4) → KS = 1/2, W1 = 1/3+1/6+1/2 = 1
+    assert r["ks_statistic"] == pytest.approx(0.5)
+    assert r["wasserstein_nm"] == pytest.approx(1.0)
+    empty = compare_size_distributions([], [1.0])
+    assert empty["n_pred"] == 0 and np.isnan(empty["ks_statistic"]) and empty["mean_ref_nm"] == 1.0
+    csv = tmp_path / "manual.csv"
+    pd.DataFrame({"particle": [1, 2, 3], "major_axis_nm": [3.0, 4.5, 5.0]}).to_csv(csv, index=False)
+    np.testing.assert_allclose(read_size_measurements(csv), [3.0, 4.5, 5.0])
+    pd.DataFrame({"a": [1.0], "b": [2.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(NanosegError, match="no size column"):
+        read_size_measurements(tmp_path / "bad.csv")
+    with pytest.raises(NanosegError, match="not found"):
+        read_size_measurements(tmp_path / "missing.csv")
+
+
+def _dataset(tmp_path, n=3):
+    from conftest import disks_image
+
+    with DatasetWriter(tmp_path / "ds") as w:
+        for i in range(n):
+            image, mask = disks_image((64, 64), ((20, 20, 8 + i), (44, 44, 6)), seed=i)
+            w.add(f"img{i}", image, mask, {"pixel_size_nm": 0.2, "dose_e_per_A2": 400.0})
+    return open_dataset(tmp_path / "ds")
+
+
+def test_evaluate_dataset_writes_tables_and_figures(tmp_path):
+    ds = _dataset(tmp_path)
+    preds = {i: ds.mask(i).astype(np.float32) * 0.9 + 0.05 for i in ds.ids}
+    shifted = np.roll(ds.mask("img2"), 6, axis=1).astype(np.float32)
+    preds["img2"] = shifted  # one imperfect prediction
+    ev = evaluate_dataset(ds, preds, n_worst=2)
+    per = ev.per_image.set_index("id")
+    assert per.loc["img0", "dice"] == pytest.approx(1.0) and per.loc["img2", "dice"] < 0.9
+    assert per.loc["img0", "f1@0.5"] == 1.0 and per.loc["img0", "n_true"] == 2
+    assert ev.worst[0]["id"] == "img2"
+    summary = ev.summary.set_index(["metric", "kind"])
+    assert summary.loc[("dice", "per-image mean"), "mean"] == pytest.approx(per["dice"].mean())
+    assert ev.size_comparison["n_pred"] == ev.size_comparison["n_ref"] == 6
+    written = write_evaluation(ev, tmp_path / "out")
+    names = {p.name for p in written}
+    assert {"metrics.csv", "summary.csv", "thresholds.csv", "threshold_curves.png", "size_distribution.png",
+            "worst_cases.png"} <= names
+    assert len(pd.read_csv(tmp_path / "out" / "metrics.csv")) == 3
+    with pytest.raises(NanosegError, match="shape"):
+        evaluate_dataset(ds, {i: np.zeros((8, 8)) for i in ds.ids})
+
+
+def test_evaluate_against_manual_sizes(tmp_path):
+    ds = _dataset(tmp_path, n=1)
+    ev = evaluate_dataset(ds, {"img0": ds.mask("img0").astype(np.float32)}, reference_sizes_nm=[3.2, 2.4],
+                          n_worst=0)
+    assert ev.size_comparison["reference"] == "manual" and ev.size_comparison["n_ref"] == 2
