@@ -1,0 +1,131 @@
+"""The coarsening-movie generator: its law, its truth, its frames and its file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nanoseg.errors import NanosegError
+from nanoseg.simulate.movie import (
+    image_statistics,
+    lsw_distribution,
+    sample_lsw_radii,
+    simulate_coarsening_movie,
+    write_movie,
+)
+
+
+def test_lsw_distribution_normalized_with_unit_mean_and_left_skew():
+    u = np.linspace(0, 1.5, 20001)
+    p = lsw_distribution(u)
+    assert np.trapezoid(p, u) == pytest.approx(1.0, abs=1e-3)
+    assert np.trapezoid(u * p, u) == pytest.approx(1.0, abs=1e-3)
+    r = sample_lsw_radii(20000, 2.0, np.random.default_rng(0))
+    assert r.mean() == pytest.approx(2.0, rel=0.01)
+    assert r.max() < 3.0
+    skew = np.mean((r - r.mean()) ** 3) / r.std() ** 3
+    assert skew < 0  # LSW is left-skewed
+
+
+def test_ripening_truth_follows_lsw_rate():
+    k = 0.3
+    m = simulate_coarsening_movie(n_frames=40, shape_px=(1024, 1024), pixel_size_nm=0.18, n_particles=500,
+                                  lsw_rate_nm3_per_s=k, drift_nm_per_frame=0, seed=0)
+    g = m.truth.groupby("time_s").radius_nm.mean()
+    slope = np.polyfit(g.index, g.to_numpy() ** 3, 1)[0]
+    assert slope == pytest.approx(k, rel=0.15)
+    counts = m.truth.groupby("frame").size()
+    assert counts.iloc[-1] < 0.6 * counts.iloc[0]  # particles dissolve
+    assert (m.events.kind == "vanish").sum() > 50
+    # small shrink, large grow: per-particle radius change over 5 s vs initial size
+    first, later = m.truth[m.truth.frame == 0], m.truth[m.truth.frame == 5]
+    both = first.merge(later, on="particle_id", suffixes=("0", "5"))
+    growth = both.radius_nm5 - both.radius_nm0
+    assert np.corrcoef(both.radius_nm0, growth)[0, 1] > 0.5
+
+
+def test_coalescence_events_conserve_volume_and_replace_parents():
+    m = simulate_coarsening_movie(n_frames=30, shape_px=(256, 256), pixel_size_nm=0.18, n_particles=60,
+                                  mode="coalescence", diffusion_nm2_per_s=0.3, drift_nm_per_frame=0, seed=2)
+    ev = m.events[m.events.kind == "coalescence"]
+    assert len(ev) >= 3
+    assert (m.events.kind == "vanish").sum() == 0  # no ripening in this mode
+    radii = m.truth.set_index(["frame", "particle_id"]).radius_nm
+    checked = 0
+    for e in ev.itertuples():
+        a, b = e.parents
+        try:
+            ra, rb = radii.loc[(e.frame - 1, a)], radii.loc[(e.frame - 1, b)]
+            rc = radii.loc[(e.frame, e.child)]
+        except KeyError:  # a parent or the child outside the field, or merged again in the same frame
+            continue
+        assert rc**3 == pytest.approx(ra**3 + rb**3, rel=1e-9)
+        present = set(m.truth[m.truth.frame == e.frame].particle_id)
+        assert a not in present and b not in present
+        checked += 1
+    assert checked >= 2
+
+
+def test_frames_deterministic_calibrated_and_dark_particles():
+    m = simulate_coarsening_movie(n_frames=3, shape_px=(128, 160), pixel_size_nm=0.2, n_particles=12, seed=5,
+                                  dose_e_per_A2=200)
+    f0, f0b = m.frame(0), m.frame(0)
+    assert f0.data.shape == (128, 160) and f0.data.dtype == np.float32
+    assert f0.pixel_size_nm == 0.2 and f0.metadata["time_s"] == 0.0
+    np.testing.assert_array_equal(f0.data, f0b.data)
+    mask = m.mask(0)
+    assert f0.data[mask].mean() < f0.data[~mask].mean() - 0.05  # amplitude contrast
+    s = image_statistics(f0.data, mask)
+    assert s["contrast"] > 0.5 and 0.002 < s["roughness"] < 0.1
+    # the truth mask matches the truth radii
+    rows = m.truth_table(0)
+    inside = rows[rows.inside]
+    areas = np.bincount(m.labels(0).ravel())[inside.particle_id.to_numpy()]
+    np.testing.assert_allclose(areas * 0.04, np.pi * inside.radius_nm**2, rtol=0.2, atol=0.3)
+    # series is lazy and carries times
+    series = m.series()
+    assert len(series) == 3 and series[2].metadata["time_s"] == 2.0
+
+
+def test_drift_moves_the_image():
+    from skimage.registration import phase_cross_correlation
+
+    m = simulate_coarsening_movie(n_frames=6, shape_px=(128, 128), pixel_size_nm=0.2, n_particles=10,
+                                  drift_nm_per_frame=(0.3, -0.5), drift_jitter_nm=0.0, diffusion_nm2_per_s=0,
+                                  lsw_rate_nm3_per_s=0, dose_e_per_A2=None, seed=1)
+    shift, _, _ = phase_cross_correlation(m.frame(5).data, m.frame(0).data, upsample_factor=20)
+    assert shift == pytest.approx([5 * 0.3 / 0.2, -5 * 0.5 / 0.2], abs=0.15)
+    assert m.drift.dy_nm.iloc[5] == pytest.approx(1.5)
+
+
+def test_write_movie_round_trip(tmp_path):
+    import tifffile
+
+    m = simulate_coarsening_movie(n_frames=4, shape_px=(48, 64), pixel_size_nm=0.25, n_particles=4,
+                                  frame_interval_s=0.1, seed=0)
+    path = tmp_path / "movie.tif"
+    write_movie(m, path)
+    with tifffile.TiffFile(path) as tif:
+        data = tif.asarray()
+        meta = tif.imagej_metadata
+    assert data.shape == (4, 48, 64)
+    np.testing.assert_array_equal(data[2], m.frame(2).data)
+    assert meta["finterval"] == pytest.approx(0.1) and meta["spacing"] == pytest.approx(0.25)
+    assert meta["unit"] == "nm"
+    assert [float(t) for t in meta["Info"].split("=")[1].split(",")] == pytest.approx([0, 0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(mode="boil"), "mode"), (dict(n_frames=0), "n_frames"), (dict(pixel_size_nm=0), "pixel_size_nm"),
+    (dict(pixel_size_nm=None), "pixel_size_nm"), (dict(n_particles=0), "n_particles"),
+    (dict(shape_px=(8, 8)), "shape_px"), (dict(exponent=7), "exponent"), (dict(dose_e_per_A2=-3), "dose"),
+])
+def test_bad_parameters(bad, match):
+    with pytest.raises(NanosegError, match=match):
+        simulate_coarsening_movie(**{"n_frames": 2, "shape_px": (32, 32), **bad})
+
+
+def test_too_crowded_is_a_clear_error():
+    with pytest.raises(NanosegError, match="overlap"):
+        simulate_coarsening_movie(n_frames=1, shape_px=(32, 32), pixel_size_nm=0.2, n_particles=400,
+                                  mean_radius_nm=2.0)
