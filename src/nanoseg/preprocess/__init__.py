@@ -15,6 +15,7 @@ Example
 (dtype('float32'), 1.0)
 """
 
+from nanoseg.preprocess.batch import output_path, process_files
 from nanoseg.preprocess.figure import demo_figure
 from nanoseg.preprocess.filters import gaussian_blur
 from nanoseg.preprocess.flatfield import bernstein_basis, fit_background, flat_field
@@ -48,7 +49,9 @@ __all__ = [
     "gaussian_blur",
     "label_features",
     "minmax",
+    "output_path",
     "percentile_clip",
+    "process_files",
     "remove_xrays",
     "resample",
     "resample_mask",
