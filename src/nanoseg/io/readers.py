@@ -413,8 +413,15 @@ def _open_tiff(path: Path) -> _Opened:
         with tifffile.TiffFile(path) as tif:
             if index is None:
                 array = tif.series[0].asarray()
-            else:
-                array = tif.asarray(key=index, series=0)
+            else:  # one frame of a stack, without reading the others (pages or contiguous data)
+                import zarr
+
+                with tif.series[0].aszarr() as store:
+                    stack = zarr.open(store, mode="r")
+                    if stack.shape[0] == squeezed[0]:
+                        array = stack[index]
+                    else:  # singleton axes before the frame axis (e.g. ImageJ TZCYX): squeeze first
+                        array = np.squeeze(np.asarray(stack))[index]
         array = np.asarray(array)
         if array.ndim >= 3 and array.shape[-1] in (3, 4) and "S" in axes:
             array = _rgb_to_grey(array)

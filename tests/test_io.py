@@ -1,0 +1,469 @@
+"""nanoseg.io: real files written by the formats' own writers (or a byte-exact fixture writer for
+DM and MRC), read back with calibration, dose and metadata intact; every bad input is one clear error."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from nanoseg.errors import NanosegError
+from nanoseg.io import (
+    Micrograph,
+    describe,
+    example_mask,
+    example_micrograph,
+    insitu_times,
+    length_to_nm,
+    masks_from_circles,
+    read,
+    read_circles,
+    read_mask,
+    read_series,
+    write_npy,
+    write_png_preview,
+    write_tiff,
+)
+
+_spec = importlib.util.spec_from_file_location("make_dm", Path(__file__).parent / "fixtures" / "make_dm.py")
+make_dm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_dm)
+
+DM_TAGS = {
+    "Microscope Info": {"Voltage": 300000.0, "Indicated Magnification": 330000.0},
+    "DataBar": {"Acquisition Date": "5/6/2024", "Acquisition Time": "10:11:12 AM", "Exposure Time (s)": 0.5},
+    "Dose (e/A2)": 420.0,
+}
+
+
+def image(shape=(24, 20), seed=0):
+    return np.random.default_rng(seed).normal(100, 10, shape).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- units
+def test_length_units_convert_to_nm():
+    assert length_to_nm(1.8, "Å") == pytest.approx(0.18)
+    assert length_to_nm(1.8, "A") == pytest.approx(0.18)
+    assert length_to_nm(180, "pm") == pytest.approx(0.18)
+    assert length_to_nm(0.00018, "µm") == pytest.approx(0.18)
+    assert length_to_nm(0.00018, "um") == pytest.approx(0.18)
+    assert length_to_nm(1.8e-10, "m") == pytest.approx(0.18)
+    assert length_to_nm(1.0, "px") is None and length_to_nm(1.0, "<undefined>") is None
+    for unit in ("1/nm", "nm^-1", "1/Å"):
+        with pytest.raises(NanosegError, match="reciprocal"):
+            length_to_nm(0.1, unit)
+    with pytest.raises(NanosegError, match="unknown length unit"):
+        length_to_nm(1.0, "furlong")
+
+
+# ------------------------------------------------------------------------------------------------ TIFF
+@pytest.mark.parametrize("unit, scale, expected_nm", [("nm", 0.18, 0.18), ("micron", 0.00018, 0.18),
+                                                      ("\\u00B5m", 0.0005, 0.5), ("A", 1.5, 0.15)])
+def test_tiff_imagej_calibration(tmp_path, unit, scale, expected_nm):
+    data = image()
+    path = tmp_path / "ij.tif"
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / scale, 1 / scale), metadata={"unit": unit})
+    m = read(path)
+    assert m.pixel_size_nm == pytest.approx(expected_nm, rel=1e-6)
+    np.testing.assert_array_equal(m.data, data)
+    assert m.dose_e_per_A2 is None
+
+
+def test_tiff_resolution_tags_cm_and_dpi(tmp_path):
+    data = image().astype(np.uint16)
+    cm = tmp_path / "cm.tif"
+    tifffile.imwrite(cm, data, resolution=(1e7 / 0.25, 1e7 / 0.25), resolutionunit="CENTIMETER")
+    assert read(cm).pixel_size_nm == pytest.approx(0.25)
+    dpi = tmp_path / "dpi.tif"  # a print resolution from an image editor is not a TEM calibration
+    tifffile.imwrite(dpi, data, resolution=(72, 72), resolutionunit="INCH")
+    assert read(dpi).pixel_size_nm is None
+    assert read(dpi).metadata["file_dtype"] == "uint16"
+
+
+def test_write_tiff_roundtrip_and_imagej_readable(tmp_path):
+    m = Micrograph(image(), pixel_size_nm=0.033, dose_e_per_A2=884.0,
+                   metadata={"voltage_kV": 300.0, "magnification": 205000.0})
+    path = tmp_path / "out" / "m.tif"
+    write_tiff(path, m)
+    back = read(path)
+    assert back.pixel_size_nm == pytest.approx(0.033)
+    assert back.dose_e_per_A2 == 884.0
+    assert back.metadata["voltage_kV"] == 300.0 and back.metadata["magnification"] == 205000.0
+    np.testing.assert_array_equal(back.data, m.data)
+    with tifffile.TiffFile(path) as tif:  # what ImageJ reads: unit in the description, pixels per unit
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "nm"
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert 1 / (num / den) == pytest.approx(0.033, rel=1e-6)
+    assert [p.name for p in path.parent.iterdir()] == ["m.tif"]  # atomic: no temp file left
+    write_tiff(path, m.data, pixel_size_nm=0.5)  # override from an array
+    assert read(path).pixel_size_nm == pytest.approx(0.5)
+
+
+def test_tiff_stack(tmp_path):
+    stack = np.stack([image(seed=i) for i in range(4)])
+    path = tmp_path / "stack.tif"
+    write_tiff(path, stack, pixel_size_nm=0.18)
+    with pytest.raises(NanosegError, match="read_series"):
+        read(path)
+    third = read(path, frame=2)
+    np.testing.assert_array_equal(third.data, stack[2])
+    assert third.pixel_size_nm == pytest.approx(0.18) and third.metadata["frame_index"] == 2
+    np.testing.assert_array_equal(read(path, frame=-1).data, stack[3])
+    with pytest.raises(NanosegError, match="does not exist"):
+        read(path, frame=4)
+    series = read_series(path, frame_interval_s=0.1)
+    assert len(series) == 4 and series.frame_interval_s == pytest.approx(0.1)
+    np.testing.assert_array_equal(series[1].data, stack[1])
+    assert series[3].metadata["time_s"] == pytest.approx(0.3)
+    # plain (non-ImageJ) multi-page TIFF
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, stack)
+    np.testing.assert_array_equal(read_series(plain)[2].data, stack[2])
+
+
+# ------------------------------------------------------------------------------------------ NPY / PNG
+def test_npy_image_and_memmapped_stack(tmp_path):
+    data = image()
+    write_npy(tmp_path / "a.npy", data)
+    m = read(tmp_path / "a.npy")
+    np.testing.assert_array_equal(m.data, data)
+    assert m.pixel_size_nm is None and m.dose_e_per_A2 is None
+    stack = np.stack([image(seed=i) for i in range(3)])
+    np.save(tmp_path / "s.npy", stack)
+    s = read_series(tmp_path / "s.npy")
+    assert len(s) == 3 and s.timing == "index"
+    np.testing.assert_array_equal(s[2].data, stack[2])
+
+
+def test_png_grey_and_rgb_and_jpeg(tmp_path):
+    grey = (np.arange(24 * 20) % 256).astype(np.uint8).reshape(24, 20)
+    iio.imwrite(tmp_path / "g.png", grey)
+    m = read(tmp_path / "g.png")
+    np.testing.assert_array_equal(m.data, grey)
+    assert m.pixel_size_nm is None
+    rgb = np.stack([grey, grey, grey], axis=-1)
+    iio.imwrite(tmp_path / "c.png", rgb)
+    np.testing.assert_allclose(read(tmp_path / "c.png").data, grey, atol=0.01)
+    iio.imwrite(tmp_path / "j.jpg", rgb)
+    assert read(tmp_path / "j.jpg").shape == (24, 20)
+    g16 = (np.arange(24 * 20) * 100).astype(np.uint16).reshape(24, 20)
+    iio.imwrite(tmp_path / "g16.png", g16)
+    np.testing.assert_array_equal(read(tmp_path / "g16.png").data, g16)
+
+
+# ------------------------------------------------------------------------------------------------- MRC
+def write_mrc(path, data: np.ndarray, *, pixel_size_A: float | None) -> Path:
+    """A minimal MRC2014 file: 1024-byte header (words as in the standard) + float32 data."""
+    data = np.asarray(data, dtype=np.float32)
+    nz, ny, nx = (1, *data.shape) if data.ndim == 2 else data.shape
+    header = np.zeros(256, dtype="<i4")
+    header[0:4] = (nx, ny, nz, 2)  # NX NY NZ, MODE 2 = float32
+    header[7:10] = (nx, ny, nz)  # MX MY MZ (sampling)
+    floats = header.view("<f4")
+    if pixel_size_A is not None:
+        floats[10:13] = (nx * pixel_size_A, ny * pixel_size_A, nz * pixel_size_A)  # cell size in Å
+    floats[13:16] = 90.0
+    header[16:19] = (1, 2, 3)  # MAPC MAPR MAPS
+    floats[19:22] = (data.min(), data.max(), data.mean())
+    raw = bytearray(header.tobytes())
+    raw[208:212] = b"MAP "
+    raw[212:216] = bytes([0x44, 0x44, 0, 0])  # little-endian machine stamp
+    Path(path).write_bytes(bytes(raw) + data.tobytes())
+    return Path(path)
+
+
+def test_mrc_calibrated_uncalibrated_and_truncated(tmp_path):
+    data = image()
+    m = read(write_mrc(tmp_path / "a.mrc", data, pixel_size_A=1.5))
+    assert m.pixel_size_nm == pytest.approx(0.15)
+    np.testing.assert_array_equal(m.data, data)
+    assert read(write_mrc(tmp_path / "u.mrc", data, pixel_size_A=None)).pixel_size_nm is None
+    stack = np.stack([image(seed=i) for i in range(3)])
+    write_mrc(tmp_path / "s.mrc", stack, pixel_size_A=2.0)
+    s = read_series(tmp_path / "s.mrc")
+    np.testing.assert_array_equal(s[1].data, stack[1])
+    assert s[1].pixel_size_nm == pytest.approx(0.2)
+    raw = (tmp_path / "a.mrc").read_bytes()
+    (tmp_path / "t.mrc").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(NanosegError, match="truncated") as err:
+        read(tmp_path / "t.mrc")
+    assert "t.mrc" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------- EMD
+def test_berkeley_emd_roundtrip(tmp_path):
+    from rsciio.emd import file_writer
+
+    data = image()
+    axes = [{"name": "y", "size": 24, "scale": 0.26, "offset": 0, "units": "Å", "navigate": False},
+            {"name": "x", "size": 20, "scale": 0.26, "offset": 0, "units": "Å", "navigate": False}]
+    meta = {"General": {"title": "au"}, "Signal": {}}
+    file_writer(str(tmp_path / "a.emd"), {"data": data, "axes": axes, "metadata": meta, "original_metadata": {}})
+    m = read(tmp_path / "a.emd")
+    assert m.pixel_size_nm == pytest.approx(0.026)
+    np.testing.assert_array_equal(m.data, data)
+    stack = np.stack([data, data + 1, data + 2])
+    t_axis = {"name": "t", "size": 3, "scale": 0.1, "offset": 0, "units": "s", "navigate": True}
+    file_writer(str(tmp_path / "s.emd"),
+                {"data": stack, "axes": [t_axis, *axes], "metadata": meta, "original_metadata": {}})
+    s = read_series(tmp_path / "s.emd")
+    assert s.timing == "metadata"
+    np.testing.assert_allclose(s.times_s, [0.0, 0.1, 0.2])
+    np.testing.assert_array_equal(s[2].data, stack[2])
+
+
+# -------------------------------------------------------------------------------------------------- DM
+@pytest.mark.parametrize("version", [3, 4])
+def test_dm_image_calibration_voltage_dose(tmp_path, version):
+    data = image()
+    path = make_dm.write_dm(tmp_path / f"a.dm{version}", data, version=version, scale=1.8, units="Å",
+                            image_tags=DM_TAGS)
+    m = read(path)
+    np.testing.assert_array_equal(m.data, data)
+    assert m.pixel_size_nm == pytest.approx(0.18)
+    assert m.dose_e_per_A2 == pytest.approx(420.0)
+    assert m.metadata["voltage_kV"] == pytest.approx(300.0)
+    assert m.metadata["magnification"] == pytest.approx(330000.0)
+    assert m.metadata["exposure_s"] == pytest.approx(0.5)
+    assert m.metadata["acquired"].startswith("2024-05-06T10:11:12")
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_dm_stack_needs_read_series(tmp_path, version):
+    stack = np.stack([image(seed=i) for i in range(5)]).astype(np.uint16)
+    path = make_dm.write_dm(tmp_path / f"s.dm{version}", stack, version=version, scale=0.02, units="nm")
+    with pytest.raises(NanosegError, match="5 frames") as err:
+        read(path)
+    assert f"s.dm{version}" in str(err.value) and "read_series" in str(err.value)
+    np.testing.assert_array_equal(read(path, frame=3).data, stack[3])
+    s = read_series(path, frame_interval_s=0.1)
+    assert len(s) == 5 and s[4].pixel_size_nm == pytest.approx(0.02)
+    np.testing.assert_array_equal(s[4].data, stack[4])
+
+
+def test_dm_dose_rate_times_exposure_and_nm_units(tmp_path):
+    tags = {"DataBar": {"Exposure Time (s)": 2.0}, "Acquisition": {"Dose Rate (e/A2/s)": 25.0}}
+    m = read(make_dm.write_dm(tmp_path / "r.dm4", image(), scale=0.00018, units="µm", image_tags=tags))
+    assert m.dose_e_per_A2 == pytest.approx(50.0)
+    assert m.pixel_size_nm == pytest.approx(0.18)
+    none = read(make_dm.write_dm(tmp_path / "n.dm4", image(), scale=1.0, units=""))
+    assert none.pixel_size_nm is None and none.dose_e_per_A2 is None
+
+
+def test_dm_diffraction_units_rejected(tmp_path):
+    path = make_dm.write_dm(tmp_path / "fft.dm4", image(), scale=0.05, units="1/nm")
+    with pytest.raises(NanosegError, match="reciprocal") as err:
+        read(path)
+    assert "fft.dm4" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ ordering
+def test_insitu_names_order_frames(tmp_path):
+    names = []
+    for second in (58, 59):
+        for frame in range(10):
+            names.append(f"Capture_Hour_01_Minute_02_Second_{second:02d}_Frame_{frame:04d}.npy")
+    names.append("Capture_Hour_01_Minute_03_Second_00_Frame_0000.npy")
+    rng = np.random.default_rng(0)
+    for i in rng.permutation(len(names)):
+        np.save(tmp_path / names[i], np.full((4, 4), i, np.float32))
+    s = read_series(str(tmp_path / "*.npy"))
+    assert s.timing == "filename" and len(s) == 21
+    np.testing.assert_allclose(s.times_s, np.arange(21) * 0.1, atol=1e-9)
+    assert [int(s[i].data[0, 0]) for i in range(21)] == list(range(21))
+    # Frame_0010 of second 59 would be the 11th frame: the explicit interval is used as given
+    assert insitu_times(names[:2], frame_interval_s=0.25) == [0.0, 0.25]
+
+
+def test_metadata_timestamps_and_natural_sort(tmp_path):
+    for i, name in enumerate(["z.dm4", "b.dm4", "a.dm4"]):  # names sort against acquisition time
+        tags = {"DataBar": {"Acquisition Date": "5/6/2024", "Acquisition Time": f"10:00:{i * 2:02d} AM"}}
+        make_dm.write_dm(tmp_path / name, np.full((4, 4), i, np.float32), image_tags=tags)
+    s = read_series(sorted(tmp_path.glob("*.dm4")))
+    assert s.timing == "metadata"
+    np.testing.assert_allclose(s.times_s, [0, 2, 4])
+    assert [p.name for p in s.paths] == ["z.dm4", "b.dm4", "a.dm4"]
+    for i in (10, 2, 1):
+        np.save(tmp_path / f"frame{i}.npy", np.full((4, 4), i, np.float32))
+    s = read_series(tmp_path / "frame*.npy", frame_interval_s=0.5)
+    assert [int(f.data[0, 0]) for f in s] == [1, 2, 10] and s.timing == "interval"
+    assert s.frame_interval_s == pytest.approx(0.5)
+
+
+def test_series_of_files_is_lazy(tmp_path, monkeypatch):
+    import nanoseg.io.readers as readers
+
+    for i in range(6):
+        np.save(tmp_path / f"f{i}.npy", np.full((4, 4), i, np.float32))
+    calls = []
+    real = readers.read
+    monkeypatch.setattr(readers, "read", lambda p, **k: calls.append(p) or real(p, **k))
+    s = read_series(tmp_path / "f*.npy")
+    assert calls == []
+    assert s[4].data[0, 0] == 4 and len(calls) == 1
+
+
+# ----------------------------------------------------------------------------------------------- masks
+def test_read_mask_encodings(tmp_path):
+    truth = np.zeros((16, 12), np.uint8)
+    truth[3:9, 2:7] = 1
+    iio.imwrite(tmp_path / "m.png", truth * 255)
+    tifffile.imwrite(tmp_path / "m.tif", truth)
+    np.save(tmp_path / "m.npy", truth.astype(bool))
+    iio.imwrite(tmp_path / "rgb.png", np.repeat(truth[..., None] * 255, 3, axis=2))
+    for name in ("m.png", "m.tif", "m.npy", "rgb.png"):
+        mask = read_mask(tmp_path / name, shape=(16, 12))
+        assert mask.dtype == np.uint8
+        np.testing.assert_array_equal(mask, truth)
+    with pytest.raises(NanosegError, match="does not match"):
+        read_mask(tmp_path / "m.png", shape=(12, 16))
+
+
+def test_read_mask_rejects_greyscale_photo(tmp_path):
+    photo = (np.random.default_rng(0).random((16, 16)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "photo.png", photo)
+    with pytest.raises(NanosegError, match="not a binary mask") as err:
+        read_mask(tmp_path / "photo.png")
+    assert "photo.png" in str(err.value)
+    (tmp_path / "x.jpg").write_bytes(b"x")
+    with pytest.raises(NanosegError, match="unsupported mask format"):
+        read_mask(tmp_path / "x.jpg")
+
+
+def test_circles_rasterize_to_hand_counted_areas(tmp_path):
+    # lattice points with x² + y² ≤ r²: 13 for r = 2, 317 for r = 10 (Gauss circle problem)
+    assert masks_from_circles([(5, 5, 2)], (11, 11)).sum() == 13
+    assert masks_from_circles(np.array([[30.0, 20.0, 10.0]]), (50, 60)).sum() == 317
+    # a circle cut by the left border keeps its inside part: (13 + the 5 centre-column pixels) / 2
+    assert masks_from_circles([(0, 5, 2)], (11, 11)).sum() == 9
+    (tmp_path / "c.csv").write_text("x_nm, y_nm, radius_nm\n15, 10, 5\n")
+    table = read_circles(tmp_path / "c.csv")
+    mask = masks_from_circles(table, (50, 60), pixel_size_nm=0.5)  # centre (x 30, y 20) px, r = 10 px
+    assert mask.sum() == 317 and mask[20, 30] == 1 and mask[20, 40] == 1 and mask[20, 41] == 0
+    with pytest.raises(NanosegError, match="pixel_size_nm"):
+        masks_from_circles(table, (50, 60))
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(NanosegError, match="columns"):
+        read_circles(tmp_path / "bad.csv")
+
+
+# ----------------------------------------------------------------------------------------------- writers
+def test_png_preview_with_outline(tmp_path):
+    data = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 8:20] = 1
+    write_png_preview(tmp_path / "p.png", data, overlay_mask=mask, outline_color=(0, 255, 0))
+    rgb = iio.imread(tmp_path / "p.png")
+    assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8
+    green = (rgb[..., 0] == 0) & (rgb[..., 1] == 255) & (rgb[..., 2] == 0)
+    assert green.sum() == 4 * 12 - 4  # the one-pixel outline of a 12×12 square
+    write_png_preview(tmp_path / "g.png", data, percentile_clip=(0, 100))
+    grey = iio.imread(tmp_path / "g.png")
+    assert grey.min() == 0 and grey.max() == 255 and grey.ndim == 2
+
+
+def test_example_micrograph_and_mask():
+    m = example_micrograph()
+    assert m.shape == (256, 256) and m.pixel_size_nm == 0.02 and m.dose_e_per_A2 == 400.0
+    mask = example_mask()
+    # three disks of radius 50, 40 and 25 px: area ≈ π(50² + 40² + 25²) = 14845 px
+    assert abs(int(mask.sum()) - np.pi * (50**2 + 40**2 + 25**2)) < 60
+    # particles are darker than the background (amplitude contrast)
+    assert m.data[mask == 1].mean() < 0.85 * m.data[mask == 0].mean()
+    # mean counts = dose × pixel area (400 e/Å² × 0.04 Å²) on the background
+    assert m.data[mask == 0].mean() == pytest.approx(16, rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("name", ["x.dm3", "x.dm4", "x.emd", "x.ser", "x.mrc", "x.tif", "x.png", "x.jpg",
+                                  "x.npy"])
+def test_corrupt_and_empty_files(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with pytest.raises(NanosegError, match="empty") as err:
+        read(path)
+    assert name in str(err.value)
+    path.write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8)))
+    with pytest.raises(NanosegError) as err:
+        read(path)
+    assert name in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", ["tif", "dm4", "npy", "png"])
+def test_truncated_files(tmp_path, suffix):
+    data = image((64, 64))
+    full = tmp_path / f"full.{suffix}"
+    if suffix == "tif":
+        write_tiff(full, data, pixel_size_nm=0.1)
+    elif suffix == "dm4":
+        make_dm.write_dm(full, data)
+    elif suffix == "npy":
+        np.save(full, data)
+    else:
+        iio.imwrite(full, (data - data.min()).astype(np.uint8))
+    raw = full.read_bytes()
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(NanosegError) as err:
+        read(cut)
+    assert f"cut.{suffix}" in str(err.value)
+
+
+def test_missing_unknown_nan_and_3d(tmp_path):
+    with pytest.raises(NanosegError, match="not found"):
+        read(tmp_path / "nope.dm4")
+    (tmp_path / "a.bmp").write_bytes(b"BM")
+    with pytest.raises(NanosegError, match="unknown image format"):
+        read(tmp_path / "a.bmp")
+    np.save(tmp_path / "nan.npy", np.full((8, 8), np.nan, np.float32))
+    with pytest.raises(NanosegError, match="NaN") as err:
+        read(tmp_path / "nan.npy")
+    assert "nan.npy" in str(err.value)
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(NanosegError, match="2-D image or a 3-D stack"):
+        read(tmp_path / "cube.npy")
+    np.save(tmp_path / "stack.npy", np.zeros((3, 4, 5), np.float32))
+    with pytest.raises(NanosegError, match="read_series"):
+        read(tmp_path / "stack.npy")
+    with pytest.raises(NanosegError, match="no files match"):
+        read_series(str(tmp_path / "none_*.dm4"))
+    with pytest.raises(NanosegError, match="folder"):
+        read(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_info_cli_good_and_bad_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+
+    good = make_dm.write_dm(tmp_path / "good.dm4", image(), scale=1.8, units="Å", image_tags=DM_TAGS)
+    write_tiff(tmp_path / "stack.tif", np.stack([image(), image()]), pixel_size_nm=0.1)
+    bad = tmp_path / "bad.dm4"
+    bad.write_bytes(b"not a dm file at all")
+    runner = CliRunner()
+    result = runner.invoke(app, ["info", str(good), str(tmp_path / "stack.tif")])
+    assert result.exit_code == 0, result.output
+    assert "0.18 nm" in result.output and "420 e/Å²" in result.output and "(2 frames)" in result.output
+    result = runner.invoke(app, ["info", str(good), str(bad), "--json"])
+    assert result.exit_code == 1
+    start = result.stdout.index("[")
+    rows = json.loads(result.stdout[start: result.stdout.rindex("]") + 1])
+    assert rows[0]["pixel_size_nm"] == pytest.approx(0.18) and rows[0]["metadata"]["voltage_kV"] == 300.0
+    assert rows[0]["field_of_view_nm"] == [pytest.approx(24 * 0.18), pytest.approx(20 * 0.18)]
+    assert describe(good)["dose_e_per_A2"] == 420.0
+
+
+def test_example_reads_back_through_every_writer(tmp_path):
+    m = example_micrograph()
+    write_tiff(tmp_path / "e.tif", m)
+    write_npy(tmp_path / "e.npy", m)
+    for name in ("e.tif", "e.npy"):
+        np.testing.assert_array_equal(read(tmp_path / name).data, m.data)
+    back = read(tmp_path / "e.tif")
+    assert back.pixel_size_nm == 0.02 and back.dose_e_per_A2 == 400.0 and back.metadata["voltage_kV"] == 300.0
