@@ -30,9 +30,16 @@ from nanoseg.io import (
     write_tiff,
 )
 
-_spec = importlib.util.spec_from_file_location("make_dm", Path(__file__).parent / "fixtures" / "make_dm.py")
-make_dm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_dm)
+
+def _fixture_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_dm = _fixture_module("make_dm")
+make_velox = _fixture_module("make_velox")
 
 DM_TAGS = {
     "Microscope Info": {"Voltage": 300000.0, "Indicated Magnification": 330000.0},
@@ -215,6 +222,25 @@ def test_berkeley_emd_roundtrip(tmp_path):
     assert s.timing == "metadata"
     np.testing.assert_allclose(s.times_s, [0.0, 0.1, 0.2])
     np.testing.assert_array_equal(s[2].data, stack[2])
+
+
+def test_velox_emd_image_and_stack(tmp_path):
+    data = image()
+    m = read(make_velox.write_velox(tmp_path / "v.emd", data, pixel_size_m=2.6e-11, voltage_V=200e3,
+                                    magnification=260000, exposure_s=0.25))
+    np.testing.assert_array_equal(m.data, data)
+    assert m.pixel_size_nm == pytest.approx(0.026)
+    assert m.metadata["voltage_kV"] == pytest.approx(200.0)
+    assert m.metadata["magnification"] == pytest.approx(260000.0)
+    assert m.metadata["exposure_s"] == pytest.approx(0.25)
+    assert m.metadata["timestamp_s"] == pytest.approx(1700000000.0)
+    stack = np.stack([data, data + 1, data + 2])
+    path = make_velox.write_velox(tmp_path / "vs.emd", stack, exposure_s=0.1)
+    with pytest.raises(NanosegError, match="3 frames"):
+        read(path)
+    s = read_series(path)
+    np.testing.assert_allclose(s.times_s, [0.0, 0.1, 0.2])
+    np.testing.assert_array_equal(s[1].data, stack[1])
 
 
 # -------------------------------------------------------------------------------------------------- DM

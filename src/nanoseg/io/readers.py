@@ -181,13 +181,17 @@ def _standard_metadata(hs: dict) -> dict[str, Any]:
     return meta
 
 
+# tag names that mention dose but hold no dose (dose-fractionation settings, counters, switches)
+_NOT_A_DOSE = ("fraction", "frame", "number", "count", "mode", "enable", "limit", "protect")
+
+
 def _dose_from_tags(tags: dict, exposure_s: float | None) -> tuple[float | None, str | None]:
     """An explicit dose tag: ``...Dose...`` (e/Å², or e/nm² when the name says nm) or a dose *rate*
     (e/Å²/s) times the exposure. Returns (dose, tag path)."""
     rate = None
     for key, value in _leaves(tags):
         name = key.rsplit(".", 1)[-1].lower()
-        if "dose" not in name:
+        if "dose" not in name or any(word in name for word in _NOT_A_DOSE):
             continue
         number = _to_float(value)
         if not number or number <= 0:
@@ -316,6 +320,10 @@ def _open_emd(path: Path) -> _Opened:
     mag = _to_float(_lookup(original, "Optics.NominalMagnification"))
     if mag:
         extra["magnification"] = mag
+    detector = _lookup(original, "BinaryResult.DetectorIndex")
+    exposure = _to_float(_lookup(original, f"Detectors.Detector-{detector}.ExposureTime"))
+    if exposure:
+        extra["exposure_s"] = exposure
     start = _to_float(_lookup(original, "Acquisition.AcquisitionStartDatetime.DateTime"))
     if start:
         extra["timestamp_s"] = start
