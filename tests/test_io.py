@@ -40,6 +40,7 @@ def _fixture_module(name: str):
 
 make_dm = _fixture_module("make_dm")
 make_velox = _fixture_module("make_velox")
+make_ser = _fixture_module("make_ser")
 
 DM_TAGS = {
     "Microscope Info": {"Voltage": 300000.0, "Indicated Magnification": 330000.0},
@@ -241,6 +242,17 @@ def test_velox_emd_image_and_stack(tmp_path):
     s = read_series(path)
     np.testing.assert_allclose(s.times_s, [0.0, 0.1, 0.2])
     np.testing.assert_array_equal(s[1].data, stack[1])
+
+
+def test_ser_image_and_series(tmp_path):
+    data = image()
+    m = read(make_ser.write_ser(tmp_path / "a.ser", data, pixel_size_m=1.8e-10))
+    np.testing.assert_array_equal(m.data, data)
+    assert m.pixel_size_nm == pytest.approx(0.18)
+    stack = np.stack([data, data + 1, data + 2])
+    s = read_series(make_ser.write_ser(tmp_path / "s.ser", stack, frame_interval_s=0.5))
+    np.testing.assert_allclose(s.times_s, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(s[2].data, stack[2])
 
 
 # -------------------------------------------------------------------------------------------------- DM
