@@ -25,6 +25,7 @@ from nanoseg.preprocess import (
     resample,
     resample_mask,
     resample_micrograph,
+    resample_to_shape,
     standardize,
 )
 
@@ -217,6 +218,16 @@ def test_resample_keeps_particle_size_in_nm_both_ways(method):
         assert diameter_nm(back < 0.8, 0.05) == pytest.approx(true_nm, abs=0.05)
 
 
+def test_resample_to_shape_undoes_rounding():
+    image = 5 + np.random.default_rng(2).random((100, 100))
+    small = resample(image, from_pixel_size_nm=0.02, to_pixel_size_nm=0.03)
+    for method in ("fourier", "spatial"):
+        back = resample_to_shape(small, image.shape, method=method)
+        assert back.shape == (100, 100) and back.mean() == pytest.approx(image.mean(), abs=2e-3)
+    with pytest.raises(NanosegError, match="shape"):
+        resample_to_shape(image, (0, 5))
+
+
 def test_resample_micrograph_calibration_and_errors():
     m = Micrograph(np.ones((100, 50)), pixel_size_nm=0.02, dose_e_per_A2=400, source="a.tif")
     out = resample_micrograph(m, 0.03)
@@ -289,6 +300,7 @@ def test_shipped_example_pipelines_load():
     ([{"name": "gaussian_blur", "sigma": 2}], "no parameter.*'sigma'.*valid parameters of gaussian_blur: sigma_px"),
     ([{"name": "gaussian_blur", "sigma_px": -2}], "sigma_px must be >= 0"),
     ([{"name": "resample"}], "needs parameter.*to_pixel_size_nm"),
+    ([{"name": "resample", "to_pixel_size_nm": "fine"}], "to_pixel_size_nm must be a finite number"),
     ([{"name": "flat_field", "order": "high"}], "order"),
     ([{"sigma_px": 2}], "no 'name'"),
     (["standardize"], "mapping"),

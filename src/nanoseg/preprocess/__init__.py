@@ -30,7 +30,13 @@ from nanoseg.preprocess.pipeline import (
     Pipeline,
     Step,
 )
-from nanoseg.preprocess.resample import resample, resample_mask, resample_micrograph, resampled_shape
+from nanoseg.preprocess.resample import (
+    resample,
+    resample_mask,
+    resample_micrograph,
+    resample_to_shape,
+    resampled_shape,
+)
 from nanoseg.preprocess.xray import remove_xrays, robust_sigma
 
 __all__ = [
@@ -56,6 +62,7 @@ __all__ = [
     "resample",
     "resample_mask",
     "resample_micrograph",
+    "resample_to_shape",
     "resampled_shape",
     "robust_sigma",
     "standardize",

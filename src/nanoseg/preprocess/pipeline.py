@@ -106,7 +106,9 @@ class Step:
             raise NanosegError(f"step {self.name!r} needs parameter(s) {', '.join(missing)}",
                                hint=f"e.g. {{name: {self.name}, {missing[0]}: ...}}")
         object.__setattr__(self, "params", {k: _plain(v, f"step {self.name!r}") for k, v in self.params.items()})
-        self.run(_PROBE, pixel_size_nm=self.params.get("to_pixel_size_nm", 1.0))  # dry run: bad values fail now
+        target = self.params.get("to_pixel_size_nm")
+        probe_px = target if isinstance(target, int | float) and not isinstance(target, bool) and target > 0 else 1.0
+        self.run(_PROBE, pixel_size_nm=probe_px)  # dry run: bad values fail now, with the step's own message
 
     def run(self, image, *, pixel_size_nm: float | None = None) -> np.ndarray:
         kind = STEPS[self.name]

@@ -86,6 +86,10 @@ def resample(image, *, from_pixel_size_nm, to_pixel_size_nm, method="fourier"):
     choice(method, "method", ("fourier", "spatial"), step="resample")
     new_shape = resampled_shape(array.shape, from_pixel_size_nm=from_pixel_size_nm,
                                 to_pixel_size_nm=to_pixel_size_nm)
+    return _to_shape(array, new_shape, method)
+
+
+def _to_shape(array: np.ndarray, new_shape: tuple[int, int], method: str) -> np.ndarray:
     if new_shape == array.shape:
         return array.astype(np.float32)
     if method == "fourier":
@@ -94,6 +98,24 @@ def resample(image, *, from_pixel_size_nm, to_pixel_size_nm, method="fourier"):
         shrinking = any(m < n for m, n in zip(new_shape, array.shape, strict=True))
         out = resize(array, new_shape, order=1, mode="reflect", anti_aliasing=shrinking, preserve_range=True)
     return out.astype(np.float32)
+
+
+def resample_to_shape(image, shape, *, method="fourier"):
+    """Resample an image to an exact ``shape`` over the same field of view (e.g. to bring a probability
+    map predicted at the model's pixel size back onto the original frame, whatever the rounding).
+
+    >>> resample_to_shape(np.ones((67, 67)), (100, 100)).shape
+    (100, 100)
+    """
+    array = as_image(image, step="resample")
+    choice(method, "method", ("fourier", "spatial"), step="resample")
+    try:
+        new_shape = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        new_shape = ()
+    if len(new_shape) != 2 or min(new_shape) < 1 or new_shape[0] * new_shape[1] > MAX_PIXELS:
+        raise NanosegError(f"resample: shape must be two positive integers (rows, cols), got {shape!r}")
+    return _to_shape(array, new_shape, method)  # type: ignore[arg-type]
 
 
 def resample_mask(mask, *, from_pixel_size_nm, to_pixel_size_nm):
