@@ -264,7 +264,8 @@ def _from_rsciio(signal: dict, path, extra_meta: dict | None = None, original_ta
 
     def get(index: int | None) -> np.ndarray:
         part = data if index is None else data[index]
-        return np.asarray(part.compute() if hasattr(part, "compute") else part)
+        # synchronous: a memory-mapped slice is cheap, and it must not be shipped to a Dask cluster
+        return np.asarray(part.compute(scheduler="synchronous") if hasattr(part, "compute") else part)
 
     return _Opened(shape, str(data.dtype), get, pixel, dose, meta, times)
 
@@ -278,11 +279,20 @@ def _merge(into: dict, other: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------------- openers
+def _lazy_frames(file_reader, path: Path) -> dict:
+    """Open memory-mapped (DM, MRC) data lazily with one chunk per frame, so that reading frame i
+    of a stack touches only that frame (RosettaSciIO's automatic chunks can span the whole file)."""
+    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    data = signal["data"]
+    if data.ndim == 3 and getattr(data, "chunks", None) is not None and max(data.chunks[0]) > 1:
+        signal = _pick_image(file_reader(str(path), lazy=True, chunks=(1, -1, -1)), path)
+    return signal
+
+
 def _open_dm(path: Path) -> _Opened:
     from rsciio.digitalmicrograph import file_reader
 
-    signals = file_reader(str(path), lazy=True)
-    signal = _pick_image(signals, path)
+    signal = _lazy_frames(file_reader, path)
     image_tags = _lookup(signal.get("original_metadata") or {}, "ImageList.TagGroup0.ImageTags") or {}
     extra: dict[str, Any] = {}
     # DM keeps the exposure in one of a few places depending on the camera software
@@ -345,7 +355,7 @@ def _open_mrc(path: Path) -> _Opened:
     if expected is not None and path.stat().st_size < expected:
         raise NanosegError(f"the MRC file is truncated ({path.stat().st_size} of {expected} bytes)",
                            path=path, hint=_HINT_CORRUPT)
-    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    signal = _lazy_frames(file_reader, path)
     opened = _from_rsciio(signal, path)
     header = (signal.get("original_metadata") or {}).get("std_header", {})
     if "fei_header" not in (signal.get("original_metadata") or {}):
