@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nanoseg.errors import NanosegError
 from nanoseg.io import Micrograph
@@ -182,6 +184,15 @@ def test_resample_preserves_mean_and_sets_shape(method, to_nm):
     assert out.shape == (round(100 * 0.02 / to_nm), round(120 * 0.02 / to_nm))
     tolerance = 1e-5 if method == "fourier" else 2e-3
     assert out.mean() == pytest.approx(image.mean(), abs=tolerance)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 40), factor=st.floats(0.3, 3.0), seed=st.integers(0, 99))
+def test_fourier_resample_preserves_mean_for_any_shape(rows, cols, factor, seed):
+    image = np.random.default_rng(seed).normal(3, 1, (rows, cols))
+    out = resample(image, from_pixel_size_nm=0.02, to_pixel_size_nm=0.02 * factor)
+    assert out.shape == tuple(max(1, round(n * 0.02 / (0.02 * factor))) for n in (rows, cols))
+    assert np.isfinite(out).all() and out.mean() == pytest.approx(image.mean(), abs=1e-4)
 
 
 def test_fourier_resample_is_exact_for_band_limited_content():
