@@ -48,36 +48,13 @@ from scipy import fft as sfft
 from scipy import ndimage as ndi
 
 from nanoseg.errors import NanosegError
+from nanoseg.insitu.theory import lsw_distribution, sample_lsw_radii
 from nanoseg.io import Micrograph, Series
 
 __all__ = ["CoarseningMovie", "simulate_coarsening_movie", "write_movie", "sample_lsw_radii",
            "lsw_distribution", "image_statistics"]
 
 _LAMBDA_300KV_NM = 0.001969  # electron wavelength at 300 kV
-
-
-def lsw_distribution(u: np.ndarray) -> np.ndarray:
-    """The stationary LSW radius distribution of ``u = r/⟨r⟩`` (normalized to unit area, zero for u ≥ 1.5).
-
-    >>> import numpy as np
-    >>> u = np.linspace(0, 1.5, 3001)
-    >>> round(float(np.trapezoid(lsw_distribution(u), u)), 3), round(float(np.trapezoid(u * lsw_distribution(u), u)), 3)
-    (1.0, 1.0)
-    """
-    u = np.asarray(u, dtype=float)
-    out = np.zeros_like(u)
-    ok = (u > 0) & (u < 1.5)
-    x = u[ok]
-    out[ok] = (4.0 / 9.0) * x**2 * (3 / (3 + x)) ** (7 / 3) * (1.5 / (1.5 - x)) ** (11 / 3) * np.exp(-x / (1.5 - x))
-    return out
-
-
-def sample_lsw_radii(n: int, mean_radius_nm: float, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``n`` radii from the LSW distribution with mean ``mean_radius_nm`` (inverse-CDF sampling)."""
-    u = np.linspace(0, 1.5, 4001)
-    cdf = np.cumsum(lsw_distribution(u))
-    cdf /= cdf[-1]
-    return np.interp(rng.uniform(0, 1, n), cdf, u) * mean_radius_nm
 
 
 @dataclass

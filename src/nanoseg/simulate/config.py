@@ -1,0 +1,267 @@
+"""The simulation spec: a pydantic model whose parameters are fixed values or distributions.
+
+Every parameter may be written in YAML as
+
+- a fixed value: ``dose_e_per_A2: 423``
+- a uniform range: ``defocus_nm: {uniform: [-2, 15]}``
+- a log-uniform range (positive): ``dose_e_per_A2: {loguniform: [50, 1000]}``
+- a choice list (equal weights, or ``weights``): ``material: {choice: [Au, Ag], weights: [3, 1]}``
+
+Integer parameters (``image_size_px``, ``n_particles``, ``frozen_phonons``) round uniform draws.
+Draws happen in a fixed order from one ``numpy.random.Generator`` seeded per image, so the same spec and
+seed give the same parameters (and, with the same code, bit-identical images).
+
+Example
+-------
+>>> cfg = SimulationConfig(material={"choice": ["Au", "Ag"]}, dose_e_per_A2={"uniform": [80, 900]})
+>>> import numpy as np
+>>> p = cfg.draw(np.random.default_rng(0))
+>>> p["material"] in ("Au", "Ag"), 80 <= p["dose_e_per_A2"] <= 900
+(True, True)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nanoseg.errors import NanosegError
+from nanoseg.simulate.detector import DETECTORS
+from nanoseg.simulate.structures import MATERIALS, SHAPES
+from nanoseg.simulate.support import SUPPORTS
+
+
+class Uniform(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uniform: tuple[float, float]
+
+    @field_validator("uniform")
+    @classmethod
+    def _ordered(cls, v):
+        if not (np.isfinite(v[0]) and np.isfinite(v[1])) or v[0] > v[1]:
+            raise ValueError(f"uniform range needs low ≤ high, got {list(v)}")
+        return v
+
+    def values(self) -> list:
+        return list(self.uniform)
+
+    def draw(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(*self.uniform))
+
+
+class LogUniform(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    loguniform: tuple[float, float]
+
+    @field_validator("loguniform")
+    @classmethod
+    def _positive(cls, v):
+        if not (0 < v[0] <= v[1] < np.inf):
+            raise ValueError(f"loguniform range needs 0 < low ≤ high, got {list(v)}")
+        return v
+
+    def values(self) -> list:
+        return list(self.loguniform)
+
+    def draw(self, rng: np.random.Generator) -> float:
+        return float(np.exp(rng.uniform(np.log(self.loguniform[0]), np.log(self.loguniform[1]))))
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    choice: list[Any] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.weights is not None and (len(self.weights) != len(self.choice) or min(self.weights) < 0
+                                         or sum(self.weights) <= 0):
+            raise ValueError("choice weights must be ≥ 0, not all 0, one per choice")
+        return self
+
+    def values(self) -> list:
+        return list(self.choice)
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        p = None if self.weights is None else np.asarray(self.weights, float) / sum(self.weights)
+        value = self.choice[int(rng.choice(len(self.choice), p=p))]
+        return value.item() if isinstance(value, np.generic) else value
+
+
+Param = Uniform | LogUniform | Choice | float | int | str | bool | None
+
+#: parameters drawn per image, in this (fixed) order
+DRAWN = [
+    "image_size_px", "pixel_size_nm", "material", "shape", "diameter_nm", "diameter_spread", "aspect_ratio",
+    "n_particles", "touching_pair_fraction", "zone_axis_fraction", "support", "support_thickness_nm",
+    "voltage_kV", "defocus_nm", "Cs_um", "C5_mm", "astigmatism_nm", "focal_spread_nm", "convergence_mrad",
+    "aperture_mrad", "dose_e_per_A2", "detector", "mtf_core_sigma_px", "mtf_tail_fraction", "mtf_tail_sigma_px",
+    "gain_noise_cv", "read_noise_e", "illumination_gradient", "xray_spikes_per_Mpx",
+]
+
+_INTEGER = {"image_size_px", "n_particles"}
+
+
+class SimulationConfig(BaseModel):
+    """A simulation spec (units in the names; see docs/simulation.md for every parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "sim"
+    mode: str = "multislice"  # or "composite" (fast wide fields, see generate.simulate_wide_field)
+    # field of view
+    image_size_px: Param = 512
+    pixel_size_nm: Param = 0.02
+    # specimen
+    material: Param = "Au"
+    shape: Param = Choice(choice=["truncated_octahedron", "cuboctahedron", "decahedron", "icosahedron",
+                                  "sphere"])
+    diameter_nm: Param = 5.0
+    diameter_spread: Param = 0.1  # relative σ of the per-particle diameter around diameter_nm
+    aspect_ratio: Param = 1.5  # long/short axis of "ellipsoid" particles
+    n_particles: Param = 1
+    touching_pair_fraction: Param = 0.0  # probability that particles 1 and 2 touch
+    zone_axis_fraction: Param = 0.5  # probability per particle of a low-index zone axis along the beam
+    support: Param = "carbon"
+    support_thickness_nm: Param = 3.0
+    # optics
+    voltage_kV: Param = 300.0
+    defocus_nm: Param = Uniform(uniform=(-3.0, 15.0))  # abTEM sign: positive = underfocus
+    Cs_um: Param = Uniform(uniform=(-20.0, 20.0))
+    C5_mm: Param = 0.0
+    astigmatism_nm: Param = Uniform(uniform=(0.0, 1.0))
+    focal_spread_nm: Param = 3.0  # 1/e width
+    convergence_mrad: Param = 0.2  # σ of illumination angles
+    aperture_mrad: Param = Uniform(uniform=(18.0, 25.0))
+    # detector
+    dose_e_per_A2: Param = 423.0
+    detector: Param = "scintillator"
+    mtf_core_sigma_px: Param = None  # None: the detector preset's value
+    mtf_tail_fraction: Param = None
+    mtf_tail_sigma_px: Param = None
+    gain_noise_cv: Param = None
+    read_noise_e: Param = None
+    illumination_gradient: Param = 0.0
+    xray_spikes_per_Mpx: Param = 0.0
+    # numerics (fixed, not drawn)
+    sampling_A: float = 0.2  # finest simulation sampling; the grid is the camera pixel / integer ≤ this
+    slice_thickness_A: float = 2.0
+    frozen_phonons: int = 0
+    support_min_distance_A: float | None = None  # None: per support kind (carbon 1.35 Å)
+    support_density_g_cm3: float | None = None  # None: per support kind (carbon 2.0 g/cm³)
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulationConfig:
+        def vals(name):
+            v = getattr(self, name)
+            return v.values() if isinstance(v, (Uniform, LogUniform, Choice)) else [v]
+
+        def positive(name, allow_zero=False, allow_none=False):
+            for v in vals(name):
+                if v is None and allow_none:
+                    continue
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or (
+                        v < 0 if allow_zero else v <= 0):
+                    raise ValueError(f"{name} must be {'≥' if allow_zero else '>'} 0, got {v!r}")
+
+        for name in ("pixel_size_nm", "diameter_nm", "voltage_kV", "dose_e_per_A2", "image_size_px",
+                     "n_particles", "aspect_ratio"):
+            positive(name)
+        for name in ("diameter_spread", "support_thickness_nm", "focal_spread_nm", "convergence_mrad",
+                     "illumination_gradient", "xray_spikes_per_Mpx", "astigmatism_nm"):
+            positive(name, allow_zero=True)
+        for name in ("mtf_core_sigma_px", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e",
+                     "mtf_tail_fraction"):
+            positive(name, allow_zero=True, allow_none=True)
+        positive("aperture_mrad")
+        for name in ("touching_pair_fraction", "zone_axis_fraction"):
+            for v in vals(name):
+                if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                    raise ValueError(f"{name} must be a probability in [0, 1], got {v!r}")
+        for v in vals("material"):
+            if v not in MATERIALS:
+                raise ValueError(f"unknown material {v!r} (choose from {', '.join(MATERIALS)})")
+        for v in vals("shape"):
+            if v not in SHAPES:
+                raise ValueError(f"unknown shape {v!r} (choose from {', '.join(SHAPES)})")
+        for v in vals("support"):
+            if v not in SUPPORTS:
+                raise ValueError(f"unknown support {v!r} (choose from {', '.join(SUPPORTS)})")
+        for v in vals("detector"):
+            if v not in DETECTORS:
+                raise ValueError(f"unknown detector {v!r} (choose from {', '.join(DETECTORS)})")
+        for v in vals("voltage_kV"):
+            if not 20 <= v <= 1000:
+                raise ValueError(f"voltage_kV {v} is outside 20–1000 kV")
+        for v in vals("image_size_px"):
+            if v < 16 or v > 8192:
+                raise ValueError(f"image_size_px {v} is outside 16–8192")
+        if self.mode not in ("multislice", "composite"):
+            raise ValueError(f"mode must be 'multislice' or 'composite', got {self.mode!r}")
+        if self.sampling_A <= 0 or self.slice_thickness_A <= 0 or self.frozen_phonons < 0:
+            raise ValueError("sampling_A and slice_thickness_A must be > 0, frozen_phonons ≥ 0")
+        # the largest particle must fit in the smallest field
+        smallest_field_nm = min(vals("image_size_px")) * min(vals("pixel_size_nm"))
+        spread = max(vals("diameter_spread"))
+        largest_nm = max(vals("diameter_nm")) * (1 + 2 * spread) * (
+            max(vals("aspect_ratio")) if "ellipsoid" in vals("shape") else 1.0)
+        if largest_nm >= 0.9 * smallest_field_nm:
+            raise ValueError(
+                f"particles up to {largest_nm:.1f} nm do not fit in a field of {smallest_field_nm:.1f} nm "
+                f"(image_size_px × pixel_size_nm); use a larger image or pixel size, or smaller particles")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> SimulationConfig:
+        """Load a spec from a YAML file (clear errors for unknown keys and impossible values)."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except OSError as exc:
+            raise NanosegError(f"cannot read simulation spec ({exc.strerror})", path=path) from exc
+        except yaml.YAMLError as exc:
+            raise NanosegError(f"not valid YAML ({exc})", path=path) from exc
+        if not isinstance(data, dict):
+            raise NanosegError("a simulation spec must be a mapping of parameter: value", path=path)
+        data.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0])
+        return cls.parse(data, path=path)
+
+    @classmethod
+    def parse(cls, data: dict, *, path=None) -> SimulationConfig:
+        """Validate a dict, turning pydantic errors into one :class:`NanosegError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'][:1]) or 'spec'}: {err['msg'].removeprefix('Value error, ')}"
+                for err in exc.errors()[:4])
+            raise NanosegError(f"invalid simulation spec: {problems}", path=path,
+                               hint="see docs/simulation.md for parameters and units") from exc
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw one value per parameter (fixed order); returns a plain dict."""
+        out: dict[str, Any] = {}
+        for name in DRAWN:
+            value = getattr(self, name)
+            if isinstance(value, (Uniform, LogUniform, Choice)):
+                value = value.draw(rng)
+            if name in _INTEGER and value is not None:
+                value = int(round(value))
+            out[name] = value
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False)
+
+
+def load_config(config: SimulationConfig | dict | str | os.PathLike) -> SimulationConfig:
+    """A :class:`SimulationConfig` from itself, a dict, or a YAML path."""
+    if isinstance(config, SimulationConfig):
+        return config
+    if isinstance(config, dict):
+        return SimulationConfig.parse(config)
+    return SimulationConfig.from_yaml(config)
