@@ -128,6 +128,9 @@ def test_tiff_stack(tmp_path):
     assert len(series) == 4 and series.frame_interval_s == pytest.approx(0.1)
     np.testing.assert_array_equal(series[1].data, stack[1])
     assert series[3].metadata["time_s"] == pytest.approx(0.3)
+    timed = tmp_path / "timed.tif"  # ImageJ frame interval
+    tifffile.imwrite(timed, stack, imagej=True, metadata={"axes": "TYX", "finterval": 0.25})
+    assert read_series(timed).timing == "metadata" and read_series(timed).frame_interval_s == 0.25
     # plain (non-ImageJ) multi-page TIFF
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, stack)
