@@ -307,10 +307,7 @@ def _open_dm(path: Path) -> _Opened:
         if value:
             extra["magnification"] = value
             break
-    opened = _from_rsciio(signal, path, extra, original_tags=image_tags)
-    if "dose_tag" not in opened.metadata and opened.dose_e_per_A2 is None:
-        pass
-    return opened
+    return _from_rsciio(signal, path, extra, original_tags=image_tags)
 
 
 def _open_emd(path: Path) -> _Opened:
