@@ -6,8 +6,10 @@ A 256×256 synthetic HRTEM-like image at 0.02 nm/px (5.12 nm field of view) of t
 - background: 1 + low-pass-filtered random phase (speckle of ~0.3 nm, like thin amorphous carbon);
 - particles: amplitude contrast ∝ projected thickness of a sphere, plus Au {111} lattice fringes
   (d = 0.2355 nm, random in-plane orientation per particle) whose contrast grows with thickness;
-- optics/detector: Gaussian blur (σ = 0.8 px, a detector MTF stand-in), then Poisson counting noise
-  at the dose (400 e/Å² × (0.2 Å)² = 16 electrons per pixel on average).
+- optics/detector: Gaussian blur (σ = 0.8 px, a detector MTF stand-in), a gentle uneven illumination
+  (a linear ramp of ±6 % across x and a 4 % parabolic dip along y, for flat-field correction to remove),
+  Poisson counting noise at the dose (400 e/Å² × (0.2 Å)² = 16 electrons per pixel on average), and
+  10 single-pixel x-ray hits of +100…200 counts on the background (positions in the metadata).
 
 Outputs ``example_micrograph.tif`` (float32 electron counts, ImageJ calibration, dose + metadata in the Info
 field) and ``example_mask.png`` (0/255, the particles' true extent).
@@ -33,7 +35,7 @@ PARTICLES = [(80.0, 90.0, 1.0), (180.0, 170.0, 0.8), (190.0, 60.0, 0.5)]
 OUT = Path(__file__).resolve().parents[1] / "src" / "nanoseg" / "data"
 
 
-def make(seed: int = 20240611) -> tuple[np.ndarray, np.ndarray]:
+def make(seed: int = 20240611) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]].astype(np.float64)
     speckle = ndimage.gaussian_filter(rng.normal(size=SHAPE), sigma=0.15 / PIXEL_SIZE_NM)
@@ -51,19 +53,26 @@ def make(seed: int = 20240611) -> tuple[np.ndarray, np.ndarray]:
         fringes = np.cos(phase)
         intensity = np.where(inside, intensity * (1.0 - 0.35 * thickness) + 0.18 * thickness * fringes, intensity)
     intensity = ndimage.gaussian_filter(intensity, sigma=0.8)
+    u, v = (xx - SHAPE[1] / 2) / (SHAPE[1] / 2), (yy - SHAPE[0] / 2) / (SHAPE[0] / 2)
+    intensity *= 1.0 + 0.06 * u - 0.04 * (1.0 - v**2)
     electrons_per_px = DOSE_E_PER_A2 * (PIXEL_SIZE_NM * 10) ** 2
-    counts = rng.poisson(np.clip(intensity, 0, None) * electrons_per_px).astype(np.uint16)
-    return counts, mask.astype(np.uint8)
+    counts = rng.poisson(np.clip(intensity, 0, None) * electrons_per_px).astype(np.int64)
+    background = np.flatnonzero(~ndimage.binary_dilation(mask, iterations=3))
+    hits = np.sort(rng.choice(background, size=10, replace=False))
+    counts.flat[hits] += rng.integers(100, 200, size=hits.size)
+    xrays = [[int(i) // SHAPE[1], int(i) % SHAPE[1]] for i in hits]
+    return counts.astype(np.uint16), mask.astype(np.uint8), xrays
 
 
 def main() -> None:
     import imageio.v3 as iio
 
-    counts, mask = make()
+    counts, mask, xrays = make()
     micrograph = Micrograph(
         counts, pixel_size_nm=PIXEL_SIZE_NM, dose_e_per_A2=DOSE_E_PER_A2,
         metadata={"voltage_kV": 300.0, "material": "Au", "diameters_nm": [2 * p[2] for p in PARTICLES],
-                  "description": "synthetic HRTEM-like example made by scripts/make_example_micrograph.py"},
+                  "description": "synthetic HRTEM-like example made by scripts/make_example_micrograph.py",
+                  "xray_pixels_rc": xrays},
     )
     OUT.mkdir(parents=True, exist_ok=True)
     write_tiff(OUT / "example_micrograph.tif", micrograph)

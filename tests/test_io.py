@@ -416,8 +416,11 @@ def test_example_micrograph_and_mask():
     assert abs(int(mask.sum()) - np.pi * (50**2 + 40**2 + 25**2)) < 60
     # particles are darker than the background (amplitude contrast)
     assert m.data[mask == 1].mean() < 0.85 * m.data[mask == 0].mean()
-    # mean counts = dose × pixel area (400 e/Å² × 0.04 Å²) on the background
-    assert m.data[mask == 0].mean() == pytest.approx(16, rel=0.05)
+    # mean counts = dose × pixel area (400 e/Å² × 0.04 Å²) × mean illumination (0.973) on the background
+    assert m.data[mask == 0].mean() == pytest.approx(16 * 0.973, rel=0.03)
+    xrays = m.metadata["xray_pixels_rc"]  # the injected x-ray hits stand far above the ~16 e/px background
+    assert len(xrays) == 10 and all(m.data[r, c] > 90 for r, c in xrays)
+    assert (m.data > 90).sum() == 10
 
 
 # ---------------------------------------------------------------------------------------------- errors
