@@ -11,6 +11,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nanoseg.errors import NanosegError
 from nanoseg.io import (
@@ -391,6 +393,15 @@ def test_circles_rasterize_to_hand_counted_areas(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(NanosegError, match="columns"):
         read_circles(tmp_path / "bad.csv")
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.floats(20, 40), y=st.floats(20, 40), r=st.floats(2, 15))
+def test_circle_area_close_to_pi_r2(x, y, r):
+    # pixel-centre counting errs only for pixels whose centre lies within half a pixel diagonal (√2/2)
+    # of the perimeter, and those errors largely cancel: a loose bound is 2πr·√2/2 + 1
+    area = int(masks_from_circles([(x, y, r)], (64, 64)).sum())
+    assert abs(area - np.pi * r * r) < 2 * np.pi * r * np.sqrt(2) / 2 + 1
 
 
 # ----------------------------------------------------------------------------------------------- writers
