@@ -204,14 +204,22 @@ class SimulationConfig(BaseModel):
             raise ValueError(f"mode must be 'multislice' or 'composite', got {self.mode!r}")
         if self.sampling_A <= 0 or self.slice_thickness_A <= 0 or self.frozen_phonons < 0:
             raise ValueError("sampling_A and slice_thickness_A must be > 0, frozen_phonons ≥ 0")
-        # the largest particle must fit in the smallest field
-        smallest_field_nm = min(vals("image_size_px")) * min(vals("pixel_size_nm"))
+        # a particle must fit in the field. Fixed values: the particle (with 2σ spread) must fit. With
+        # distributions, at least the smallest particle must fit in the largest field; a drawn particle too
+        # large for its drawn field is shrunk to fit (see generate.build_specimen, meta "diameter_capped").
+        def fits(diameter_nm, field_nm):
+            return diameter_nm < 0.9 * field_nm
+
+        largest_field_nm = max(vals("image_size_px")) * max(vals("pixel_size_nm"))
         spread = max(vals("diameter_spread"))
-        largest_nm = max(vals("diameter_nm")) * (1 + 2 * spread) * (
-            max(vals("aspect_ratio")) if "ellipsoid" in vals("shape") else 1.0)
-        if largest_nm >= 0.9 * smallest_field_nm:
+        elong = max(vals("aspect_ratio")) ** (2 / 3) if "ellipsoid" in vals("shape") else 1.0
+        if len(vals("diameter_nm")) == 1 and len(vals("image_size_px")) == 1 and len(vals("pixel_size_nm")) == 1:
+            need = vals("diameter_nm")[0] * (1 + 2 * spread) * elong
+        else:
+            need = min(vals("diameter_nm")) * elong
+        if not fits(need, largest_field_nm):
             raise ValueError(
-                f"particles up to {largest_nm:.1f} nm do not fit in a field of {smallest_field_nm:.1f} nm "
+                f"particles of {need:.1f} nm do not fit in a field of {largest_field_nm:.1f} nm "
                 f"(image_size_px × pixel_size_nm); use a larger image or pixel size, or smaller particles")
         return self
 
@@ -236,9 +244,12 @@ class SimulationConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'][:1]) or 'spec'}: {err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors()[:4])
+            seen: dict[str, str] = {}
+            for err in exc.errors():
+                where = str(err["loc"][0]) if err["loc"] else "spec"
+                seen.setdefault(where, err["msg"].removeprefix("Value error, "))
+            problems = "; ".join(f"{where}: {msg}" if where != "spec" else msg for where, msg in
+                                 list(seen.items())[:4])
             raise NanosegError(f"invalid simulation spec: {problems}", path=path,
                                hint="see docs/simulation.md for parameters and units") from exc
 

@@ -68,14 +68,26 @@ def build_specimen(params: dict[str, Any], extent_A: tuple[float, float], rng: n
     n = int(params["n_particles"])
     diameters = params["diameter_nm"] * np.clip(1 + params["diameter_spread"] * rng.standard_normal(n), 0.3, 3)
     diameters = np.maximum(diameters, 0.6)
+    # a drawn particle too large for the drawn field is shrunk to fit (recorded as diameter_capped)
+    elong = float(params["aspect_ratio"]) ** (2 / 3) if params["shape"] == "ellipsoid" else 1.0
+    cap_nm = 0.6 * min(extent_A) / 10.0 / elong
+    params["diameter_capped"] = bool((diameters > cap_nm).any())
+    diameters = np.minimum(diameters, cap_nm)
     particles = []
     for d in diameters:
         on_zone = bool(rng.random() < params["zone_axis_fraction"])
         particles.append(make_particle(params["material"], params["shape"], float(d), rng,
                                        aspect_ratio=float(params["aspect_ratio"]), on_zone=on_zone))
     touching = n >= 2 and bool(rng.random() < params["touching_pair_fraction"])
-    centres = place_particles([projected_radius_A(p) + 1.0 for p in particles], extent_A, rng,
-                              touching_pair=touching)
+    while True:  # drop particles that do not fit (recorded: n_particles < the drawn value)
+        try:
+            centres = place_particles([projected_radius_A(p) + 1.0 for p in particles], extent_A, rng,
+                                      touching_pair=touching and len(particles) >= 2)
+            break
+        except NanosegError:
+            if len(particles) == 1:
+                raise
+            particles.pop()
     thickness_A = 10.0 * float(params["support_thickness_nm"])
     support = make_support(params["support"], extent_A, thickness_A, rng=rng,
                            density_g_cm3=support_density_g_cm3, min_distance_A=support_min_distance_A)
@@ -103,6 +115,8 @@ def _metadata(params: dict, config: SimulationConfig, particles: list[Atoms], se
         "diameter_nm": float(np.mean(diam)),
         "diameters_nm": json.dumps(diam),
         "n_particles": len(particles),
+        "n_particles_drawn": int(params["n_particles"]),
+        "diameter_capped": bool(params.get("diameter_capped", False)),
         "n_atoms": int(sum(len(p) for p in particles)),
         "pixel_size_nm": float(params["pixel_size_nm"]),
         "image_size_px": int(params["image_size_px"]),
