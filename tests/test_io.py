@@ -135,8 +135,14 @@ def test_tiff_stack(tmp_path):
     assert read_series(timed).timing == "metadata" and read_series(timed).frame_interval_s == 0.25
     # plain (non-ImageJ) multi-page TIFF
     plain = tmp_path / "plain.tif"
-    tifffile.imwrite(plain, stack)
+    tifffile.imwrite(plain, stack, photometric="minisblack")
     np.testing.assert_array_equal(read_series(plain)[2].data, stack[2])
+    rgb = tmp_path / "rgb.tif"  # RGB, interleaved and planar → grey
+    grey = np.arange(24 * 20, dtype=np.uint8).reshape(24, 20)
+    tifffile.imwrite(rgb, np.stack([grey] * 3, axis=-1), photometric="rgb")
+    np.testing.assert_allclose(read(rgb).data, grey, atol=0.01)
+    tifffile.imwrite(rgb, np.stack([grey] * 3), photometric="rgb", planarconfig="separate")
+    np.testing.assert_allclose(read(rgb).data, grey, atol=0.01)
 
 
 # ------------------------------------------------------------------------------------------ NPY / PNG

@@ -356,8 +356,11 @@ def _open_mrc(path: Path) -> _Opened:
     opened = _from_rsciio(signal, path)
     header = (signal.get("original_metadata") or {}).get("std_header", {})
     if "fei_header" not in (signal.get("original_metadata") or {}):
-        # an MRC without a cell size (Xlen = 0) has no calibration; RosettaSciIO reports 1 nm then
-        if not _to_float(header.get("Xlen")):
+        # an MRC without a cell size (Xlen = 0 or MX = 0) has no calibration; RosettaSciIO reports 1 nm then
+        def first(key):
+            return _to_float(np.ravel(header.get(key, [0]))[0])
+
+        if not first("Xlen") or not first("MX"):
             opened.pixel_size_nm = None
     else:
         fei = signal["original_metadata"]["fei_header"]
@@ -414,7 +417,10 @@ def _open_tiff(path: Path) -> _Opened:
             except ValueError:
                 pass
         interval = _to_float(ij.get("finterval"))
-    if "S" in axes and shape[-1] in (3, 4):  # RGB(A) TIFF → grey, handled in get
+    planar_rgb = axes == "SYX" and shape[0] in (3, 4)
+    if planar_rgb:  # RGB(A) stored as separate planes → grey, handled in get
+        shape = shape[1:]
+    elif "S" in axes and shape[-1] in (3, 4):  # RGB(A) TIFF → grey, handled in get
         shape = shape[:-1]
     squeezed = tuple(n for n in shape if n != 1) if len(shape) > 3 else shape
     if len(squeezed) not in (2, 3):
@@ -438,6 +444,8 @@ def _open_tiff(path: Path) -> _Opened:
                     else:  # singleton axes before the frame axis (e.g. ImageJ TZCYX): squeeze first
                         array = np.squeeze(np.asarray(stack))[index]
         array = np.asarray(array)
+        if planar_rgb:
+            array = np.moveaxis(array, 0, -1)
         if array.ndim >= 3 and array.shape[-1] in (3, 4) and "S" in axes:
             array = _rgb_to_grey(array)
         return np.squeeze(array) if array.ndim > 2 else array
