@@ -425,6 +425,15 @@ def test_png_preview_with_outline(tmp_path):
     assert grey.min() == 0 and grey.max() == 255 and grey.ndim == 2
 
 
+def test_writers_report_unwritable_paths(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder should be
+    for write in (lambda p: write_tiff(p, image()), lambda p: write_npy(p, image()),
+                  lambda p: write_png_preview(p, image())):
+        with pytest.raises(NanosegError, match="cannot write"):
+            write(blocker / "sub" / "out.tif")
+
+
 def test_example_micrograph_and_mask():
     m = example_micrograph()
     assert m.shape == (256, 256) and m.pixel_size_nm == 0.02 and m.dose_e_per_A2 == 400.0

@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -20,6 +21,17 @@ import numpy as np
 from nanoseg._util import atomic_path
 from nanoseg.errors import NanosegError
 from nanoseg.io.micrograph import Micrograph
+
+
+@contextlib.contextmanager
+def _writing(path):
+    """Atomic write; OS errors (read-only folder, full disk) become one clear NanosegError."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise NanosegError(f"cannot write the file ({exc.strerror or exc})", path=path,
+                           hint="check that the folder is writable and the disk has space") from None
 
 
 def _unpack(image, pixel_size_nm):
@@ -67,7 +79,7 @@ def write_tiff(path: str | os.PathLike, image, *, pixel_size_nm: float | None = 
             raise NanosegError(f"pixel_size_nm must be > 0, got {px}", path=path)
         kwargs["resolution"] = (1.0 / px, 1.0 / px)
         ij_meta["unit"] = "nm"
-    with atomic_path(path) as tmp:
+    with _writing(path) as tmp:
         tifffile.imwrite(tmp, data, imagej=True, metadata=ij_meta, **kwargs)
 
 
@@ -83,7 +95,7 @@ def write_npy(path: str | os.PathLike, image) -> None:
     [[0, 1], [2, 3]]
     """
     data = image.data if isinstance(image, Micrograph) else np.asarray(image)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with _writing(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, data, allow_pickle=False)
 
 
@@ -143,5 +155,5 @@ def write_png_preview(path: str | os.PathLike, array, *, percentile_clip: tuple[
         out = rgb
     else:
         out = grey
-    with atomic_path(path) as tmp:
+    with _writing(path) as tmp:
         iio.imwrite(tmp, out, extension=".png")
