@@ -1,0 +1,352 @@
+"""``predict``: segment a micrograph of any size with a model (or an ensemble), the way it was trained.
+
+For each model: the input is resampled to the model's training pixel size (card ``pixel_size_nm``), the
+card's preprocessing pipeline is applied, the image is cut into tiles that overlap by more than the
+network's receptive field and blended so the result equals a whole-image pass (:mod:`.tiling`); the
+particle probability ``softmax(logits)[1]`` is resampled back to the input grid (bilinear). Ensembles and
+8-fold dihedral test-time augmentation average probabilities; their per-pixel variance is the uncertainty
+map. Out-of-distribution checks compare the input with the card's training ranges (:mod:`.ood`).
+
+Example
+-------
+>>> import numpy as np
+>>> from nanoseg.io import Micrograph
+>>> from nanoseg.models import build_model
+>>> net = build_model("unet3")
+>>> pred = predict(Micrograph(np.random.default_rng(0).random((64, 80)), pixel_size_nm=0.2), net)
+>>> pred.probability.shape, pred.mask.dtype, pred.pixel_size_nm
+((64, 80), dtype('uint8'), 0.2)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nanoseg.errors import NanosegError
+from nanoseg.infer.engine import Runner, make_runner, resolve_device
+from nanoseg.infer.ood import check_distribution, image_statistics
+from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
+
+DEFAULT_TILE_PX = 1024
+RAMP_PX = 16
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict` returns; every map is on the input image's grid.
+
+    Attributes
+    ----------
+    probability : float32 (H, W) particle probability (mean over ensemble members / TTA views).
+    mask : uint8 (H, W) 0/1, ``probability >= threshold``.
+    threshold : the threshold used (the Otsu value when ``threshold="otsu"``).
+    pixel_size_nm : the input's pixel size (None when unknown and assumed).
+    logits : float32 (2, H, W) mean raw outputs (background, particle), when ``return_logits=True``.
+    variance : float32 (H, W) per-pixel variance of the probability over members/views (ensembles, TTA).
+    warnings : human-readable warnings (out of distribution, assumed pixel size, ...).
+    ood : out-of-distribution flags per check (True = outside the training range).
+    metadata : models, engine, tiles, timings, image statistics, ...
+    """
+
+    probability: np.ndarray
+    mask: np.ndarray
+    threshold: float
+    pixel_size_nm: float | None
+    logits: np.ndarray | None = None
+    variance: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+    ood: dict[str, bool] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_of_distribution(self) -> bool:
+        return any(self.ood.values())
+
+
+# ------------------------------------------------------------------------------------------ models
+def _wrap_module(module: nn.Module):
+    from nanoseg.models import LoadedModel, ModelCard, count_parameters
+
+    card = ModelCard(architecture=str(getattr(module, "architecture", type(module).__name__)),
+                     n_parameters=count_parameters(module))
+    return LoadedModel(module=module.eval(), card=card, path=Path("<in-memory>"))
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path.is_dir() and (path / "card.json").exists()) or (path.is_file() and path.suffix == ".nanoseg")
+
+
+def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
+    """Turn what a user passes as "the model" into a list of ``LoadedModel`` (one = single model).
+
+    Accepts ``None``/``"default"`` (the shipped default model), a checkpoint directory or ``.nanoseg`` file,
+    a directory holding several checkpoints (an ensemble, e.g. the k fold models), a ``LoadedModel``, a
+    bare ``nn.Module`` (card without preprocessing or pixel size), or a list of any of these.
+    """
+    from nanoseg.models import LoadedModel, load_default_model, load_model
+
+    if model is None or (isinstance(model, str) and model == "default"):
+        return [load_default_model(device=device)]
+    if isinstance(model, LoadedModel):
+        return [model]
+    if isinstance(model, nn.Module):
+        return [_wrap_module(model)]
+    if isinstance(model, (list, tuple)):
+        out = [m for item in model for m in resolve_models(item, device=device)]
+        if not out:
+            raise NanosegError("the ensemble is empty", hint="give at least one model")
+        return out
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.exists():
+            raise NanosegError("model not found", path=path,
+                               hint="give a checkpoint directory, a .nanoseg file, or 'default'")
+        if _is_checkpoint(path):
+            return [load_model(path, device=device)]
+        if path.is_dir():
+            members = sorted(p for p in path.iterdir() if _is_checkpoint(p))
+            if not members:
+                raise NanosegError("no model checkpoints in this folder", path=path,
+                                   hint="a checkpoint is a folder with card.json + weights, or a .nanoseg file")
+            return [load_model(p, device=device) for p in members]
+        raise NanosegError("not a model checkpoint", path=path, hint="expected a .nanoseg file or a folder")
+    raise NanosegError(f"cannot use {type(model).__name__} as a model")
+
+
+# ------------------------------------------------------------------------------------------ preprocessing
+def _input_pixel_size(micrograph, card, *, pixel_size_nm, assume_model_pixel_size) -> tuple[float | None, list]:
+    notes = []
+    px = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
+    if px is not None:
+        px = float(px)
+        if not np.isfinite(px) or px <= 0:
+            raise NanosegError(f"pixel size must be a positive number of nm, got {px}", path=micrograph.source)
+        return px, notes
+    if card.pixel_size_nm is None:
+        return None, notes  # an uncalibrated model: nothing to resample to
+    if assume_model_pixel_size:
+        notes.append(f"the image has no pixel size; assumed the model's {card.pixel_size_nm:g} nm/px "
+                     "(sizes in nm are only as right as this assumption)")
+        return None, notes
+    raise NanosegError(
+        "the image has no pixel size, and the model must know it to resample the image to its training "
+        f"pixel size ({card.pixel_size_nm:g} nm/px)",
+        path=micrograph.source,
+        hint="pass --pixel-size NM (pixel_size_nm=...), or --assume-model-pixel-size if the image was taken "
+             "at the model's pixel size",
+    )
+
+
+def preprocess_for_model(micrograph, card, *, pixel_size_nm: float | None) -> tuple[np.ndarray, float | None]:
+    """The network input for one model: resampled to the card's pixel size, then the card's pipeline.
+
+    Returns ``(image, model_grid_pixel_size_nm)``. A pipeline that holds its own ``resample`` step is run
+    as it is (its step does the resampling).
+    """
+    from nanoseg.preprocess import Pipeline, resample
+
+    pipeline = Pipeline.from_spec(card.preprocessing or [])
+    has_resample = any(step.name == "resample" for step in pipeline)
+    data = micrograph.data
+    target = card.pixel_size_nm
+    if has_resample:
+        if pixel_size_nm is None:  # assumed to be at the model's pixel size: nothing to resample
+            kept = Pipeline([step for step in pipeline if step.name != "resample"])
+            return kept(data), target
+        out = pipeline.apply(micrograph.with_data(data, pixel_size_nm=pixel_size_nm))
+        return out.data, out.pixel_size_nm
+    grid_px = pixel_size_nm
+    if target is not None and pixel_size_nm is not None and abs(pixel_size_nm / target - 1) > 1e-3:
+        data = resample(data, from_pixel_size_nm=pixel_size_nm, to_pixel_size_nm=target, method="fourier")
+        grid_px = target
+    return (pipeline(data) if len(pipeline) else np.asarray(data, np.float32)), grid_px
+
+
+def _back_to_input(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear, pixel-centre-aligned resampling of (C, h, w) maps to (C, *shape)."""
+    if array.shape[-2:] == tuple(shape):
+        return array
+    from skimage.transform import resize
+
+    shrinking = array.shape[-2] > shape[0] or array.shape[-1] > shape[1]
+    return np.stack([resize(a, shape, order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True)
+                     for a in array]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ TTA
+def _dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the 8 dihedral transforms (k = 0..7) of a (…, H, W) array."""
+    out = np.rot90(image, k % 4, axes=(-2, -1))
+    return np.flip(out, axis=-1) if k >= 4 else out
+
+
+def _undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    out = np.flip(image, axis=-1) if k >= 4 else image
+    return np.rot90(out, -(k % 4), axes=(-2, -1))
+
+
+# ------------------------------------------------------------------------------------------ predict
+def forward_logits(runner: Runner, image: np.ndarray, *, size_multiple: int, tile_px: int | None,
+                   margin_px: int, ramp_px: int = RAMP_PX, batch_size: int = 1) -> np.ndarray:
+    """(2, H, W) logits of one preprocessed image, by tiles (or one pass with ``tile_px=None``)."""
+    padded, (h, w) = pad_to_multiple(np.asarray(image, np.float32), size_multiple)
+    logits = tiled_apply(runner, padded, tile_px=tile_px, margin_px=margin_px, multiple=size_multiple,
+                         ramp_px=ramp_px, batch_size=batch_size)
+    return logits[:, :h, :w]
+
+
+def probability_from_logits(logits: np.ndarray) -> np.ndarray:
+    """Particle probability softmax(logits)[1] = sigmoid(l1 − l0), computed stably, float32."""
+    d = np.asarray(logits[1], np.float64) - np.asarray(logits[0], np.float64)
+    return (0.5 * (1.0 + np.tanh(0.5 * d))).astype(np.float32)
+
+
+_RUNNERS: dict[tuple, Runner] = {}
+
+
+def get_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto") -> Runner:
+    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device)."""
+    dev = resolve_device(device)
+    key = (id(module), engine, str(dev))
+    if key not in _RUNNERS:
+        _RUNNERS[key] = make_runner(module, engine=engine, device=dev)
+    return _RUNNERS[key]
+
+
+def predict(
+    micrograph,
+    model=None,
+    *,
+    threshold: float | str = 0.5,
+    tta: bool = False,
+    batch_size: int | None = None,
+    tile_size: int | None = DEFAULT_TILE_PX,
+    overlap_px: int | None = None,
+    return_logits: bool = False,
+    pixel_size_nm: float | None = None,
+    assume_model_pixel_size: bool = False,
+    device: str | torch.device = "auto",
+    engine: str = "auto",
+    ood: bool = True,
+) -> Prediction:
+    """Segment one micrograph.
+
+    Parameters
+    ----------
+    micrograph : a :class:`nanoseg.io.Micrograph` (or a 2-D array, then give ``pixel_size_nm``).
+    model : see :func:`resolve_models` — ``None``/"default", a checkpoint path, a folder of checkpoints
+        (ensemble), a ``LoadedModel``, an ``nn.Module``, or a list (ensemble).
+    threshold : probability threshold in (0, 1), or ``"otsu"`` (Otsu of the probability map).
+    tta : average over the 8 dihedral views (rotations × flip); adds to the variance map.
+    batch_size : tiles per forward pass (default 1 on CPU, 8 on a GPU).
+    tile_size : tile side in pixels of the model grid (multiple of the network's ``size_multiple``);
+        ``None`` runs one whole-image pass.
+    overlap_px : total overlap of neighbouring tiles; default ``2 × context + 16`` ≥ the receptive field,
+        which makes the tiled output equal to the whole-image output. Smaller values trade exactness for speed.
+    return_logits : also return the mean raw two-channel outputs (resampled to the input grid).
+    pixel_size_nm : override the micrograph's pixel size (nm).
+    assume_model_pixel_size : when the input has no pixel size, assume it equals the model's.
+    device : "auto" (GPU if available), "cpu", "cuda".
+    engine : inference engine (see :mod:`nanoseg.infer.engine`); "auto" picks the fastest exact one.
+    ood : run the out-of-distribution checks.
+    """
+    from nanoseg.evaluate.pixel import binarize, otsu_threshold
+    from nanoseg.io import Micrograph
+
+    if not isinstance(micrograph, Micrograph):
+        micrograph = Micrograph(np.asarray(micrograph), pixel_size_nm=pixel_size_nm)
+    micrograph.check_finite()
+    if isinstance(threshold, str) and threshold.lower() != "otsu":
+        raise NanosegError(f"threshold must be a number in (0, 1) or 'otsu', got {threshold!r}")
+    if not isinstance(threshold, str) and not 0 < float(threshold) < 1:
+        raise NanosegError(f"threshold must lie strictly between 0 and 1, got {threshold}")
+    dev = resolve_device(device)
+    models = resolve_models(model, device="cpu")
+    if batch_size is None:
+        batch_size = 8 if dev.type == "cuda" else 1
+    if batch_size < 1:
+        raise NanosegError(f"batch size must be ≥ 1, got {batch_size}")
+    started = time.perf_counter()
+    shape = micrograph.shape
+    notes: list[str] = []
+    probs, logit_sum, member_info = [], None, []
+    input_px = None
+    for loaded in models:
+        card, module = loaded.card, loaded.module
+        px, px_notes = _input_pixel_size(micrograph, card, pixel_size_nm=pixel_size_nm,
+                                         assume_model_pixel_size=assume_model_pixel_size)
+        input_px = px
+        notes += [n for n in px_notes if n not in notes]
+        image, grid_px = preprocess_for_model(micrograph, card, pixel_size_nm=px)
+        multiple = int(getattr(module, "size_multiple", 1))
+        context = context_px(module, receptive_field_px=card.receptive_field_px)
+        if overlap_px is None:
+            margin, ramp = context, RAMP_PX
+        else:
+            ramp = min(RAMP_PX, max(int(overlap_px) // 4, 0))
+            margin = max((int(overlap_px) - ramp) // 2, 0)
+            if margin < context:
+                notes.append(f"overlap {overlap_px} px < the network's context 2×{context}+{ramp} px: tile seams "
+                             "may differ slightly from a whole-image pass")
+        tile = None if tile_size is None else max(int(tile_size) // multiple * multiple, multiple)
+        if tile is not None and tile < 2 * margin + ramp + multiple:
+            raise NanosegError(f"tile size {tile_size} px is too small for this network (context {context} px)",
+                               hint=f"use --tile-size ≥ {2 * margin + ramp + 2 * multiple}")
+        runner = get_runner(module, engine=engine, device=dev)
+        views = range(8) if tta else range(1)
+        for k in views:
+            logits = forward_logits(runner, _dihedral(image, k), size_multiple=multiple, tile_px=tile,
+                                    margin_px=margin, ramp_px=ramp, batch_size=batch_size)
+            logits = np.ascontiguousarray(_undo_dihedral(logits, k))
+            if return_logits:
+                back = _back_to_input(logits, shape)
+                logit_sum = back if logit_sum is None else logit_sum + back
+            probs.append(_back_to_input(probability_from_logits(logits)[None], shape)[0])
+        member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
+                            "engine": runner.engine, "model_pixel_size_nm": card.pixel_size_nm,
+                            "network_grid_shape": list(image.shape), "network_grid_pixel_size_nm": grid_px,
+                            "context_px": context, "margin_px": margin, "tile_px": tile,
+                            "n_tiles": count_tiles(image.shape, tile_px=tile, margin_px=margin, ramp_px=ramp,
+                                                   multiple=multiple)})
+    stack = np.stack(probs)
+    probability = np.clip(stack.mean(axis=0), 0.0, 1.0).astype(np.float32)
+    variance = stack.var(axis=0).astype(np.float32) if len(probs) > 1 else None
+    used = otsu_threshold(probability) if isinstance(threshold, str) else float(threshold)
+    mask = binarize(probability, used).astype(np.uint8)
+    flags: dict[str, bool] = {}
+    stats: dict[str, float] = {}
+    if ood:
+        stats = image_statistics(micrograph.data, mask.astype(bool))
+        for loaded in models:
+            f, w = check_distribution(loaded.card, pixel_size_nm=input_px, dose_e_per_A2=micrograph.dose_e_per_A2,
+                                      statistics=stats)
+            for key, value in f.items():
+                flags[key] = flags.get(key, False) or value
+            notes += [n for n in w if n not in notes]
+    metadata = {
+        "source": micrograph.source, "shape": list(shape), "threshold": used,
+        "threshold_rule": "otsu" if isinstance(threshold, str) else "fixed", "tta": tta,
+        "n_members": len(models), "n_views": len(probs), "models": member_info, "image_statistics": stats,
+        "device": str(dev), "seconds": round(time.perf_counter() - started, 4),
+        "out_of_distribution": any(flags.values()),
+    }
+    return Prediction(
+        probability=probability, mask=mask, threshold=used, pixel_size_nm=input_px,
+        logits=None if logit_sum is None else (logit_sum / len(probs)).astype(np.float32),
+        variance=variance, warnings=notes, ood=flags, metadata=metadata,
+    )
+
+
+def predict_many(micrographs: Sequence, model=None, **options) -> list[Prediction]:
+    """:func:`predict` on several micrographs with the model(s) loaded once."""
+    models = resolve_models(model)
+    return [predict(m, models, **options) for m in micrographs]

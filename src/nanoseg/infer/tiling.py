@@ -1,0 +1,187 @@
+"""Tiled forward passes whose blended output equals one whole-image forward pass.
+
+Why it is exact. A convolutional network's output pixel depends only on the input pixels within its
+receptive field, and on *where the pooling grid falls*. So a tile whose start is a multiple of the
+network's ``size_multiple`` computes, at every pixel farther than the network's context (half receptive
+field, measured per side) from an interior tile edge, exactly what the whole-image pass computes. The blend
+weights are zero within ``margin_px`` ≥ the context of an interior tile edge, rise with a raised-cosine ramp
+over ``ramp_px`` and are 1 inside; pixels on the image border keep weight 1 (there the whole-image pass sees
+the same zero padding). The weighted mean over tiles therefore reproduces the whole-image output (to float
+rounding, ~1e-6), while the ramp keeps seams invisible even if a network's context were underestimated.
+
+The image is padded once (reflect) to a multiple of ``size_multiple``; tiles are ``tile_px`` (a multiple
+of ``size_multiple``) and consecutive tile starts are ``tile_px − 2·margin_px − ramp_px`` rounded down to a
+multiple of ``size_multiple``; the last tile is aligned to the end.
+
+Example
+-------
+>>> starts = tile_starts(1000, tile_px=512, margin_px=40, ramp_px=16, multiple=16)
+>>> starts
+[0, 400, 488]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from nanoseg.errors import NanosegError
+
+_CONTEXT_CACHE: dict[tuple[int, int], int] = {}
+
+
+def context_px(module, *, receptive_field_px: int | None = None) -> int:
+    """The network's context: how many pixels on either side of an output pixel it reads (the larger side).
+
+    Computed exactly with :func:`nanoseg.models.receptive_field_span` for every phase of the pooling grid,
+    cached per network instance. For a network the span tracer does not know, the card's
+    ``receptive_field_px`` (if given) bounds it, else the input gradient of a strip of output pixels is
+    probed on random inputs (:func:`probe_context_px`).
+    """
+    key = (id(module), int(getattr(module, "size_multiple", 1)))
+    if key in _CONTEXT_CACHE:
+        return _CONTEXT_CACHE[key]
+    from nanoseg.models import receptive_field_span
+
+    multiple = key[1]
+    length = multiple * max(64, math.ceil(1024 / multiple))
+    try:
+        middle = (length // 2) // multiple * multiple
+        reach = 0
+        for position in range(middle, middle + multiple):
+            lo, hi = receptive_field_span(module, position, length=length)
+            reach = max(reach, position - lo, hi - position)
+    except NanosegError:
+        if receptive_field_px is not None:
+            reach = int(receptive_field_px)  # the whole field on each side: an upper bound
+        else:
+            reach = probe_context_px(module)
+    _CONTEXT_CACHE[key] = int(reach)
+    return int(reach)
+
+
+def probe_context_px(module, *, length: int = 256, n_trials: int = 3) -> int:
+    """Context of an arbitrary network measured by autograd: the farthest input pixel that gets a nonzero
+    gradient from a strip of ``size_multiple`` output pixels in the middle (union over random inputs),
+    plus one ``size_multiple`` of safety."""
+    import torch
+
+    multiple = int(getattr(module, "size_multiple", 1))
+    length = -(-length // multiple) * multiple
+    mid = (length // 2) // multiple * multiple
+    reach = 0
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(n_trials):
+        x = torch.randn(1, 1, length, length, generator=generator, requires_grad=True)
+        y = module(x)
+        y[..., mid: mid + multiple, mid: mid + multiple].sum().backward()
+        rows, cols = torch.nonzero(x.grad[0, 0].abs() > 0, as_tuple=True)
+        if rows.numel():
+            reach = max(reach, int(mid - rows.min()), int(rows.max() - (mid + multiple - 1)),
+                        int(mid - cols.min()), int(cols.max() - (mid + multiple - 1)))
+    if reach >= mid - multiple:
+        raise NanosegError(f"cannot measure the network's receptive field (≥ {reach} px)",
+                           hint="record receptive_field_px in the model card")
+    return reach + multiple
+
+
+def tile_starts(length: int, *, tile_px: int, margin_px: int, ramp_px: int, multiple: int) -> list[int]:
+    """Start positions of the tiles along one axis of ``length`` (a multiple of ``multiple``) pixels."""
+    if length <= tile_px:
+        return [0]
+    stride = (tile_px - 2 * margin_px - ramp_px) // multiple * multiple
+    if stride < multiple:
+        raise NanosegError(
+            f"tile size {tile_px} px is too small for a context margin of {margin_px} px",
+            hint=f"use a tile size of at least {2 * margin_px + ramp_px + 2 * multiple} px (or no tiling)",
+        )
+    starts = list(range(0, length - tile_px, stride))
+    starts.append(length - tile_px)
+    return starts
+
+
+def count_tiles(shape: tuple[int, int], *, tile_px: int | None, margin_px: int, ramp_px: int, multiple: int
+                ) -> int:
+    """How many tiles :func:`tiled_apply` cuts an (unpadded) image of ``shape`` into."""
+    h, w = (-(-n // multiple) * multiple for n in shape)
+    if tile_px is None or (tile_px >= h and tile_px >= w):
+        return 1
+    return (len(tile_starts(h, tile_px=min(tile_px, h), margin_px=margin_px, ramp_px=ramp_px, multiple=multiple))
+            * len(tile_starts(w, tile_px=min(tile_px, w), margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)))
+
+
+def axis_weights(size: int, *, at_start: bool, at_end: bool, margin_px: int, ramp_px: int) -> np.ndarray:
+    """1-D blend weights of a tile: 0 within ``margin_px`` of an interior edge, a cosine ramp, then 1.
+
+    >>> axis_weights(8, at_start=False, at_end=True, margin_px=2, ramp_px=2).round(2).tolist()
+    [0.0, 0.0, 0.15, 0.85, 1.0, 1.0, 1.0, 1.0]
+    """
+    d = np.arange(size, dtype=np.float64)
+    w = np.ones(size)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip((d - margin_px + 0.5) / max(ramp_px, 1), 0, 1))
+    ramp[d < margin_px] = 0.0
+    if not at_start:
+        w *= ramp
+    if not at_end:
+        w *= ramp[::-1]
+    return w
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int, *, minimum: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad a 2-D image at the bottom/right to a multiple of ``multiple`` (and at least ``minimum``)."""
+    h, w = image.shape
+    ph = max(math.ceil(h / multiple) * multiple, minimum) - h
+    pw = max(math.ceil(w / multiple) * multiple, minimum) - w
+    if ph == 0 and pw == 0:
+        return image, (h, w)
+    mode = "reflect" if ph < h and pw < w else "symmetric" if ph <= h and pw <= w else "wrap"
+    return np.pad(image, ((0, ph), (0, pw)), mode=mode), (h, w)
+
+
+def tiled_apply(
+    run_batch: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    *,
+    tile_px: int | None,
+    margin_px: int,
+    multiple: int,
+    ramp_px: int = 16,
+    batch_size: int = 4,
+    n_channels: int = 2,
+    progress: Callable | None = None,
+) -> np.ndarray:
+    """Run ``run_batch`` ((N, H, W) float32 → (N, C, H, W) float32) over tiles of ``image``; blend.
+
+    ``image`` must already be padded to a multiple of ``multiple`` (see :func:`pad_to_multiple`).
+    ``tile_px=None`` (or a tile at least the image size) runs one whole-image pass.
+    Returns the blended ``(n_channels, H, W)`` output.
+    """
+    h, w = image.shape
+    if h % multiple or w % multiple:
+        raise ValueError("tiled_apply: pad the image to the size multiple first")
+    if tile_px is None or (tile_px >= h and tile_px >= w):
+        return run_batch(image[None])[0]
+    tile_px = int(tile_px) // multiple * multiple
+    th, tw = min(tile_px, h), min(tile_px, w)
+    ys = tile_starts(h, tile_px=th, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
+    xs = tile_starts(w, tile_px=tw, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
+    wy = {y: axis_weights(th, at_start=y == 0, at_end=y + th == h, margin_px=margin_px, ramp_px=ramp_px)
+          for y in ys}
+    wx = {x: axis_weights(tw, at_start=x == 0, at_end=x + tw == w, margin_px=margin_px, ramp_px=ramp_px)
+          for x in xs}
+    out = np.zeros((n_channels, h, w), dtype=np.float64)
+    norm = np.zeros((h, w), dtype=np.float64)
+    positions = [(y, x) for y in ys for x in xs]
+    batches = [positions[i: i + batch_size] for i in range(0, len(positions), batch_size)]
+    for batch in batches if progress is None else progress(batches):
+        tiles = np.stack([image[y: y + th, x: x + tw] for y, x in batch])
+        result = run_batch(tiles)
+        for (y, x), tile_out in zip(batch, result, strict=True):
+            weight = np.outer(wy[y], wx[x])
+            out[:, y: y + th, x: x + tw] += tile_out * weight
+            norm[y: y + th, x: x + tw] += weight
+    if (norm <= 0).any():  # cannot happen with the layout above; guard against future changes
+        raise RuntimeError("tiled_apply: some pixels received no tile weight")
+    return (out / norm).astype(np.float32)

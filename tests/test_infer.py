@@ -1,0 +1,174 @@
+"""nanoseg.infer: exact tiling, resampling to the model grid, ensembles/TTA, OOD warnings, engines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import disks_image
+from nanoseg.errors import NanosegError
+from nanoseg.infer import (
+    axis_weights,
+    context_px,
+    make_runner,
+    predict,
+    resolve_models,
+    tile_starts,
+)
+from nanoseg.io import Micrograph
+from nanoseg.models import LoadedModel, ModelCard, build_model, save_model
+
+
+def _randomized(name: str, seed: int = 0) -> nn.Module:
+    """A network with non-trivial BatchNorm statistics (so folding and tiling are really tested)."""
+    torch.manual_seed(seed)
+    net = build_model(name)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+class DarkIsParticle(nn.Module):
+    """A hand-made 'network': particle logit = −gain·(pixel − level), so dark disks are particles."""
+
+    size_multiple = 4
+    architecture = "dark_is_particle"
+
+    def __init__(self, level: float = 0.0, gain: float = 8.0):
+        super().__init__()
+        self.level, self.gain = level, gain
+        self.smooth = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, x):
+        s = self.smooth(x)
+        return torch.cat([torch.zeros_like(s), -self.gain * (s - self.level)], dim=1)
+
+
+def _whole_image_probability(net: nn.Module, image: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = net(torch.from_numpy(image)[None, None])
+    return torch.softmax(logits, dim=1)[0, 1].numpy()
+
+
+@pytest.mark.parametrize("name", ["norm_unet", "sytwu_resunet"])
+def test_tiled_equals_whole_image(name):
+    net = _randomized(name)
+    side, tile = (256, 160) if name == "norm_unet" else (384, 320)  # contexts: 46 and 107 px per side
+    image = np.random.default_rng(1).standard_normal((side, side)).astype(np.float32)
+    want = _whole_image_probability(net, image)
+    for engine in ("eager", "fused"):
+        got = predict(image, net, pixel_size_nm=0.1, tile_size=tile, engine=engine, device="cpu", ood=False)
+        assert got.metadata["models"][0]["n_tiles"] == 4 if name == "sytwu_resunet" else 9
+        assert np.abs(got.probability - want).max() < 1e-4, engine
+    whole = predict(image, net, pixel_size_nm=0.1, tile_size=None, engine="eager", device="cpu", ood=False)
+    assert np.abs(whole.probability - want).max() < 1e-6
+
+
+def test_tile_layout_and_weights():
+    assert tile_starts(256, tile_px=160, margin_px=46, ramp_px=16, multiple=16) == [0, 48, 96]
+    assert tile_starts(100, tile_px=128, margin_px=46, ramp_px=16, multiple=16) == [0]
+    with pytest.raises(NanosegError, match="too small"):
+        tile_starts(512, tile_px=64, margin_px=46, ramp_px=16, multiple=16)
+    w = axis_weights(64, at_start=False, at_end=False, margin_px=10, ramp_px=8)
+    assert (w[:10] == 0).all() and (w[-10:] == 0).all() and (w[18:46] == 1).all()
+    assert np.allclose(w[10:18] + w[10:18][::-1], 1.0)  # raised cosine: overlapping ramps sum to 1
+    edge = axis_weights(64, at_start=True, at_end=False, margin_px=10, ramp_px=8)
+    assert edge[0] == 1.0
+    assert context_px(build_model("unet3")) >= 38 // 2
+
+
+def test_odd_sizes_and_pixel_size_resampling():
+    image, truth = disks_image((150, 170), ((50, 60, 18), (100, 120, 24)), noise=0.05)
+    model = LoadedModel(DarkIsParticle(level=0.8).eval(),
+                        ModelCard(architecture="dark_is_particle", pixel_size_nm=0.2), path=None)
+    pred = predict(Micrograph(image, pixel_size_nm=0.1), model, tile_size=None, device="cpu", ood=False)
+    assert pred.probability.shape == truth.shape and pred.mask.shape == truth.shape
+    assert pred.metadata["models"][0]["network_grid_shape"] == [75, 85]
+    inter = (pred.mask.astype(bool) & truth).sum()
+    assert 2 * inter / (pred.mask.sum() + truth.sum()) > 0.95  # aligned with the input grid after resampling
+    tiled = predict(Micrograph(image, pixel_size_nm=0.1), model, tile_size=32, overlap_px=12, device="cpu",
+                    ood=False)
+    assert np.abs(tiled.probability - pred.probability).max() < 1e-4
+
+
+def test_missing_pixel_size_needs_a_decision():
+    model = LoadedModel(DarkIsParticle().eval(), ModelCard(architecture="x", pixel_size_nm=0.2), path=None)
+    image = Micrograph(np.zeros((32, 32)), source="frame.tif")
+    with pytest.raises(NanosegError, match="pixel size") as err:
+        predict(image, model, device="cpu")
+    assert "--pixel-size" in str(err.value) and "frame.tif" in str(err.value)
+    pred = predict(image, model, assume_model_pixel_size=True, device="cpu")
+    assert pred.pixel_size_nm is None and any("assumed" in w for w in pred.warnings)
+    assert predict(image, model, pixel_size_nm=0.4, device="cpu").metadata["models"][0]["network_grid_shape"] == [
+        64, 64]
+
+
+def test_bad_inputs_are_user_errors():
+    net = DarkIsParticle()
+    with pytest.raises(NanosegError, match="NaN"):
+        predict(np.full((16, 16), np.nan), net, pixel_size_nm=0.1)
+    with pytest.raises(NanosegError, match="threshold"):
+        predict(np.zeros((16, 16)), net, pixel_size_nm=0.1, threshold=2.0)
+    with pytest.raises(NanosegError, match="threshold"):
+        predict(np.zeros((16, 16)), net, pixel_size_nm=0.1, threshold="median")
+    with pytest.raises(NanosegError, match="not found"):
+        resolve_models("/nonexistent/model.nanoseg")
+    with pytest.raises(NanosegError, match="2-D"):
+        predict(np.zeros((2, 16, 16)), net, pixel_size_nm=0.1)
+
+
+def test_ensemble_and_tta_give_uncertainty(tmp_path):
+    image, _ = disks_image((64, 64))
+    members = [DarkIsParticle(level=0.8), DarkIsParticle(level=0.7)]
+    pred = predict(image, members, pixel_size_nm=0.2, threshold="otsu", return_logits=True, device="cpu")
+    assert pred.variance is not None and pred.variance.max() > 0 and pred.metadata["n_members"] == 2
+    single = [predict(image, m, pixel_size_nm=0.2, device="cpu").probability for m in members]
+    np.testing.assert_allclose(pred.probability, np.mean(single, axis=0), atol=1e-6)
+    np.testing.assert_allclose(pred.variance, np.var(single, axis=0), atol=1e-6)
+    assert pred.logits.shape == (2, 64, 64) and 0 < pred.threshold < 1
+    # a rotation-equivariant network: all 8 dihedral views agree → zero variance
+    tta = predict(image, members[0], pixel_size_nm=0.2, tta=True, device="cpu")
+    assert tta.metadata["n_views"] == 8 and tta.variance.max() < 1e-10
+    # a folder of checkpoints is an ensemble
+    for i in range(2):
+        save_model(tmp_path / "ens" / f"fold{i}", _randomized("unet3", seed=i),
+                   ModelCard(architecture="unet3", pixel_size_nm=0.2))
+    assert len(resolve_models(tmp_path / "ens")) == 2
+    ens = predict(image, tmp_path / "ens", pixel_size_nm=0.2, device="cpu")
+    assert ens.variance is not None and ens.metadata["n_members"] == 2
+
+
+def test_out_of_distribution_warnings():
+    card = ModelCard(architecture="dark", pixel_size_nm=0.2, pixel_size_range_nm=(0.02, 0.03),
+                     dose_range_e_per_A2=(400, 900), image_statistics={"roughness": (0.02, 0.06)})
+    model = LoadedModel(DarkIsParticle(level=0.8).eval(), card, path=None)
+    image, _ = disks_image((64, 64), noise=0.3)  # noisy: white-noise roughness ≫ 0.06
+    low = predict(Micrograph(image, pixel_size_nm=0.025, dose_e_per_A2=80), model, device="cpu")
+    assert low.ood == {"pixel_size": False, "dose": True, "roughness": True} and low.out_of_distribution
+    assert any("dose 80" in w for w in low.warnings) and low.metadata["out_of_distribution"]
+    ok = predict(Micrograph(image, pixel_size_nm=0.025, dose_e_per_A2=500), model, device="cpu", ood=True)
+    assert not ok.ood["dose"]
+    unknown = predict(Micrograph(image, pixel_size_nm=0.05), model, device="cpu")
+    assert unknown.ood["pixel_size"] and any("dose is unknown" in w for w in unknown.warnings)
+
+
+@pytest.mark.parametrize("engine", ["fused", "jit"])
+def test_fast_engines_match_eager(engine):
+    net = _randomized("sytwu_resunet")
+    x = np.random.default_rng(2).standard_normal((2, 64, 96)).astype(np.float32)
+    want = make_runner(net, engine="eager", device="cpu")(x)
+    got = make_runner(net, engine=engine, device="cpu")(x)
+    assert got.shape == want.shape
+
+    def prob(y):
+        return torch.softmax(torch.from_numpy(y), 1).numpy()
+
+    assert np.abs(prob(got) - prob(want)).max() < 1e-4
+    with pytest.raises(NanosegError, match="engine"):
+        make_runner(net, engine="tensorrt")
