@@ -325,6 +325,16 @@ def test_insitu_names_order_frames(tmp_path):
     assert s.timing == "filename" and len(s) == 21
     np.testing.assert_allclose(s.times_s, np.arange(21) * 0.1, atol=1e-9)
     assert [int(s[i].data[0, 0]) for i in range(21)] == list(range(21))
+    # the nested folders of a Gatan in situ capture: read the folder itself, or a recursive glob
+    nested = tmp_path / "capture"
+    for i, name in enumerate(names):
+        second = name.split("_Second_")[1][:2]
+        folder = nested / "Hour_01" / f"Minute_{name.split('_Minute_')[1][:2]}" / f"Second_{second}"
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / name, np.full((4, 4), i, np.float32))
+    for source in (nested, str(nested / "**" / "*.npy")):
+        s = read_series(source)
+        assert len(s) == 21 and [int(s[i].data[0, 0]) for i in range(21)] == list(range(21))
     # Frame_0010 of second 59 would be the 11th frame: the explicit interval is used as given
     assert insitu_times(names[:2], frame_interval_s=0.25) == [0.0, 0.25]
 

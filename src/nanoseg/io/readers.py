@@ -694,11 +694,18 @@ def _expand(paths_or_stack) -> list[Path]:
     for item in items:
         text = os.fspath(item)
         if any(ch in text for ch in "*?[") and not Path(text).exists():
-            found = sorted(glob.glob(text), key=natural_key)
+            found = sorted(glob.glob(text, recursive=True), key=natural_key)
             if not found:
                 raise NanosegError("no files match this pattern", path=text,
-                                   hint="check the folder and the pattern, e.g. 'capture/*.dm4'")
+                                   hint="check the folder and the pattern, e.g. 'capture/**/*.dm4'")
             out.extend(Path(f) for f in found)
+        elif Path(text).is_dir():  # an in situ capture folder (Gatan nests Hour_*/Minute_*/Second_*)
+            found = sorted((p for p in Path(text).rglob("*") if p.suffix.lower() in FORMATS
+                            and p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(str(p)))
+            if not found:
+                raise NanosegError("no image files in this folder", path=text,
+                                   hint="supported: " + ", ".join(sorted(FORMATS)))
+            out.extend(found)
         else:
             out.append(Path(text))
     if not out:
@@ -707,7 +714,8 @@ def _expand(paths_or_stack) -> list[Path]:
 
 
 def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Series:
-    """Open a movie lazily: one stacked file, a list of single-frame files, or a glob pattern.
+    """Open a movie lazily: one stacked file, a list of single-frame files, a glob pattern (``**``
+    allowed), or a folder (all image files below it, e.g. a Gatan in situ capture folder).
 
     Frames are loaded only when accessed (a list of files is never held in memory at once; a
     stacked DM/MRC/NPY file is memory-mapped, a TIFF stack read page by page).
