@@ -15,9 +15,9 @@ multiple of ``size_multiple``; the last tile is aligned to the end.
 
 Example
 -------
->>> starts = tile_starts(1000, tile_px=512, margin_px=40, ramp_px=16, multiple=16)
+>>> starts = tile_starts(1008, tile_px=512, margin_px=40, ramp_px=16, multiple=16)
 >>> starts
-[0, 400, 488]
+[0, 416, 496]
 """
 
 from __future__ import annotations
