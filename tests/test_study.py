@@ -260,11 +260,11 @@ def _log(line):
 class Slow(ThresholdBackend):
     def train(self, train_dir, val_dir, config, out_dir, *, device=None):
         _log("train " + str(out_dir))
-        time.sleep(0.3)
+        time.sleep(0.1)
         return super().train(train_dir, val_dir, config, out_dir, device=device)
     def load(self, checkpoint, *, device=None):
         _log("eval " + str(checkpoint))
-        time.sleep(0.6)
+        time.sleep(0.25)
         return super().load(checkpoint, device=device)
 '''
 

@@ -171,7 +171,9 @@ class ThresholdBackend:
         data = micrograph.data if hasattr(micrograph, "data") else np.asarray(micrograph)
         f = _features(data, model["sigma_px"])
         signed = (model["threshold"] - f) if model["particles_dark"] else (f - model["threshold"])
-        return (1.0 / (1.0 + np.exp(-signed / max(model["softness"], 1e-6)))).astype(np.float32)
+        from scipy.special import expit
+
+        return expit(signed / max(model["softness"], 1e-6)).astype(np.float32)
 
     def validation_loss(self, checkpoint: Path) -> float:
         params = self.load(checkpoint)

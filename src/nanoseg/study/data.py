@@ -30,9 +30,11 @@ from nanoseg.study.spec import StudySpec, deep_merge
 
 
 def _groups(meta: pd.DataFrame, group_by: str) -> pd.Series:
-    if group_by in meta.columns and meta[group_by].notna().all():
+    """The group of every image; without a usable ``group_by`` column (missing, incomplete, or one value for
+    the whole dataset, like ``source: simulated``) every image is its own group."""
+    if group_by in meta.columns and meta[group_by].notna().all() and meta[group_by].nunique() > 1:
         return meta[group_by].astype(str)
-    return meta["id"].astype(str)  # no grouping column: every image is its own group
+    return meta["id"].astype(str)
 
 
 def assign_folds(meta: pd.DataFrame, *, n_folds: int, group_by: str = "source", seed: int = 0) -> np.ndarray:
@@ -117,8 +119,11 @@ def _find_preset(name: str, spec_dir: Path | None) -> str | Path:
 
 
 def prepare_dataset(spec: StudySpec, name: str, out_dir: str | os.PathLike, *, spec_dir: Path | None = None,
-                    scheduler=None, progress: bool = False) -> Path:
-    """The directory of dataset ``name``: its path, or the preset simulated into ``out_dir/data/name`` (resumes)."""
+                    scheduler: str | None = None, progress: bool = False) -> Path:
+    """The directory of dataset ``name``: its path, or the preset simulated into ``out_dir/data/name`` (resumes).
+
+    ``scheduler``: the Dask scheduler address the simulation runs on; ``None`` simulates in this process.
+    """
     ds = spec.datasets[name]
     if ds.path is not None:
         path = Path(ds.path)
@@ -140,7 +145,7 @@ def prepare_dataset(spec: StudySpec, name: str, out_dir: str | os.PathLike, *, s
 
         preset = deep_merge(yaml.safe_load(preset.read_text()) or {}, overrides)
     return Path(generate_dataset(preset, target, n_images=wanted, seed=ds.seed, scheduler=scheduler,
-                                 progress=progress))
+                                 n_workers=0 if scheduler is None else None, progress=progress))
 
 
 def make_fold_subsets(spec: StudySpec, name: str, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike

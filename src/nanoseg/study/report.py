@@ -204,8 +204,12 @@ def _descriptor_figure(table: pd.DataFrame, path: Path, metric: str) -> Path:
     import matplotlib.pyplot as plt
 
     cols = [c for c in table.columns if c.startswith("d_") and table[c].notna().any()]
-    fig, axes = plt.subplots(1, len(cols), figsize=(3.3 * len(cols), 3.2), squeeze=False, sharey=True)
-    for ax, col in zip(axes[0], cols, strict=True):
+    n_cols = min(3, len(cols))
+    n_rows = -(-len(cols) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.0 * n_rows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(cols):]:
+        ax.set_visible(False)
+    for ax, col in zip(axes.ravel(), cols, strict=False):
         ax.scatter(table[col], table["drop"], s=18)
         for _, r in table.iterrows():
             ax.annotate(f"{r['train_set']}→{r['test_set']}", (r[col], r["drop"]), fontsize=6, alpha=0.7)
@@ -215,7 +219,8 @@ def _descriptor_figure(table: pd.DataFrame, path: Path, metric: str) -> Path:
             ax.set_title(f"Spearman ρ = {rho:+.2f}", fontsize=9)
         ax.set_xlabel(f"|Δ {col[2:]}|")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{metric} drop vs in-distribution")
+    for row in axes:
+        row[0].set_ylabel(f"{metric} drop")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -179,11 +179,6 @@ def descriptor_task(dataset_dir: str, out_path: str) -> dict[str, Any]:
     return values
 
 
-def prepare_task(spec_json: str, name: str, out_dir: str, spec_dir: str | None) -> str:
-    spec = StudySpec.model_validate_json(spec_json)
-    return str(prepare_dataset(spec, name, out_dir, spec_dir=None if spec_dir is None else Path(spec_dir)))
-
-
 # ------------------------------------------------------------------------------------------------ execution
 class _Executor:
     """``submit`` / ``as_completed`` over a Dask client, or in-process (``sync``) for debugging."""
@@ -210,6 +205,10 @@ class _Executor:
                 raise NanosegError(f"cannot reach the Dask scheduler {scheduler!r} ({exc})",
                                    hint="start one with `dask scheduler` or drop --scheduler") from None
             self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    @property
+    def address(self) -> str | None:
+        return None if self.client is None else self.client.scheduler.address
 
     def submit(self, func, *args, key: str | None = None, priority: int = 0):
         if self.client is None:
@@ -311,12 +310,11 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
     ex = _Executor(scheduler, n_workers)
     try:
         names = list(dict.fromkeys(spec.train_sets + spec.test_sets))
-        prepared = {n: ex.submit(prepare_task, spec_json, n, str(out), None if spec_dir is None else str(spec_dir),
-                                 key=f"prepare-{spec.name}-{n}") for n in names}
         dataset_dirs: dict[str, str] = {}
-        for name, fut in prepared.items():
+        for name in names:  # presets are simulated on the study's cluster (one task per image)
             try:
-                dataset_dirs[name] = fut.result()
+                dataset_dirs[name] = str(prepare_dataset(spec, name, out, spec_dir=spec_dir,
+                                                         scheduler=ex.address, progress=progress))
             except NanosegError:
                 raise
             except Exception as exc:
