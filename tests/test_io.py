@@ -300,6 +300,9 @@ def test_dm_dose_rate_times_exposure_and_nm_units(tmp_path):
     m = read(make_dm.write_dm(tmp_path / "r.dm4", image(), scale=0.00018, units="µm", image_tags=tags))
     assert m.dose_e_per_A2 == pytest.approx(50.0)
     assert m.pixel_size_nm == pytest.approx(0.18)
+    per_px = {"DataBar": {"Exposure Time (s)": 0.5}, "Detector": {"Dose Rate (e/pix/s)": 2.0, "Use Dose": True}}
+    m = read(make_dm.write_dm(tmp_path / "p.dm4", image(), scale=0.02, units="nm", image_tags=per_px))
+    assert m.dose_e_per_A2 == pytest.approx(2.0 * 0.5 / 0.2**2)  # 1 e/px over (0.2 Å)² = 25 e/Å²
     none = read(make_dm.write_dm(tmp_path / "n.dm4", image(), scale=1.0, units=""))
     assert none.pixel_size_nm is None and none.dose_e_per_A2 is None
 

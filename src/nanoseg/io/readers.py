@@ -182,26 +182,35 @@ def _standard_metadata(hs: dict) -> dict[str, Any]:
 
 
 # tag names that mention dose but hold no dose (dose-fractionation settings, counters, switches)
-_NOT_A_DOSE = ("fraction", "frame", "number", "count", "mode", "enable", "limit", "protect")
+_NOT_A_DOSE = ("fraction", "frame", "number", "count", "mode", "enable", "limit", "protect", "use", "auto",
+               "apply", "save")
 
 
-def _dose_from_tags(tags: dict, exposure_s: float | None) -> tuple[float | None, str | None]:
-    """An explicit dose tag: ``...Dose...`` (e/Å², or e/nm² when the name says nm) or a dose *rate*
-    (e/Å²/s) times the exposure. Returns (dose, tag path)."""
+def _dose_from_tags(tags: dict, exposure_s: float | None,
+                    pixel_size_nm: float | None = None) -> tuple[float | None, str | None]:
+    """An explicit dose tag: ``...Dose...`` or a dose *rate* (per second) times the exposure.
+
+    The area unit comes from the tag name: ``nm`` → e/nm² (÷ 100), ``pix``/``px`` → e/pixel (÷ pixel
+    area in Å², needs the calibration), otherwise e/Å². Returns (dose in e/Å², tag path)."""
     rate = None
     for key, value in _leaves(tags):
         name = key.rsplit(".", 1)[-1].lower()
-        if "dose" not in name or any(word in name for word in _NOT_A_DOSE):
+        if "dose" not in name or any(word in name for word in _NOT_A_DOSE) or isinstance(value, bool):
             continue
         number = _to_float(value)
         if not number or number <= 0:
             continue
-        per_nm2 = "nm" in name
-        if "rate" in name:
+        if "pix" in name or "px" in name:
+            if not pixel_size_nm:
+                continue
+            number /= (pixel_size_nm * 10.0) ** 2
+        elif "nm" in name:
+            number /= 100.0
+        if "rate" in name or "/s" in name:
             if rate is None:
-                rate = (number / 100.0 if per_nm2 else number, key)
+                rate = (number, key)
             continue
-        return (number / 100.0 if per_nm2 else number), key
+        return number, key
     if rate is not None and exposure_s:
         return rate[0] * exposure_s, f"{rate[1]} × exposure"
     return None, None
@@ -258,7 +267,8 @@ def _from_rsciio(signal: dict, path, extra_meta: dict | None = None, original_ta
     meta.update(_standard_metadata(hs))
     meta.update(extra_meta or {})
     dose, dose_tag = _dose_from_tags(original_tags if original_tags is not None
-                                     else (signal.get("original_metadata") or {}), meta.get("exposure_s"))
+                                     else (signal.get("original_metadata") or {}), meta.get("exposure_s"),
+                                     pixel)
     if dose_tag:
         meta["dose_tag"] = dose_tag
 
