@@ -351,7 +351,8 @@ def _open_emd(path: Path) -> _Opened:
 def _open_ser(path: Path) -> _Opened:
     from rsciio.tia import file_reader
 
-    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    # RosettaSciIO's SER reader loads every element of the file even when lazy, so read it once
+    signal = _pick_image(file_reader(str(path), lazy=False), path)
     return _from_rsciio(signal, path)
 
 
