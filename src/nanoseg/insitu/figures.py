@@ -1,0 +1,145 @@
+"""Figures of a tracking run (PNG, matplotlib Agg): sizes over time, PSD evolution, kinetics fit, frame strip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nanoseg._util import atomic_path
+
+__all__ = ["write_figures", "plot_size_vs_time", "plot_psd_evolution", "plot_kinetics", "plot_frame_strip"]
+
+_FATE_COLORS = {"survived": "tab:blue", "vanished": "tab:red", "coalescence": "tab:orange", "split": "tab:purple",
+                "left_field": "tab:gray", "lost": "tab:brown"}
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_size_vs_time(tracks: pd.DataFrame, lineage: pd.DataFrame, ax=None):
+    """Diameter of every track over time, coloured by how the track ended."""
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+    fate = dict(zip(lineage["track_id"], lineage["end"], strict=True)) if len(lineage) else {}
+    tcol = "time_s" if "time_s" in tracks.columns else "frame"
+    for tid, g in tracks.groupby("track_id"):
+        ax.plot(g[tcol], g["diameter_nm"], lw=0.8, alpha=0.8, color=_FATE_COLORS.get(fate.get(tid), "k"))
+    for name, color in _FATE_COLORS.items():
+        ax.plot([], [], color=color, label=name)
+    ax.set_xlabel("time (s)" if tcol == "time_s" else "frame")
+    ax.set_ylabel("equivalent diameter (nm)")
+    ax.set_title("particle size over time (colour = fate)")
+    ax.legend(fontsize=7, ncol=3)
+    return fig or ax.figure
+
+
+def plot_psd_evolution(psd: pd.DataFrame, ax=None):
+    """Size distributions of r/⟨r⟩ per time window with the LSW shape."""
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+    cmap = plt.get_cmap("viridis")
+    windows = sorted(psd["window"].unique()) if len(psd) else []
+    for w in windows:
+        g = psd[psd["window"] == w]
+        ax.step(g["bin_center"], g["density"], where="mid", color=cmap(w / max(len(windows) - 1, 1)),
+                label=f"{g['t_start_s'].iloc[0]:.3g}–{g['t_end_s'].iloc[0]:.3g} s (n={int(g['n'].iloc[0])})")
+    if windows:
+        g = psd[psd["window"] == windows[0]]
+        u = np.linspace(0, 2.5, 300)
+        from nanoseg.insitu.theory import lsw_distribution
+
+        ax.plot(u, lsw_distribution(u), "k--", lw=1.5, label="LSW")
+        del g
+    ax.set_xlabel("r / ⟨r⟩")
+    ax.set_ylabel("probability density")
+    ax.set_title("size distribution over time")
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def plot_kinetics(stats: pd.DataFrame, fits: pd.DataFrame, axes=None):
+    """⟨r⟩(t) with error bars and the fitted laws; ⟨r⟩³ vs t on the right."""
+    import matplotlib.pyplot as plt
+
+    from nanoseg.insitu.kinetics import _model
+
+    fig = None
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    s = stats[stats["n_particles"] >= 2]
+    t = s["time_s"].to_numpy(float)
+    axes[0].errorbar(t, s["mean_radius_nm"], yerr=s["radius_sem_nm"], fmt="o", ms=3, color="k", label="⟨r⟩")
+    tt = np.linspace(0, t.max() - t.min() if len(t) else 1, 200)
+    for row, color in zip(fits.itertuples(), ["tab:red", "tab:blue", "tab:green", "tab:purple"], strict=False):
+        label = f"{row.model}: n={row.n:.2f}±{row.n_std:.2f}, k={row.k:.3g}±{row.k_std:.2g}, ΔAIC={row.delta_aic:.1f}"
+        axes[0].plot(tt + (t.min() if len(t) else 0), _model(tt, row.r0_nm, row.k, row.n), color=color, label=label)
+    axes[0].set_xlabel("time (s)")
+    axes[0].set_ylabel("mean radius (nm)")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k t")
+    axes[1].plot(t, s["mean_radius_nm"] ** 3, "o", ms=3, color="k")
+    three = fits[fits["model"] == "n=3"]
+    if len(three):
+        r = three.iloc[0]
+        axes[1].plot(tt + t.min(), r.r0_nm**3 + r.k * tt, color="tab:blue", label=f"n=3: k={r.k:.3g} nm³/s")
+        axes[1].legend(fontsize=7)
+    axes[1].set_xlabel("time (s)")
+    axes[1].set_ylabel("⟨r⟩³ (nm³)")
+    return fig or axes[0].figure
+
+
+def plot_frame_strip(series, tracks: pd.DataFrame, *, pixel_size_nm: float, n_frames: int = 4, max_labels: int = 60):
+    """A strip of frames (evenly spaced) with each particle circled and labelled with its track id."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    n = len(series)
+    picks = np.unique(np.linspace(0, n - 1, min(n_frames, n)).round().astype(int))
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.8), squeeze=False)
+    for ax, i in zip(axes[0], picks, strict=True):
+        frame = series[int(i)]
+        img = frame.data
+        lo, hi = np.percentile(img, [1, 99])
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+        rows = tracks[tracks["frame"] == i]
+        for k, r in enumerate(rows.itertuples()):
+            cy, cx = r.y_nm / pixel_size_nm, r.x_nm / pixel_size_nm
+            ax.add_patch(Circle((cx, cy), r.diameter_nm / 2 / pixel_size_nm, fill=False, color="yellow", lw=0.7))
+            if k < max_labels:
+                ax.text(cx, cy, str(r.track_id), color="cyan", fontsize=6, ha="center", va="center")
+        ax.set_title(f"frame {i}  t = {series.times_s[i]:.3g} s", fontsize=9)
+        ax.set_axis_off()
+    return fig
+
+
+def write_figures(result, *, series=None) -> dict[str, Path]:
+    """Write the figures of a :class:`~nanoseg.insitu.stream.TrackResult` into ``out_dir/figures``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    out = Path(result.out_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"size_vs_time": _save(plot_size_vs_time(result.tracks, result.lineage), out / "size_vs_time.png")}
+    if len(result.psd):
+        paths["psd_evolution"] = _save(plot_psd_evolution(result.psd), out / "psd_evolution.png")
+    if len(result.fits):
+        paths["kinetics_fit"] = _save(plot_kinetics(result.stats, result.fits), out / "kinetics_fit.png")
+    px = result.summary.get("pixel_size_nm")
+    if series is not None and px:
+        paths["frame_strip"] = _save(plot_frame_strip(series, result.tracks, pixel_size_nm=px),
+                                     out / "frame_strip.png")
+    return paths

@@ -1,0 +1,430 @@
+"""Streaming analysis of a movie: segment frame by frame, write tables incrementally, resume, then analyse.
+
+:func:`track_movie` never holds more than one frame (plus the drift tracker's few binned reference frames) in
+memory. Every ``chunk_frames`` frames it writes, atomically, ``chunks/particles_<first>_<last>.parquet``,
+``chunks/drift_<first>_<last>.parquet`` and then ``state.json`` + ``drift_state.npz`` (the commit point). A rerun
+with the same settings resumes after the last committed frame; a rerun with other settings refuses (use another
+``out_dir`` or ``restart=True``). At the end it links, finds events, fits kinetics and writes:
+
+``particles.parquet`` (all detections), ``tracks.parquet`` + ``tracks.csv``, ``events.csv``, ``lineage.csv``,
+``drift.csv``, ``kinetics.csv`` (per-frame statistics), ``fits.csv``, ``bootstrap.csv``, ``psd.csv``,
+``growth.csv``, ``verdict.csv``, ``summary.json`` and figures under ``figures/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nanoseg._util import atomic_path, progress_iter
+from nanoseg.errors import NanosegError
+from nanoseg.io import Micrograph, Series
+from nanoseg.particles import TABLE_COLUMNS, label_particles, particle_table
+
+__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series"]
+
+
+@dataclass
+class TrackResult:
+    """Everything :func:`track_movie` / :func:`analyse_tracks` produced (also written to ``out_dir``)."""
+
+    out_dir: Path | None
+    particles: pd.DataFrame
+    drift: pd.DataFrame
+    tracks: pd.DataFrame
+    events: pd.DataFrame
+    lineage: pd.DataFrame
+    stats: pd.DataFrame
+    fits: pd.DataFrame
+    bootstrap: pd.DataFrame
+    psd: pd.DataFrame
+    growth: pd.DataFrame
+    verdict: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+
+
+def as_series(movie, *, pixel_size_nm: float | None = None, frame_interval_s: float | None = None) -> Series:
+    """Accept a Series, a simulated CoarseningMovie, a 3-D array, a list of Micrographs/arrays, or path(s)."""
+    if isinstance(movie, Series):
+        return movie
+    if hasattr(movie, "series") and callable(movie.series):
+        return movie.series()
+    if isinstance(movie, str | os.PathLike) or (isinstance(movie, list | tuple) and movie
+                                               and isinstance(movie[0], str | os.PathLike)):
+        from nanoseg.io import read_series
+
+        return read_series(movie, frame_interval_s=frame_interval_s)
+    if isinstance(movie, np.ndarray):
+        if movie.ndim != 3:
+            raise NanosegError(f"a movie array must be 3-D (frames, rows, cols), got shape {movie.shape}")
+        return Series.from_array(movie, frame_interval_s=frame_interval_s, pixel_size_nm=pixel_size_nm)
+    if isinstance(movie, list | tuple):
+        if not movie:
+            raise NanosegError("the movie has no frames")
+        frames = [f if isinstance(f, Micrograph) else Micrograph(np.asarray(f), pixel_size_nm=pixel_size_nm)
+                  for f in movie]
+        times = None if frame_interval_s is None else np.arange(len(frames)) * frame_interval_s
+        return Series.from_micrographs(frames, times)
+    raise NanosegError(f"cannot read a movie from a {type(movie).__name__}",
+                       hint="give a file, a list of frame files, a 3-D array or a nanoseg.io.Series")
+
+
+def _mask_source(masks, n: int) -> Callable[[int], np.ndarray]:
+    if callable(masks):
+        return masks
+    if isinstance(masks, str | os.PathLike) or (isinstance(masks, list | tuple) and masks
+                                               and isinstance(masks[0], str | os.PathLike)):
+        paths = [masks] if isinstance(masks, str | os.PathLike) else list(masks)
+        if len(paths) == 1 and Path(paths[0]).suffix.lower() in (".tif", ".tiff", ".npy"):
+            return _stacked_masks(Path(paths[0]), n)
+        from nanoseg.io.masks import read_mask
+
+        if len(paths) != n:
+            raise NanosegError(f"{len(paths)} mask files for {n} frames", hint="give one mask per frame, in order")
+        return lambda i: read_mask(paths[i])
+    arr = masks if isinstance(masks, np.ndarray) else None
+    if arr is not None and arr.ndim == 3:
+        if arr.shape[0] != n:
+            raise NanosegError(f"{arr.shape[0]} masks for {n} frames")
+        return lambda i: arr[i]
+    if isinstance(masks, list | tuple):
+        if len(masks) != n:
+            raise NanosegError(f"{len(masks)} masks for {n} frames")
+        return lambda i: np.asarray(masks[i])
+    raise NanosegError(f"cannot use a {type(masks).__name__} as masks")
+
+
+def _stacked_masks(path: Path, n: int) -> Callable[[int], np.ndarray]:
+    if not path.exists():
+        raise NanosegError("mask file not found", path=path)
+    if path.suffix.lower() == ".npy":
+        arr = np.load(path, mmap_mode="r")
+        get = (lambda i: np.asarray(arr[i])) if arr.ndim == 3 else (lambda i: np.asarray(arr))
+        count = arr.shape[0] if arr.ndim == 3 else 1
+    else:
+        import tifffile
+
+        tif = tifffile.TiffFile(path)
+        count = len(tif.pages)
+
+        def get(i):
+            return tif.pages[i].asarray()
+    if count != n:
+        raise NanosegError(f"the mask stack has {count} frames, the movie {n}", path=path)
+    return get
+
+
+def _segment_fn(predict_fn, model, masks, n):
+    """Return f(i, micrograph) -> dict(prob=..., std=... or None)."""
+    if masks is not None:
+        get = _mask_source(masks, n)
+        return (lambda i, frame: {"prob": np.asarray(get(i)) != 0, "std": None}), "masks"
+    if predict_fn is None:
+        from nanoseg.infer import predict, resolve_models
+
+        models = resolve_models(model)
+
+        def predict_fn(frame):
+            return predict(frame, models, ood=False)
+        source = "model"
+    else:
+        source = "predict_fn"
+
+    def run(i, frame):
+        out = predict_fn(frame)
+        if hasattr(out, "probability"):
+            var = getattr(out, "variance", None)
+            return {"prob": np.asarray(out.probability, dtype=np.float32),
+                    "std": None if var is None else np.sqrt(np.clip(np.asarray(var, dtype=np.float32), 0, None))}
+        return {"prob": np.asarray(out), "std": None}
+    return run, source
+
+
+def _empty_table(frame: int, time_s: float) -> pd.DataFrame:
+    t = pd.DataFrame({c: pd.Series(dtype=float) for c in TABLE_COLUMNS})
+    t["label"] = t["label"].astype(np.int32)
+    t["touches_edge"] = t["touches_edge"].astype(bool)
+    t["frame"] = pd.Series(dtype=np.int64)
+    t["time_s"] = pd.Series(dtype=float)
+    return t
+
+
+def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=None,
+                out_dir: str | os.PathLike, pixel_size_nm: float | None = None, frame_interval_s: float | None = None,
+                min_diameter_nm: float = 0.5, threshold: float = 0.5, split_touching: bool = True,
+                search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
+                chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, restart: bool = False,
+                stop_after_frames: int | None = None, progress: bool = False) -> TrackResult:
+    """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
+
+    Parameters
+    ----------
+    movie : a :class:`nanoseg.io.Series`, a simulated ``CoarseningMovie``, a 3-D array, a list of frames,
+        or file path(s) (read lazily with :func:`nanoseg.io.read_series`).
+    predict_fn : ``f(Micrograph) -> Prediction`` (or a probability/mask array). Default: ``nanoseg.infer.predict``
+        with ``model``. A ``Prediction.variance`` gives per-particle ``diameter_std_nm``.
+    model : model for :func:`nanoseg.infer.predict` (path, ensemble folder, ``"default"``/None).
+    masks : segment from given masks instead (a 3-D array, a stacked .tif/.npy, one file per frame, or ``f(i)``).
+    out_dir : output folder (created; resumed when it holds a run with the same settings).
+    pixel_size_nm : override/supply the pixel size (required when the frames carry none).
+    frame_interval_s : time between frames when the movie has no timestamps.
+    min_diameter_nm, threshold, split_touching : passed to :func:`nanoseg.particles.label_particles`.
+    search_range_nm, memory : passed to :func:`nanoseg.insitu.link_particles`.
+    correct_drift : estimate the drift (streaming) and link in drift-corrected coordinates.
+    chunk_frames : frames per incremental write (the resume granularity).
+    n_boot : bootstrap replicates for the kinetics uncertainty (0 to skip).
+    figures : write PNG figures.
+    restart : discard a previous run in ``out_dir``.
+    stop_after_frames : process at most this many new frames, then return None (for tests of resume and for
+        splitting a long movie over several jobs).
+    progress : show progress bars.
+
+    Returns
+    -------
+    TrackResult (None when stopped early by ``stop_after_frames``).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from nanoseg.simulate.movie import simulate_coarsening_movie
+    >>> m = simulate_coarsening_movie(n_frames=8, shape_px=(96, 96), pixel_size_nm=0.2, n_particles=6, seed=0)
+    >>> masks = np.stack([m.mask(i) for i in range(len(m))])
+    >>> r = track_movie(m, masks=masks, out_dir=tempfile.mkdtemp(), n_boot=0, figures=False)
+    >>> sorted(p.name for p in r.out_dir.glob("*.csv"))[:3]
+    ['bootstrap.csv', 'drift.csv', 'events.csv']
+    """
+    from nanoseg.insitu.drift import DriftTracker
+
+    series = as_series(movie, pixel_size_nm=pixel_size_nm, frame_interval_s=frame_interval_s)
+    n = len(series)
+    if n == 0:
+        raise NanosegError("the movie has no frames", path=getattr(series, "source", None))
+    if chunk_frames < 1:
+        raise NanosegError(f"chunk_frames must be ≥ 1, got {chunk_frames}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    chunks = out / "chunks"
+    chunks.mkdir(exist_ok=True)
+    settings = {"n_frames": n, "pixel_size_nm": pixel_size_nm, "min_diameter_nm": min_diameter_nm,
+                "threshold": threshold, "split_touching": split_touching, "correct_drift": correct_drift,
+                "source": str(getattr(series, "source", None)), "segmentation": None}
+    segment, source = _segment_fn(predict_fn, model, masks, n)
+    settings["segmentation"] = source
+    state_path, drift_state_path = out / "state.json", out / "drift_state.npz"
+    start = 0
+    tracker = DriftTracker()
+    if state_path.exists() and not restart:
+        state = json.loads(state_path.read_text())
+        if state.get("settings") != settings:
+            raise NanosegError("this folder holds a run with other settings", path=out,
+                               hint="use another --out folder, or restart=True (--restart) to overwrite it")
+        start = int(state["next_frame"])
+        if correct_drift and start > 0 and drift_state_path.exists():
+            with np.load(drift_state_path) as z:
+                tracker = DriftTracker.from_state({k: z[k] for k in z.files})
+    elif restart:
+        for p in chunks.glob("*.parquet"):
+            p.unlink()
+        state_path.unlink(missing_ok=True)
+        drift_state_path.unlink(missing_ok=True)
+
+    px_used = pixel_size_nm
+    tables: list[pd.DataFrame] = []
+    drift_rows: list[tuple] = []
+    chunk_start = start
+    processed = 0
+
+    def commit(last: int) -> None:
+        nonlocal tables, drift_rows, chunk_start
+        if last < chunk_start:
+            return
+        name = f"{chunk_start:07d}_{last:07d}.parquet"
+        part = pd.concat(tables, ignore_index=True) if tables else _empty_table(0, 0.0)
+        with atomic_path(chunks / f"particles_{name}") as tmp:
+            part.to_parquet(tmp, index=False)
+        with atomic_path(chunks / f"drift_{name}") as tmp:
+            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px"]).to_parquet(tmp, index=False)
+        if correct_drift:
+            with atomic_path(drift_state_path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **tracker.state())
+        with atomic_path(state_path) as tmp:
+            tmp.write_text(json.dumps({"settings": settings, "next_frame": last + 1, "pixel_size_nm": px_used}))
+        tables, drift_rows, chunk_start = [], [], last + 1
+
+    indices = range(start, n)
+    for i in progress_iter(indices, "segmenting frames", total=len(indices), enabled=progress):
+        if stop_after_frames is not None and processed >= stop_after_frames:
+            commit(i - 1)
+            return None
+        frame = series[i]
+        px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
+        if px is None:
+            raise NanosegError("the frames carry no pixel size", path=getattr(series, "source", None),
+                               hint="give pixel_size_nm (--pixel-size NM)")
+        px_used = px
+        t_s = float(series.times_s[i])
+        seg = segment(i, frame)
+        prob = seg["prob"]
+        if prob.shape != frame.shape:
+            raise NanosegError(f"segmentation of frame {i} has shape {prob.shape}, the frame {frame.shape}")
+        labels = label_particles(prob, pixel_size_nm=px, min_diameter_nm=min_diameter_nm,
+                                 split_touching=split_touching, threshold=threshold)
+        extra = {}
+        if seg["std"] is not None and prob.dtype != bool:
+            extra = {"probability": prob, "probability_std": seg["std"]}
+        table = particle_table(labels, pixel_size_nm=px, image=frame.data, frame=i, time_s=t_s,
+                               threshold=threshold, **extra)
+        tables.append(table)
+        dy, dx = tracker.update(frame.data) if correct_drift else (0.0, 0.0)
+        drift_rows.append((i, t_s, dy, dx))
+        processed += 1
+        if (i + 1 - chunk_start) >= chunk_frames:
+            commit(i)
+    commit(n - 1)
+
+    state = json.loads(state_path.read_text())
+    px_final = state.get("pixel_size_nm") or px_used
+    particles, drift = _read_chunks(chunks, n)
+    drift["dy_nm"] = drift["dy_px"] * px_final
+    drift["dx_nm"] = drift["dx_px"] * px_final
+    with atomic_path(out / "particles.parquet") as tmp:
+        particles.to_parquet(tmp, index=False)
+    frame0 = series[0]
+    field_area = float(frame0.shape[0] * frame0.shape[1] * px_final**2)
+    return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
+                          search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
+                          n_boot=n_boot, figures=figures, series=series, correct_drift=correct_drift)
+
+
+def _read_chunks(chunks: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    parts, drifts = [], []
+    for p in sorted(chunks.glob("particles_*.parquet")):
+        parts.append(pd.read_parquet(p))
+    for p in sorted(chunks.glob("drift_*.parquet")):
+        drifts.append(pd.read_parquet(p))
+    particles = pd.concat(parts, ignore_index=True) if parts else _empty_table(0, 0.0)
+    drift = pd.concat(drifts, ignore_index=True).drop_duplicates("frame", keep="last").sort_values("frame")
+    if len(drift) != n or not np.array_equal(drift["frame"].to_numpy(), np.arange(n)):
+        raise NanosegError(f"the run's chunks cover {len(drift)} of {n} frames", path=chunks,
+                           hint="rerun with restart=True (--restart)")
+    particles = particles.drop_duplicates(["frame", "label"], keep="last").sort_values(["frame", "label"])
+    return particles.reset_index(drop=True), drift.reset_index(drop=True)
+
+
+def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in ("parents", "children"):
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: ";".join(str(x) for x in v) if isinstance(v, tuple | list) else v)
+    return out
+
+
+def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *, out_dir=None,
+                   pixel_size_nm: float | None = None, field_area_nm2: float | None = None,
+                   search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
+                   n_boot: int = 200, figures: bool = True, series: Series | None = None,
+                   correct_drift: bool = True, seed: int = 0) -> TrackResult:
+    """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
+
+    Writes the outputs listed in the module docstring when ``out_dir`` is given.
+    """
+    from nanoseg.insitu.drift import correct_positions
+    from nanoseg.insitu.events import detect_events
+    from nanoseg.insitu.kinetics import (
+        bootstrap_kinetics,
+        coarsening_verdict,
+        fit_kinetics,
+        growth_rates,
+        size_distributions,
+        size_statistics,
+        volume_conservation,
+    )
+    from nanoseg.insitu.linking import link_particles
+
+    if particles.empty:
+        raise NanosegError("no particles were found in any frame",
+                           hint="check the model/masks, the threshold and min_diameter_nm")
+    table = particles
+    if correct_drift and drift is not None:
+        table = correct_positions(particles, drift, pixel_size_nm=pixel_size_nm)
+    tracks = link_particles(table, search_range_nm=search_range_nm, memory=memory)
+    result = detect_events(tracks, max_gap_frames=memory + 1, vanish_diameter_nm=max(2.5 * min_diameter_nm, 1.0))
+    tracks = result.tracks
+    stats = size_statistics(tracks, field_area_nm2=field_area_nm2)
+    summary: dict = {"n_frames": int(particles["frame"].nunique()), "n_detections": len(particles),
+                     "n_tracks": int(tracks["track_id"].nunique()), "pixel_size_nm": pixel_size_nm,
+                     "events": result.events["kind"].value_counts().to_dict() if len(result.events) else {},
+                     "warnings": []}
+    try:
+        fits = fit_kinetics(stats)
+    except NanosegError as exc:
+        fits = pd.DataFrame(columns=["model", "n", "n_std", "k", "k_std", "rate_units", "r0_nm", "r0_std", "rss",
+                                     "aic", "rms_residual_nm", "n_points", "delta_aic"])
+        summary["warnings"].append(f"kinetics not fitted: {exc}")
+    boot = (bootstrap_kinetics(tracks, n_boot=n_boot, seed=seed) if n_boot > 0 and len(fits)
+            else pd.DataFrame(columns=["replicate", "model", "n", "k", "r0_nm"]))
+    growth = growth_rates(tracks)
+    try:
+        psd = size_distributions(tracks)
+    except NanosegError as exc:
+        psd = pd.DataFrame()
+        summary["warnings"].append(str(exc))
+    verdict = coarsening_verdict(stats, result.events, result.lineage, growth, fits, bootstrap=boot, tracks=tracks)
+    try:
+        summary["volume"] = volume_conservation(stats)
+    except NanosegError as exc:
+        summary["warnings"].append(str(exc))
+    if len(fits):
+        summary["fits"] = fits.drop(columns=[]).to_dict(orient="records")
+    if len(boot):
+        summary["bootstrap"] = {m: {"n_mean": float(g["n"].mean()), "n_std": float(g["n"].std()),
+                                    "k_mean": float(g["k"].mean()), "k_std": float(g["k"].std()),
+                                    "k_ci95": [float(g["k"].quantile(0.025)), float(g["k"].quantile(0.975))]}
+                                for m, g in boot.groupby("model")}
+    overall = verdict[verdict["signal"] == "overall"].iloc[0]
+    summary["verdict"] = {"mechanism": overall["favours"], "support": float(overall["value"]),
+                          "note": overall["rule"]}
+    res = TrackResult(out_dir=Path(out_dir) if out_dir is not None else None, particles=particles,
+                      drift=drift if drift is not None else pd.DataFrame(), tracks=tracks, events=result.events,
+                      lineage=result.lineage, stats=stats, fits=fits, bootstrap=boot, psd=psd, growth=growth,
+                      verdict=verdict, summary=summary)
+    if out_dir is not None:
+        _write_outputs(res)
+        if figures:
+            from nanoseg.insitu.figures import write_figures
+
+            res.figures = write_figures(res, series=series)
+            summary["figures"] = {k: str(v) for k, v in res.figures.items()}
+        with atomic_path(Path(out_dir) / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    return res
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _write_outputs(res: TrackResult) -> None:
+    out = res.out_dir
+    with atomic_path(out / "tracks.parquet") as tmp:
+        res.tracks.to_parquet(tmp, index=False)
+    for name, df in [("tracks", res.tracks), ("events", res.events), ("lineage", res.lineage),
+                     ("drift", res.drift), ("kinetics", res.stats), ("fits", res.fits),
+                     ("bootstrap", res.bootstrap), ("psd", res.psd), ("growth", res.growth),
+                     ("verdict", res.verdict)]:
+        with atomic_path(out / f"{name}.csv") as tmp:
+            _csv_ready(df).to_csv(tmp, index=False)
