@@ -10,6 +10,7 @@ Example
 (48, 48)
 """
 
+from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
 from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, resolve_device
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.predict import (
@@ -26,8 +27,9 @@ from nanoseg.infer.predict import (
 from nanoseg.infer.tiling import axis_weights, context_px, pad_to_multiple, tile_starts, tiled_apply
 
 __all__ = [
-    "DEFAULT_TILE_PX", "ENGINES", "Prediction", "Runner", "axis_weights", "check_distribution", "context_px",
-    "fold_batchnorm", "forward_logits", "get_runner", "image_statistics", "make_runner", "pad_to_multiple",
-    "predict", "predict_many", "preprocess_for_model", "probability_from_logits", "resolve_device",
-    "resolve_models", "tile_starts", "tiled_apply",
+    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "Prediction", "Runner", "axis_weights", "check_distribution",
+    "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics", "make_runner",
+    "output_paths", "pad_to_multiple", "predict", "predict_file", "predict_files", "predict_many",
+    "preprocess_for_model", "probability_from_logits", "resolve_device", "resolve_models", "tile_starts",
+    "tiled_apply", "write_prediction",
 ]

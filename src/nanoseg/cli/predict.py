@@ -1,0 +1,77 @@
+"""``nanoseg predict``: segment microscope files with a model, an ensemble, or the default model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nanoseg.cli._app import app, console, fail_if
+from nanoseg.errors import NanosegError
+
+
+def parse_threshold(text: str) -> float | str:
+    """'otsu' or a number in (0, 1)."""
+    if text.strip().lower() == "otsu":
+        return "otsu"
+    try:
+        value = float(text)
+    except ValueError:
+        raise NanosegError(f"--threshold must be a number in (0, 1) or 'otsu', got {text!r}") from None
+    if not 0 < value < 1:
+        raise NanosegError(f"--threshold must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+@app.command()
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Microscope files (dm3/dm4/emd/ser/mrc/tif/png/npy).",
+                                        show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if needed)."),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="Checkpoint folder or .nanoseg file (default: the shipped default model)."),
+    ensemble: Path = typer.Option(None, "--ensemble",
+                                  help="Folder of checkpoints (e.g. the k fold models): mean probability "
+                                       "+ per-pixel variance."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average the 8 rotations/flips."),
+    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
+    assume_model_pixel_size: bool = typer.Option(
+        False, "--assume-model-pixel-size",
+        help="For files without a pixel size: assume the model's training pixel size."),
+    threshold: str = typer.Option("0.5", "--threshold", "-t", help="Probability threshold in (0, 1), or 'otsu'."),
+    min_diameter: float = typer.Option(0.5, "--min-diameter", help="Smallest particle kept in the tables (nm)."),
+    tile_size: int = typer.Option(1024, "--tile-size", help="Tile side in pixels at the model's pixel size; "
+                                                           "0 = whole frame in one pass."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Tiles per forward pass (default 1 CPU, 8 GPU)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    engine: str = typer.Option("auto", "--engine", help="auto, eager, fused, jit, compile or cuda "
+                                                        "(see docs/performance.md)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
+    workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster with this many workers."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo finished inputs (default: skip = resume)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Segment nanoparticles in microscope files.
+
+    Writes per input: <stem>.mask.tif (calibrated), <stem>.probability.tif, <stem>.particles.csv,
+    <stem>.overlay.png and <stem>.json (warnings, out-of-distribution flags); <stem>.variance.tif with
+    --ensemble or --tta. Bad files are skipped and listed (exit code 1); reruns skip finished files.
+
+    Example: nanoseg predict frames/*.dm4 --out masks --ensemble runs/cv5 --tta --pixel-size 0.02
+    """
+    from nanoseg.infer import predict_files
+
+    if model is not None and ensemble is not None:
+        raise NanosegError("give either --model or --ensemble, not both")
+    chosen = str(ensemble) if ensemble is not None else (model or "default")
+    result = predict_files(
+        inputs, out, chosen, overwrite=overwrite, progress=progress, scheduler=scheduler, workers=workers,
+        min_diameter_nm=min_diameter, threshold=parse_threshold(threshold), tta=tta, pixel_size_nm=pixel_size,
+        assume_model_pixel_size=assume_model_pixel_size, tile_size=tile_size or None, batch_size=batch_size,
+        device=device, engine=engine,
+    )
+    for name, notes in result.warnings.items():
+        for note in notes:
+            console.print(f"[yellow]warning:[/] {name}: {note}", highlight=False)
+    console.print(result.report.summary(), highlight=False)
+    fail_if(not result.ok)
