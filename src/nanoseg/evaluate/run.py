@@ -105,6 +105,25 @@ def model_predictor(dataset, model, *, tta: bool = False, **predict_options) -> 
     return load
 
 
+def resolve_predictions(source: str | os.PathLike, dataset, **predict_options
+                        ) -> tuple[Callable[[str], np.ndarray], str]:
+    """What the first argument of ``nanoseg evaluate`` means: ``(loader, "predictions" | "model")``.
+
+    ``"default"``, a ``.nanoseg`` file, a checkpoint folder (``card.json``) or a folder of checkpoints
+    (ensemble) is a model, run on every dataset image; a folder of ``nanoseg predict`` outputs is predictions.
+    """
+    text = str(source)
+    path = Path(text)
+    is_model = text == "default" or path.suffix == ".nanoseg" or (path / "card.json").exists() or (
+        path.is_dir() and any((p / "card.json").exists() or p.suffix == ".nanoseg" for p in path.iterdir()))
+    if is_model:
+        return model_predictor(dataset, text, **predict_options), "model"
+    if not path.exists():
+        raise NanosegError("not found: neither a prediction folder nor a model", path=path,
+                           hint="give the --out folder of `nanoseg predict`, a checkpoint, or 'default'")
+    return prediction_dir_loader(path), "predictions"
+
+
 def evaluate_dataset(
     dataset,
     predictions: Mapping[str, np.ndarray] | Callable[[str], np.ndarray],
