@@ -108,7 +108,8 @@ def plot_ablation(table: pd.DataFrame, path, *, examples: dict | None = None, ma
     for i, name in enumerate(shown):
         array, prob = examples[name]
         a1 = fig.add_subplot(grid[1, i])
-        _show(a1, array, name[:28])
+        _show(a1, array, name[:30])
+        a1.title.set_fontsize(7)
         a2 = fig.add_subplot(grid[2, i])
         _show(a2, prob, "probability", cmap="viridis", vmin=0, vmax=1)
         _contour(a2, mask)

@@ -195,7 +195,7 @@ def radial_profile(image, *, window: bool = True, bin_cycles_per_px: float | Non
 def find_lattice_peaks(image, *, pixel_size_nm: float | None = None, min_frequency_cycles_per_px: float = 0.05,
                        max_peaks: int = 4, min_ratio: float = 1.5, min_snr: float = 4.0,
                        background_window_cycles_per_px: float = 0.15, dynamic_range: float = 1e-9,
-                       profile: pd.DataFrame | None = None) -> pd.DataFrame:
+                       max_spacing_nm: float = 0.6, profile: pd.DataFrame | None = None) -> pd.DataFrame:
     """Lattice spacings as peaks of the radially averaged power spectrum above a smooth background.
 
     The log radial profile (lightly smoothed) is compared with its running median over
@@ -211,6 +211,8 @@ def find_lattice_peaks(image, *, pixel_size_nm: float | None = None, min_frequen
     image : 2-D image (or a 3-D stack of equal-shape images, averaged).
     pixel_size_nm : when given, the table gets ``spacing_nm`` (= pixel size / frequency).
     min_frequency_cycles_per_px : ignore rings below this (particle shapes, illumination).
+    max_spacing_nm : with a pixel size, also ignore spacings longer than this (lattice planes of metals and
+        oxides are < 0.6 nm; longer periods are particle-shape ripples of the spectrum or Moiré patterns).
     max_peaks : keep the strongest peaks.
     profile : a precomputed :func:`radial_profile` (then ``image`` is not used).
 
@@ -235,7 +237,10 @@ def find_lattice_peaks(image, *, pixel_size_nm: float | None = None, min_frequen
     count = prof["n"].to_numpy() if "n" in prof else np.full(len(freq), 1e9)
     columns = ["frequency_cycles_per_px", "spacing_px", "spacing_nm", "ratio", "snr"]
     strongest = power[freq > 0].max() if (freq > 0).any() else 0.0
-    usable = (freq >= float(min_frequency_cycles_per_px)) & (power > strongest * float(dynamic_range)) & (count >= 32)
+    lowest = float(min_frequency_cycles_per_px)
+    if pixel_size_nm and max_spacing_nm:
+        lowest = max(lowest, float(pixel_size_nm) / float(max_spacing_nm))
+    usable = (freq >= lowest) & (power > strongest * float(dynamic_range)) & (count >= 32)
     if usable.sum() < 5 or strongest <= 0:
         return pd.DataFrame(columns=columns)
     log_power = np.log10(np.maximum(power, strongest * 1e-300))
