@@ -15,6 +15,7 @@ from nanoseg.infer import (
     make_runner,
     predict,
     resolve_models,
+    tile_layout,
     tile_starts,
 )
 from nanoseg.io import Micrograph
@@ -71,7 +72,12 @@ def test_tiled_equals_whole_image(name):
 
 
 def test_tile_layout_and_weights():
-    assert tile_starts(256, tile_px=160, margin_px=46, ramp_px=16, multiple=16) == [0, 48, 96]
+    assert tile_layout(256, tile_px=160, margin_px=46, ramp_px=16, multiple=16) == (160, [0, 48, 96])
+    for length in range(16, 2000, 16):  # every layout: aligned, covering, gaps within the tile interior
+        tile, starts = tile_layout(length, tile_px=400, margin_px=46, ramp_px=16, multiple=16)
+        assert tile <= max(400 // 16 * 16, length) and starts[0] == 0 and starts[-1] + tile == length
+        assert all(s % 16 == 0 for s in starts) and tile % 16 == 0
+        assert all(0 < b - a <= tile - 2 * 46 - 16 for a, b in zip(starts, starts[1:], strict=False))
     assert tile_starts(100, tile_px=128, margin_px=46, ramp_px=16, multiple=16) == [0]
     with pytest.raises(NanosegError, match="too small"):
         tile_starts(512, tile_px=64, margin_px=46, ramp_px=16, multiple=16)

@@ -24,12 +24,19 @@ from nanoseg.infer.predict import (
     probability_from_logits,
     resolve_models,
 )
-from nanoseg.infer.tiling import axis_weights, context_px, pad_to_multiple, tile_starts, tiled_apply
+from nanoseg.infer.tiling import (
+    axis_weights,
+    context_px,
+    pad_to_multiple,
+    tile_layout,
+    tile_starts,
+    tiled_apply,
+)
 
 __all__ = [
     "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "Prediction", "Runner", "axis_weights", "check_distribution",
     "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics", "make_runner",
     "output_paths", "pad_to_multiple", "predict", "predict_file", "predict_files", "predict_many",
-    "preprocess_for_model", "probability_from_logits", "resolve_device", "resolve_models", "tile_starts",
+    "preprocess_for_model", "probability_from_logits", "resolve_device", "resolve_models", "tile_layout", "tile_starts",
     "tiled_apply", "write_prediction",
 ]

@@ -9,15 +9,16 @@ over ``ramp_px`` and are 1 inside; pixels on the image border keep weight 1 (the
 the same zero padding). The weighted mean over tiles therefore reproduces the whole-image output (to float
 rounding, ~1e-6), while the ramp keeps seams invisible even if a network's context were underestimated.
 
-The image is padded once (reflect) to a multiple of ``size_multiple``; tiles are ``tile_px`` (a multiple
-of ``size_multiple``) and consecutive tile starts are ``tile_px − 2·margin_px − ramp_px`` rounded down to a
-multiple of ``size_multiple``; the last tile is aligned to the end.
+The image is padded once (reflect) to a multiple of ``size_multiple``; :func:`tile_layout` picks the
+fewest tiles of at most ``tile_px`` per axis, shrinks them to the smallest size that still covers the axis
+with overlaps ≥ ``2·margin_px + ramp_px``, and spaces them evenly (all positions multiples of
+``size_multiple``): a 4096² frame at ``tile_px=1024`` for a 46-px context is 5 × 5 tiles of 912², 24 % more
+pixels than the frame instead of 57 % with fixed-size tiles aligned to the end.
 
 Example
 -------
->>> starts = tile_starts(1008, tile_px=512, margin_px=40, ramp_px=16, multiple=16)
->>> starts
-[0, 416, 496]
+>>> tile_layout(1008, tile_px=512, margin_px=40, ramp_px=16, multiple=16)
+(400, [0, 304, 608])
 """
 
 from __future__ import annotations
@@ -47,12 +48,19 @@ def context_px(module, *, receptive_field_px: int | None = None) -> int:
 
     multiple = key[1]
     length = multiple * max(64, math.ceil(1024 / multiple))
+    middle = (length // 2) // multiple * multiple
     try:
-        middle = (length // 2) // multiple * multiple
-        reach = 0
-        for position in range(middle, middle + multiple):
-            lo, hi = receptive_field_span(module, position, length=length)
-            reach = max(reach, position - lo, hi - position)
+        try:  # one span computation for all positions (fast path)
+            from nanoseg.models.receptive import _run as _spans
+
+            span = _spans(module, length)
+            positions = np.arange(middle, middle + multiple)
+            reach = int(max((positions - span.lo[positions]).max(), (span.hi[positions] - positions).max()))
+        except ImportError:
+            reach = 0
+            for position in range(middle, middle + multiple):
+                lo, hi = receptive_field_span(module, position, length=length)
+                reach = max(reach, position - lo, hi - position)
     except NanosegError:
         if receptive_field_px is not None:
             reach = int(receptive_field_px)  # the whole field on each side: an upper bound
@@ -87,19 +95,45 @@ def probe_context_px(module, *, length: int = 256, n_trials: int = 3) -> int:
     return reach + multiple
 
 
-def tile_starts(length: int, *, tile_px: int, margin_px: int, ramp_px: int, multiple: int) -> list[int]:
-    """Start positions of the tiles along one axis of ``length`` (a multiple of ``multiple``) pixels."""
+def tile_layout(length: int, *, tile_px: int, margin_px: int, ramp_px: int, multiple: int) -> tuple[int, list[int]]:
+    """Tile length and start positions along one axis of ``length`` (a multiple of ``multiple``) pixels.
+
+    Uses the fewest tiles of at most ``tile_px`` whose consecutive starts are at most
+    ``tile − 2·margin − ramp`` apart (so every pixel is covered by a tile interior and the cosine ramps
+    overlap fully), then shrinks the tiles to the smallest multiple of ``multiple`` that still covers the
+    axis, and spaces the starts evenly. Everything is a multiple of ``multiple`` (pooling-grid alignment).
+
+    >>> tile_layout(4096, tile_px=1024, margin_px=46, ramp_px=16, multiple=16)
+    (912, [0, 800, 1600, 2400, 3184])
+    """
+    tile_px = int(tile_px) // multiple * multiple
     if length <= tile_px:
-        return [0]
-    stride = (tile_px - 2 * margin_px - ramp_px) // multiple * multiple
-    if stride < multiple:
+        return length, [0]
+    overlap = 2 * margin_px + ramp_px
+
+    def stride(tile: int) -> int:
+        return (tile - overlap) // multiple * multiple
+
+    if stride(tile_px) < multiple:
         raise NanosegError(
             f"tile size {tile_px} px is too small for a context margin of {margin_px} px",
-            hint=f"use a tile size of at least {2 * margin_px + ramp_px + 2 * multiple} px (or no tiling)",
+            hint=f"use a tile size of at least {overlap + 2 * multiple} px (or no tiling)",
         )
-    starts = list(range(0, length - tile_px, stride))
-    starts.append(length - tile_px)
-    return starts
+    n = -(-(length - tile_px) // stride(tile_px)) + 1
+    tile = tile_px
+    while tile - multiple >= overlap + multiple and (n - 1) * stride(tile - multiple) >= length - (tile - multiple):
+        tile -= multiple
+    units, gaps = (length - tile) // multiple, n - 1
+    starts, position = [0], 0
+    for k in range(gaps):
+        position += (units // gaps + (1 if k < units % gaps else 0)) * multiple
+        starts.append(position)
+    return tile, starts
+
+
+def tile_starts(length: int, *, tile_px: int, margin_px: int, ramp_px: int, multiple: int) -> list[int]:
+    """Start positions of :func:`tile_layout` (the tile length may be smaller than ``tile_px``)."""
+    return tile_layout(length, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)[1]
 
 
 def count_tiles(shape: tuple[int, int], *, tile_px: int | None, margin_px: int, ramp_px: int, multiple: int
@@ -108,8 +142,8 @@ def count_tiles(shape: tuple[int, int], *, tile_px: int | None, margin_px: int, 
     h, w = (-(-n // multiple) * multiple for n in shape)
     if tile_px is None or (tile_px >= h and tile_px >= w):
         return 1
-    return (len(tile_starts(h, tile_px=min(tile_px, h), margin_px=margin_px, ramp_px=ramp_px, multiple=multiple))
-            * len(tile_starts(w, tile_px=min(tile_px, w), margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)))
+    return (len(tile_starts(h, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple))
+            * len(tile_starts(w, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)))
 
 
 def axis_weights(size: int, *, at_start: bool, at_end: bool, margin_px: int, ramp_px: int) -> np.ndarray:
@@ -163,10 +197,8 @@ def tiled_apply(
         raise ValueError("tiled_apply: pad the image to the size multiple first")
     if tile_px is None or (tile_px >= h and tile_px >= w):
         return run_batch(image[None])[0]
-    tile_px = int(tile_px) // multiple * multiple
-    th, tw = min(tile_px, h), min(tile_px, w)
-    ys = tile_starts(h, tile_px=th, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
-    xs = tile_starts(w, tile_px=tw, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
+    th, ys = tile_layout(h, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
+    tw, xs = tile_layout(w, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
     wy = {y: axis_weights(th, at_start=y == 0, at_end=y + th == h, margin_px=margin_px, ramp_px=ramp_px)
           for y in ys}
     wx = {x: axis_weights(tw, at_start=x == 0, at_end=x + tw == w, margin_px=margin_px, ramp_px=ramp_px)
