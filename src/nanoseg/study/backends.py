@@ -57,22 +57,21 @@ class NanosegBackend:
 
     def train(self, train_dir: Path, val_dir: Path | None, config: dict[str, Any], out_dir: Path, *,
               device: str | None = None) -> Path:
-        from nanoseg.train import TrainConfig, train_model
+        """Train on exactly the study's split: ``train_dir`` images for training, ``val_dir`` images for
+        checkpoint selection, no test part (the study tests on its own held-out fold)."""
+        from nanoseg.datasets.splits import Split
+        from nanoseg.train import TrainConfig, TrainingData, train_model
 
         config = dict(config)
-        if device is not None and "device" not in config:
+        if device is not None and config.get("device", "auto") == "auto":
             config["device"] = device
-        try:
-            cfg = TrainConfig(**config)
-        except Exception as exc:  # pydantic ValidationError: a bad key in the spec's `training`
-            raise NanosegError(f"invalid training config: {exc}", hint="check the spec's `training:` keys") from None
-        dirs = [train_dir]
-        kwargs: dict[str, Any] = {"progress": False, "resume": True}
-        if val_dir is not None and _accepts(train_model, "val_dirs"):
-            kwargs["val_dirs"] = [val_dir]
-        elif val_dir is not None:
-            dirs.append(val_dir)  # train_model makes its own validation split
-        return Path(train_model(dirs, cfg, out_dir, **kwargs))
+        cfg = TrainConfig.from_dict(config)
+        dirs = [Path(train_dir)] + ([Path(val_dir)] if val_dir is not None else [])
+        data = TrainingData.open(dirs)
+        parts = [list(data.meta.loc[data.meta["dataset"] == name, "id"].astype(str)) for name in data.names]
+        split = Split(train_ids=parts[0], val_ids=parts[1] if len(parts) > 1 else [], test_ids=[],
+                      seed=cfg.seed)
+        return Path(train_model(dirs, cfg, out_dir, progress=False, resume=True, split=split))
 
     def load(self, checkpoint: Path, *, device: str | None = None):
         from nanoseg.models.checkpoint import load_model
@@ -82,7 +81,8 @@ class NanosegBackend:
     def predict(self, model, micrograph) -> np.ndarray:
         from nanoseg.infer import predict
 
-        return np.asarray(predict(micrograph, model).probability, dtype=np.float32)
+        # out-of-distribution warnings are the point of a study, not news: switched off
+        return np.asarray(predict(micrograph, model, ood=False).probability, dtype=np.float32)
 
     def validation_loss(self, checkpoint: Path) -> float:
         from nanoseg.models.checkpoint import load_model
@@ -93,15 +93,6 @@ class NanosegBackend:
                 if isinstance(source, dict) and source.get(key) is not None:
                     return float(source[key])
         raise NanosegError("the checkpoint's card records no validation loss", path=checkpoint)
-
-
-def _accepts(func, name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 # ------------------------------------------------------------------------------------------------- threshold

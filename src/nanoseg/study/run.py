@@ -195,7 +195,7 @@ class _Executor:
             n_gpus = _gpu_count()
             n = n_workers or (n_gpus or os.cpu_count() or 1)
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=scheduler != "threads",
-                                        dashboard_address=None, silence_logs=40)
+                                        dashboard_address=":0", silence_logs=40)
             self.client = Client(self.cluster)
             self.n_workers = n
         else:
