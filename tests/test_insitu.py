@@ -1,0 +1,383 @@
+"""In situ analysis against simulated movies with known truth: drift, links, events, kinetics, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanoseg.errors import NanosegError
+from nanoseg.insitu import (
+    DriftTracker,
+    bootstrap_kinetics,
+    coarsening_verdict,
+    correct_positions,
+    detect_events,
+    estimate_drift,
+    event_metrics,
+    fit_coarsening,
+    fit_kinetics,
+    growth_rates,
+    link_particles,
+    size_distributions,
+    size_statistics,
+    track_movie,
+    tracking_metrics,
+    volume_conservation,
+)
+from nanoseg.particles import label_particles, particle_table
+from nanoseg.simulate.movie import simulate_coarsening_movie
+
+PX = 0.18
+
+
+def tables_from_truth_masks(movie):
+    tabs = [particle_table(label_particles(movie.mask(i), pixel_size_nm=PX), pixel_size_nm=PX, frame=i,
+                           time_s=movie.times_s[i]) for i in range(len(movie))]
+    return pd.concat(tabs, ignore_index=True)
+
+
+def analyse(movie, search_range_nm=1.0):
+    table = correct_positions(tables_from_truth_masks(movie), movie.drift)
+    tracks = link_particles(table, search_range_nm=search_range_nm)
+    return tracks, detect_events(tracks)
+
+
+@pytest.fixture(scope="module")
+def ripening_movie():
+    return simulate_coarsening_movie(n_frames=40, shape_px=(448, 448), pixel_size_nm=PX, n_particles=110,
+                                     lsw_rate_nm3_per_s=0.3, mode="ripening", seed=2)
+
+
+@pytest.fixture(scope="module")
+def ripening_result(ripening_movie):
+    return analyse(ripening_movie)
+
+
+@pytest.fixture(scope="module")
+def coalescence_movie():
+    return simulate_coarsening_movie(n_frames=30, shape_px=(320, 320), pixel_size_nm=PX, n_particles=70,
+                                     mode="coalescence", diffusion_nm2_per_s=0.05, seed=2)
+
+
+@pytest.fixture(scope="module")
+def coalescence_result(coalescence_movie):
+    return analyse(coalescence_movie)
+
+
+# ---------------------------------------------------------------------------------------------------- drift
+
+def test_drift_recovered_subpixel_while_particles_change():
+    m = simulate_coarsening_movie(n_frames=15, shape_px=(192, 192), pixel_size_nm=PX, n_particles=30,
+                                  lsw_rate_nm3_per_s=0.6, drift_nm_per_frame=(0.07, -0.11), drift_jitter_nm=0.03,
+                                  dose_e_per_A2=100, seed=4)
+    d = estimate_drift(m.series())
+    err_px = np.hypot(d.dy_nm - m.drift.dy_nm, d.dx_nm - m.drift.dx_nm) / PX
+    total_px = np.hypot(m.drift.dy_nm.iloc[-1], m.drift.dx_nm.iloc[-1]) / PX
+    assert total_px > 8  # the drift is real ...
+    assert err_px.max() < 0.2  # ... and recovered to < 0.2 px in every frame
+
+
+def test_drift_tracker_state_resumes_exactly():
+    rng = np.random.default_rng(0)
+    from scipy import ndimage as ndi
+
+    base = ndi.gaussian_filter(rng.normal(size=(80, 80)), 1.5)
+    frames = [ndi.shift(base, (0.4 * i, 0.25 * i), mode="wrap") + rng.normal(0, 0.02, base.shape) for i in range(8)]
+    full = DriftTracker()
+    expected = [full.update(f) for f in frames]
+    first = DriftTracker()
+    got = [first.update(f) for f in frames[:4]]
+    resumed = DriftTracker.from_state(first.state())
+    got += [resumed.update(f) for f in frames[4:]]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert expected[-1] == pytest.approx((2.8, 1.75), abs=0.15)
+
+
+def test_correct_positions_and_errors():
+    t = pd.DataFrame({"frame": [0, 1], "y_nm": [1.0, 2.0], "x_nm": [1.0, 3.0]})
+    d = pd.DataFrame({"frame": [0, 1], "dy_px": [0.0, 5.0], "dx_px": [0.0, 10.0]})
+    out = correct_positions(t, d, pixel_size_nm=0.2)
+    assert out[["y_corr_nm", "x_corr_nm"]].values.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    with pytest.raises(NanosegError, match="pixel_size_nm"):
+        correct_positions(t, d)
+    with pytest.raises(NanosegError, match="no drift"):
+        correct_positions(t, d.iloc[:1], pixel_size_nm=0.2)
+    with pytest.raises(NanosegError, match="different|differs"):
+        tr = DriftTracker()
+        tr.update(np.zeros((40, 40)))
+        tr.update(np.zeros((40, 41)))
+
+
+# ------------------------------------------------------------------------------------------ linking, events
+
+def test_tracking_recovers_true_tracks(ripening_movie, ripening_result):
+    tracks, result = ripening_result
+    metrics = tracking_metrics(tracks, ripening_movie.truth, max_distance_nm=0.5)
+    assert metrics["true_links"] > 1000
+    assert metrics["id_switches"] <= 0.01 * metrics["true_links"]
+    assert metrics["missed_links"] <= 0.01 * metrics["true_links"]
+    assert metrics["link_recall"] >= 0.98
+    assert metrics["position_error_nm"] < 0.1
+
+
+def test_link_particles_size_term_and_errors():
+    # two particles cross: positions alone are ambiguous, the size term keeps identities
+    t = pd.DataFrame({"frame": [0, 0, 1, 1], "y_nm": [0.0, 0.0, 0.0, 0.0], "x_nm": [0.0, 1.0, 0.55, 0.45],
+                      "diameter_nm": [1.0, 3.0, 1.0, 3.0]})
+    tracks = link_particles(t, search_range_nm=2.0, size_weight=1.0)
+    by_size = tracks.groupby("diameter_nm")["track_id"].nunique()
+    assert (by_size == 1).all()
+    with pytest.raises(NanosegError, match="search_range_nm"):
+        link_particles(t, search_range_nm=0)
+    with pytest.raises(NanosegError, match="lacks columns"):
+        link_particles(t.drop(columns="x_nm"), search_range_nm=1.0)
+    assert link_particles(t.iloc[:0], search_range_nm=1.0).empty
+
+
+def test_coalescence_events_have_the_right_parents(coalescence_movie, coalescence_result):
+    m = coalescence_movie
+    tracks, result = coalescence_result
+    metrics = event_metrics(result.tracks, result.events, m.truth, m.events, max_distance_nm=0.5)
+    assert metrics["true_events"] >= 5
+    assert metrics["recall"] >= 0.8 and metrics["precision"] >= 0.8
+    ev = result.events[result.events.kind == "coalescence"]
+    # projected volume conserved across merges: every event within the tolerance, typically within 2 %
+    assert ev["volume_ratio"].between(0.65, 1.35).all()
+    assert ev["volume_ratio"].median() == pytest.approx(1.0, abs=0.02)
+    lineage = result.lineage.set_index("track_id")
+    for parents, children in zip(ev["parents"], ev["children"], strict=True):
+        assert all(lineage.loc[p, "end"] == "coalescence" for p in parents)
+        assert lineage.loc[children[0], "start"] == "coalescence"
+        assert set(lineage.loc[children[0], "parents"]) == set(parents)
+
+
+def test_vanish_events_in_ripening(ripening_movie, ripening_result):
+    _, result = ripening_result
+    m = ripening_movie
+    metrics = event_metrics(result.tracks, result.events, m.truth, m.events, max_distance_nm=0.5, kind="vanish",
+                            frame_tolerance=6)
+    assert metrics["true_events"] >= 20
+    assert metrics["recall"] >= 0.85 and metrics["precision"] >= 0.9
+    coal = event_metrics(result.tracks, result.events, m.truth, m.events, max_distance_nm=0.5)
+    assert coal["detected"] <= coal["true_events"] + 2  # ripening neighbours are not mistaken for merges
+
+
+def test_split_detected_as_reverse_merge():
+    rows = [(f, 0, 10.0, 11.1, 2.52) for f in range(4)]
+    rows += [(f, 1, 10.0, 10.0, 2.0) for f in range(4, 8)] + [(f, 2, 10.0, 12.2, 2.0) for f in range(4, 8)]
+    rows += [(f, 3, 30.0, 30.0, 3.0) for f in range(8)]  # a bystander
+    tracks = pd.DataFrame(rows, columns=["frame", "track_id", "y_nm", "x_nm", "diameter_nm"])
+    res = detect_events(tracks)
+    assert res.events[["kind", "frame"]].values.tolist() == [["split", 4]]
+    assert res.events["parents"].iloc[0] == (0,) and set(res.events["children"].iloc[0]) == {1, 2}
+    assert res.lineage.set_index("track_id").loc[3, "end"] == "survived"
+
+
+def test_continuation_merge_cuts_the_growing_track():
+    # small particle 1 touches big particle 0 and disappears; 0 jumps in volume by ≈ V1
+    d0, d1 = 3.0, 2.0
+    after = (d0**3 + d1**3) ** (1 / 3)
+    rows = [(f, 0, 10.0, 10.0, d0) for f in range(5)] + [(f, 0, 10.0, 10.2, after) for f in range(5, 9)]
+    rows += [(f, 1, 10.0, 12.6, d1) for f in range(5)]
+    tracks = pd.DataFrame(rows, columns=["frame", "track_id", "y_nm", "x_nm", "diameter_nm"])
+    res = detect_events(tracks)
+    ev = res.events.iloc[0]
+    assert ev.kind == "coalescence" and ev.frame == 5 and ev.parents == (0, 1)
+    assert ev.volume_ratio == pytest.approx(1.0)
+    child = ev.children[0]
+    assert child not in (0, 1)
+    assert set(res.tracks.loc[res.tracks.frame >= 5, "track_id"]) == {child}
+
+
+def test_detect_events_bad_input():
+    with pytest.raises(NanosegError, match="lack columns"):
+        detect_events(pd.DataFrame({"frame": [0]}))
+
+
+# ------------------------------------------------------------------------------------------------ kinetics
+
+@pytest.mark.parametrize("n_true,k_true", [(3.0, 0.25), (4.0, 0.8)])
+def test_fit_coarsening_recovers_exact_law(n_true, k_true):
+    t = np.linspace(0, 40, 41)
+    r = (1.5**n_true + k_true * t) ** (1 / n_true)
+    fit = fit_coarsening(t, r)
+    assert fit["n"] == pytest.approx(n_true, rel=1e-3)
+    assert fit["k"] == pytest.approx(k_true, rel=1e-3)
+    stats = pd.DataFrame({"time_s": t, "mean_radius_nm": r * (1 + 0.002 * np.sin(7 * t)), "radius_sem_nm": 0.01,
+                          "n_particles": 50})
+    fits = fit_kinetics(stats).set_index("model")
+    best = fits["aic"].drop("n free").idxmin()
+    assert best == f"n={n_true:g}"
+    with pytest.raises(NanosegError, match="at least"):
+        fit_coarsening(t[:3], r[:3])
+
+
+def truth_tables(movie, noise_nm=0.0, seed=0):
+    """Particle tables straight from the truth (no image): diameters 2r (+ Gaussian noise), edge flags."""
+    t = movie.truth.copy()
+    rng = np.random.default_rng(seed)
+    t["diameter_nm"] = 2 * t["radius_nm"] + rng.normal(0, noise_nm, len(t))
+    t["touches_edge"] = ~t["inside"]
+    t["track_id"] = t["particle_id"]
+    return t
+
+
+def test_kinetics_fit_recovers_generating_exponent_and_rate_on_many_particles():
+    # 1024² px at 0.18 nm/px, ~600 particles at t = 0, ~120 after 39 s; sizes measured with 0.1 nm noise
+    m = simulate_coarsening_movie(n_frames=40, shape_px=(1024, 1024), pixel_size_nm=PX, n_particles=600,
+                                  lsw_rate_nm3_per_s=0.3, seed=0)
+    fits = fit_kinetics(size_statistics(truth_tables(m, noise_nm=0.1))).set_index("model")
+    # stated tolerance: n within ±0.5 of 3; k (n = 3) within 15 % of the generating 0.3 nm³/s
+    assert fits.loc["n free", "n"] == pytest.approx(3.0, abs=0.5)
+    assert fits.loc["n=3", "k"] == pytest.approx(0.3, rel=0.15)
+    assert fits.loc["n=3", "aic"] < fits.loc["n=4", "aic"]
+
+
+def test_kinetics_from_segmented_masks_match_the_truth(ripening_movie, ripening_result):
+    tracks, result = ripening_result
+    stats = size_statistics(result.tracks, field_area_nm2=(448 * PX) ** 2)
+    assert stats["n_particles"].iloc[-1] < 0.7 * stats["n_particles"].iloc[0]
+    assert (np.diff(stats["number_density_per_nm2"].to_numpy()) <= 1e-3).mean() > 0.8
+    fits = fit_kinetics(stats).set_index("model")
+    truth = fit_kinetics(size_statistics(truth_tables(ripening_movie))).set_index("model")
+    # segmentation + tracking add no bias beyond the finite-sample scatter of this ~100-particle field
+    assert fits.loc["n free", "n"] == pytest.approx(truth.loc["n free", "n"], abs=0.3)
+    assert fits.loc["n=3", "k"] == pytest.approx(truth.loc["n=3", "k"], rel=0.1)
+    assert fits.loc["n=3", "k"] == pytest.approx(0.3, rel=0.25)
+    vol = volume_conservation(stats)
+    assert abs(vol["relative_change"]) < 0.15
+    psd = size_distributions(result.tracks, n_windows=3)
+    late = psd[psd.window == 2]
+    assert np.sum(late.density * (late.bin_right - late.bin_left)) == pytest.approx(1.0, abs=1e-6)
+    # measured late PSD is close to LSW (total-variation distance)
+    tv = 0.5 * np.sum(np.abs(late.density - late.lsw) * (late.bin_right - late.bin_left))
+    assert tv < 0.35
+
+
+def test_verdicts_tell_ripening_from_coalescence(ripening_result, coalescence_result):
+    verdicts = {}
+    for name, (_tracks, result) in {"ripening": ripening_result, "coalescence": coalescence_result}.items():
+        stats = size_statistics(result.tracks)
+        fits = fit_kinetics(stats)
+        growth = growth_rates(result.tracks)
+        v = coarsening_verdict(stats, result.events, result.lineage, growth, fits, tracks=result.tracks)
+        verdicts[name] = v.set_index("signal")
+    assert verdicts["ripening"].loc["overall", "favours"] == "Ostwald ripening"
+    assert verdicts["coalescence"].loc["overall", "favours"] == "migration and coalescence"
+    assert verdicts["ripening"].loc["size_growth_correlation", "value"] > 0.5
+    assert verdicts["ripening"].loc["psd_skewness", "value"] < 0
+    assert verdicts["coalescence"].loc["coalescence_share", "value"] > 0.7
+
+
+def test_bootstrap_spreads_and_grows_with_diameter_sigma(ripening_result):
+    _, result = ripening_result
+    tracks = result.tracks
+    plain = bootstrap_kinetics(tracks, n_boot=40, exponents=(3,), seed=1)
+    k = plain["k"]
+    assert len(plain) == 40 and k.std() > 0
+    point = fit_kinetics(size_statistics(tracks), exponents=(3,))["k"].iloc[0]
+    assert k.quantile(0.025) < point < k.quantile(0.975)
+    noisy = bootstrap_kinetics(tracks.assign(diameter_std_nm=0.8), n_boot=40, exponents=(3,), seed=1)
+    assert noisy["k"].std() > k.std()
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+
+@pytest.fixture(scope="module")
+def small_movie():
+    return simulate_coarsening_movie(n_frames=10, shape_px=(128, 128), pixel_size_nm=PX, n_particles=18,
+                                     lsw_rate_nm3_per_s=0.4, seed=3)
+
+
+def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
+    m = small_movie
+    masks = np.stack([m.mask(i) for i in range(len(m))])
+    full = track_movie(m, masks=masks, out_dir=tmp_path / "full", chunk_frames=3, n_boot=0, figures=False)
+    part = tmp_path / "part"
+    assert track_movie(m, masks=masks, out_dir=part, chunk_frames=3, n_boot=0, figures=False,
+                       stop_after_frames=5) is None
+    assert json.loads((part / "state.json").read_text())["next_frame"] == 5
+    assert not (part / "tracks.csv").exists()
+    resumed = track_movie(m, masks=masks, out_dir=part, chunk_frames=3, n_boot=0, figures=False)
+    pd.testing.assert_frame_equal(resumed.particles, full.particles)
+    np.testing.assert_allclose(resumed.drift[["dy_px", "dx_px"]], full.drift[["dy_px", "dx_px"]], atol=1e-9)
+    pd.testing.assert_frame_equal(resumed.tracks, full.tracks)
+    for name in ("tracks.csv", "events.csv", "kinetics.csv", "verdict.csv", "summary.json", "particles.parquet"):
+        assert (part / name).exists()
+    with pytest.raises(NanosegError, match="other settings"):
+        track_movie(m, masks=masks, out_dir=part, min_diameter_nm=1.0, n_boot=0, figures=False)
+
+
+def test_track_movie_with_predict_fn_and_variance(tmp_path, small_movie):
+    m = small_movie
+
+    class Pred:  # the shape of nanoseg.infer.Prediction
+        def __init__(self, frame):
+            i = frame.metadata["frame_index"]
+            from scipy import ndimage as ndi
+
+            self.probability = ndi.gaussian_filter(m.mask(i).astype(np.float32), 1.0)
+            self.variance = np.full(frame.shape, 0.01, np.float32)
+
+    r = track_movie(m, Pred, out_dir=tmp_path, n_boot=5, figures=True)
+    assert "diameter_std_nm" in r.particles.columns and (r.particles["diameter_std_nm"] > 0).any()
+    assert {"size_vs_time", "psd_evolution", "kinetics_fit", "frame_strip"} <= set(r.figures)
+    assert all(p.stat().st_size > 1000 for p in r.figures.values())
+
+
+def test_track_movie_bad_inputs(tmp_path):
+    with pytest.raises(NanosegError, match="no frames"):
+        track_movie(np.zeros((0, 32, 32)), masks=np.zeros((0, 32, 32)), out_dir=tmp_path / "a", pixel_size_nm=0.2)
+    with pytest.raises(NanosegError, match="pixel size"):
+        track_movie(np.zeros((3, 32, 32)), masks=np.zeros((3, 32, 32), bool), out_dir=tmp_path / "b")
+    with pytest.raises(NanosegError, match="no particles"):
+        track_movie(np.random.default_rng(0).normal(size=(4, 32, 32)), masks=np.zeros((4, 32, 32), bool),
+                    out_dir=tmp_path / "c", pixel_size_nm=0.2, figures=False)
+    with pytest.raises(NanosegError, match="masks for"):
+        track_movie(np.zeros((3, 32, 32)), masks=np.zeros((2, 32, 32), bool), out_dir=tmp_path / "d",
+                    pixel_size_nm=0.2)
+
+
+def test_cli_track_on_a_tiff_with_masks(tmp_path, small_movie):
+    import tifffile
+
+    from nanoseg.cli import main
+    from nanoseg.simulate.movie import write_movie
+
+    write_movie(small_movie, tmp_path / "movie.tif")
+    tifffile.imwrite(tmp_path / "masks.tif", np.stack([small_movie.mask(i) for i in range(10)]).astype(np.uint8))
+    with pytest.raises(SystemExit) as exc:
+        main(["track", str(tmp_path / "movie.tif"), "--masks", str(tmp_path / "masks.tif"), "--out",
+              str(tmp_path / "out"), "--bootstrap", "0", "--no-figures"])
+    assert exc.value.code in (0, None)
+    tracks = pd.read_csv(tmp_path / "out" / "tracks.csv")
+    assert tracks["track_id"].nunique() >= 10 and tracks["time_s"].max() == pytest.approx(9.0)
+    with pytest.raises(SystemExit) as exc:
+        main(["track", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o2"), "--masks",
+              str(tmp_path / "masks.tif")])
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_long_rendered_movie_segmented_by_threshold_recovers_lsw(tmp_path):
+    """Rendered frames (noise, drift, CTF blur), segmented without a network, streamed through track_movie."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    m = simulate_coarsening_movie(n_frames=80, shape_px=(512, 512), pixel_size_nm=PX, n_particles=150,
+                                  lsw_rate_nm3_per_s=0.25, dose_e_per_A2=150, seed=11)
+
+    def segment(frame):
+        smooth = ndi.gaussian_filter(frame.data, 1.5)
+        return smooth < threshold_otsu(smooth)
+
+    r = track_movie(m, segment, out_dir=tmp_path, n_boot=50, figures=False, min_diameter_nm=0.8)
+    fits = r.fits.set_index("model")
+    assert fits.loc["n free", "n"] == pytest.approx(3.0, abs=0.7)
+    assert fits.loc["n=3", "k"] == pytest.approx(0.25, rel=0.3)
+    err = np.hypot(r.drift.dy_nm - m.drift.dy_nm, r.drift.dx_nm - m.drift.dx_nm) / PX
+    assert err.max() < 0.3
+    assert r.summary["verdict"]["mechanism"] == "Ostwald ripening"
