@@ -255,7 +255,7 @@ def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike
         if scheduler is None:
             workers = n_workers or min(8, os.cpu_count() or 1)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")
             client = Client(cluster)
         else:
             client = Client(scheduler)

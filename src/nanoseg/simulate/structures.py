@@ -136,18 +136,25 @@ def _cut_mask(pos: np.ndarray, shape: str, scale_A: float, aspect_ratio: float) 
 def _twinned(material: Material, shape: str, target_atoms: float) -> Atoms:
     from ase.cluster import Decahedron, Icosahedron
 
-    best = None
-    for n in range(2, 40):
+    def build(n: int) -> Atoms:
         if shape == "icosahedron":
-            cluster = Icosahedron(material.symbol, noshells=n, latticeconstant=material.a_A)
-        else:
-            # Marks decahedron: p = q (equal {100} and {111}), r = 1 re-entrant notch
-            cluster = Decahedron(material.symbol, p=n, q=max(1, n // 2), r=1 if n > 3 else 0,
-                                 latticeconstant=material.a_A)
-        if best is None or abs(len(cluster) - target_atoms) < abs(len(best) - target_atoms):
-            best = cluster
-        if len(cluster) > target_atoms:
+            return Icosahedron(material.symbol, noshells=n + 1, latticeconstant=material.a_A)
+        # Marks decahedron: p atoms along the {100} facet, q along the 5-fold axis, r re-entrant notch
+        return Decahedron(material.symbol, p=n, q=max(1, n // 2), r=1 if n > 2 else 0,
+                          latticeconstant=material.a_A)
+
+    # atom counts grow ~ n³: start from an estimate, walk until the target is bracketed (few builds)
+    pilot = len(build(4))
+    n = max(1, int(round(4 * (target_atoms / pilot) ** (1 / 3))))
+    built = {n: build(n)}
+    step = 1 if len(built[n]) < target_atoms else -1
+    while n + step >= 1:
+        nxt = n + step
+        built[nxt] = build(nxt)
+        n = nxt
+        if (len(built[n]) - target_atoms) * step >= 0:
             break
+    best = min(built.values(), key=lambda c: abs(len(c) - target_atoms))
     assert best is not None
     best.set_positions(best.get_positions() - best.get_positions().mean(axis=0))
     best.set_cell(None)
@@ -210,15 +217,19 @@ def make_particle(material: str, shape: str, diameter_nm: float, rng: np.random.
         pos, numbers = _lattice_block(mat, float(np.ceil(reach / 5) * 5))
         lo, hi = 0.3 * radius, 2.0 * radius
         keep = _cut_mask(pos, built_shape, hi, aspect_ratio)
+        below = _cut_mask(pos, built_shape, lo, aspect_ratio)
         for _ in range(30):
             mid = 0.5 * (lo + hi)
             trial = _cut_mask(pos, built_shape, mid, aspect_ratio)
             if trial.sum() < target_atoms:
-                lo = mid
+                lo, below = mid, trial
             else:
                 hi, keep = mid, trial
             if hi - lo < 0.02:
                 break
+        # facetted shapes grow a whole shell at a time: keep the size nearer the target volume
+        if below.sum() >= 4 and abs(below.sum() - target_atoms) < abs(keep.sum() - target_atoms):
+            keep = below
         atoms = Atoms(numbers=np.asarray(numbers)[keep], positions=pos[keep])
         atoms.set_positions(atoms.get_positions() - atoms.get_positions().mean(axis=0))
     if len(atoms) < 4:

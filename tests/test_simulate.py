@@ -1,0 +1,277 @@
+"""Tests of nanoseg.simulate: abTEM conventions, structures, supports, detector, labels, configs, datasets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from scipy.spatial import cKDTree
+
+from nanoseg.errors import NanosegError
+from nanoseg.simulate import (
+    SimulationConfig,
+    amorphous_carbon,
+    apply_detector,
+    exit_wave,
+    footprint_mask,
+    generate_dataset,
+    image_intensity,
+    image_seed,
+    instance_labels,
+    make_particle,
+    mtf,
+    simulate_image,
+    wavelength_A,
+)
+from nanoseg.simulate.stats import fourier_roughness, particle_contrast, radial_power_spectrum
+
+TINY = dict(name="tiny", image_size_px=48, pixel_size_nm=0.05, diameter_nm=1.0, diameter_spread=0.0,
+            support_thickness_nm=0.6, shape="cuboctahedron", aperture_mrad=22.0, defocus_nm=5.0, Cs_um=0.0,
+            astigmatism_nm=0.0)
+
+
+# ---------------------------------------------------------------- optics conventions (abTEM 1.0)
+
+def _phase_bump(n=128, sampling=0.2, sigma_A=1.0, phase=0.3):
+    yy, xx = (np.mgrid[:n, :n] - n / 2) * sampling
+    return np.exp(1j * phase * np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma_A ** 2))).astype(np.complex64)
+
+
+def test_positive_defocus_is_underfocus_dark_atoms():
+    """abTEM: defocus = −C10; positive = underfocus, where a weak phase object (an atom) images dark."""
+    wave = _phase_bump()
+    centre = (64, 64)
+    under = image_intensity(wave, sampling_A=0.2, energy_eV=300e3, defocus_nm=5.0, aperture_mrad=25.0)
+    over = image_intensity(wave, sampling_A=0.2, energy_eV=300e3, defocus_nm=-5.0, aperture_mrad=25.0)
+    assert under[centre] < 0.97 < 1.03 < over[centre]
+    from nanoseg.simulate import ctf
+
+    assert ctf(energy_eV=300e3, defocus_nm=5.0).C10 == pytest.approx(-50.0)
+
+
+def _cosine_modulation(image, axis):
+    profile = image.mean(axis=1 - axis) - image.mean()
+    return np.abs(np.fft.rfft(profile)).max() * 2 / profile.size
+
+
+def test_focal_spread_is_one_over_e_width():
+    """The temporal envelope equals an average over a Gaussian focus distribution with σ = Δ/√2."""
+    n, sampling, period_px = 128, 0.1, 16  # spatial frequency k = 1/(1.6 Å): α = λk ≈ 12 mrad at 300 kV
+    x = np.arange(n) * sampling
+    eps = 1e-3
+    wave = np.ones((n, n), np.complex64) * (1 + eps * np.exp(2j * np.pi * x / (period_px * sampling)))[None, :]
+    focal_spread_nm = 6.0
+    blurred = image_intensity(wave, sampling_A=sampling, energy_eV=300e3, focal_spread_nm=focal_spread_nm)
+    sharp = image_intensity(wave, sampling_A=sampling, energy_eV=300e3)
+    measured = _cosine_modulation(blurred, axis=1) / _cosine_modulation(sharp, axis=1)
+    lam, k = wavelength_A(300e3), 1 / (period_px * sampling)
+    sigma = focal_spread_nm * 10 / np.sqrt(2)
+    foci = np.linspace(-6 * sigma, 6 * sigma, 4001)
+    weights = np.exp(-foci ** 2 / (2 * sigma ** 2))
+    expected = abs(np.sum(weights * np.exp(1j * np.pi * lam * k ** 2 * foci)) / weights.sum())
+    assert 0.1 < expected < 0.9
+    assert measured == pytest.approx(expected, rel=0.02)
+
+
+def test_ctf_orientation_columns_are_x():
+    """Image columns are abTEM's x: astigmatism C12 (angle 0) acts as C10 + C12 along columns."""
+    n, sampling = 128, 0.2
+    x = np.arange(n) * sampling
+    grating = np.exp(1j * 0.05 * np.cos(2 * np.pi * x / (8 * sampling))).astype(np.complex64)
+    along_x = np.tile(grating[None, :], (n, 1))  # varies along columns (x)
+    along_y = along_x.T.copy()
+    astig = dict(sampling_A=sampling, energy_eV=300e3, astigmatism_nm=3.0, astigmatism_angle_rad=0.0)
+    # C12 = +3 nm along x ⇒ C10 = +3 nm there ⇒ defocus = −3 nm; along y ⇒ defocus = +3 nm
+    np.testing.assert_allclose(image_intensity(along_x, **astig),
+                               image_intensity(along_x, sampling_A=sampling, energy_eV=300e3, defocus_nm=-3.0),
+                               atol=1e-4)
+    np.testing.assert_allclose(image_intensity(along_y, **astig),
+                               image_intensity(along_y, sampling_A=sampling, energy_eV=300e3, defocus_nm=3.0),
+                               atol=1e-4)
+
+
+def test_exit_wave_puts_atom_at_row_y_col_x():
+    atoms = Atoms("Au", positions=[[6.0, 14.0, 2.0]])
+    wave = exit_wave(atoms, extent_A=(20.0, 20.0), gpts=(100, 100), energy_eV=300e3)
+    row, col = np.unravel_index(np.argmax(np.angle(wave)), wave.shape)
+    assert (row, col) == (70, 30)
+
+
+# ---------------------------------------------------------------- detector
+
+@pytest.mark.parametrize("detector", ["ideal", "counting", "scintillator"])
+def test_dose_per_pixel_is_dose_times_pixel_area(detector):
+    rng = np.random.default_rng(0)
+    dose, pixel_A = 423.0, 0.2
+    image = apply_detector(np.ones((256, 256)), dose_e_per_A2=dose, pixel_size_A=pixel_A, detector=detector, rng=rng)
+    expected = dose * pixel_A ** 2  # 16.92 e/px
+    cv2 = {"ideal": 0.0, "counting": 0.0, "scintillator": 2.5 ** 2}[detector]
+    # Poisson (× gain) standard error of the mean over 65,536 pixels, 4σ
+    assert abs(image.mean() - expected) < 4 * np.sqrt(expected * (1 + cv2) / image.size) + 0.01
+
+
+def test_poisson_noise_then_mtf():
+    rng = np.random.default_rng(1)
+    ideal = apply_detector(np.ones((256, 256)), dose_e_per_A2=100, pixel_size_A=0.5, detector="ideal", rng=rng)
+    assert ideal.var() == pytest.approx(25.0, rel=0.05)  # Poisson: variance = mean = 25 e/px
+    assert fourier_roughness(ideal) == pytest.approx(1 / 6, rel=0.03)  # white
+    scint = apply_detector(np.ones((256, 256)), dose_e_per_A2=100, pixel_size_A=0.5, detector="scintillator", rng=rng)
+    assert fourier_roughness(scint) < 0.07  # the MTF low-passes the shot noise
+    m = mtf((64, 64), "scintillator")
+    assert m[0, 0] == pytest.approx(1.0) and m[0, 32] < 0.15
+
+
+def test_detector_rejects_bad_dose():
+    with pytest.raises(NanosegError, match="dose"):
+        apply_detector(np.ones((8, 8)), dose_e_per_A2=-5, pixel_size_A=0.2, rng=np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- structures and supports
+
+def test_particle_composition_and_diameter():
+    rng = np.random.default_rng(0)
+    au = make_particle("Au", "truncated_octahedron", 3.0, rng, on_zone=True)
+    assert set(au.get_chemical_symbols()) == {"Au"}
+    assert au.info["diameter_nm"] == pytest.approx(3.0, rel=0.05)
+    # fcc nearest-neighbour distance a/√2 = 2.884 Å
+    d = cKDTree(au.positions).query(au.positions, k=2)[0][:, 1]
+    assert d.min() == pytest.approx(4.078 / np.sqrt(2), abs=1e-3)
+    cdse = make_particle("CdSe", "ellipsoid", 3.0, rng, aspect_ratio=1.6)
+    symbols = cdse.get_chemical_symbols()
+    assert abs(symbols.count("Cd") - symbols.count("Se")) <= 0.1 * len(symbols)
+    extent = np.ptp(cdse.positions, axis=0)
+    assert extent.max() / extent.min() > 1.3  # oblong
+    ico = make_particle("Pt", "icosahedron", 2.0, rng)
+    assert ico.info["shape"] == "icosahedron" and ico.info["n_atoms"] in (55, 147, 309)
+    with pytest.raises(NanosegError, match="unknown material"):
+        make_particle("Xx", "sphere", 3.0, rng)
+
+
+def test_amorphous_carbon_density_and_min_distance():
+    film = amorphous_carbon((30.0, 30.0), 20.0, rng=np.random.default_rng(0))
+    assert len(film) / (30 * 30 * 20) == pytest.approx(0.1003, rel=0.01)  # 2 g/cm³
+    tree = cKDTree(film.positions, boxsize=[30.0, 30.0, 1e3])
+    assert tree.query(film.positions, k=2)[0][:, 1].min() >= 1.35
+
+
+# ---------------------------------------------------------------- labels
+
+def test_mask_area_matches_projected_particle_area():
+    particle = make_particle("Au", "decahedron", 2.5, np.random.default_rng(2))
+    particle.positions[:, :2] += 30.0
+    # reference: the union of atom disks (covalent radius of Au, 1.36 Å) rasterised on a 0.02 Å grid
+    fine = footprint_mask(particle, shape=(3000, 3000), pixel_size_A=0.02, supersample=1)
+    area = fine.sum() * 0.02 ** 2
+    for pixel_A in (0.2, 0.5, 1.8):
+        n = int(np.ceil(60 / pixel_A))
+        coarse = footprint_mask(particle, shape=(n, n), pixel_size_A=pixel_A)
+        assert coarse.sum() * pixel_A ** 2 == pytest.approx(area, rel=0.04 if pixel_A < 1 else 0.08)
+
+
+def test_instances_separate_touching_particles():
+    a = Atoms("Au", positions=[[8.0, 10.0, 0]])
+    b = Atoms("Au", positions=[[12.0, 10.0, 0]])
+    lab = instance_labels([a, b], shape=(20, 20), pixel_size_A=1.0, atom_radius_A=3.0)
+    assert set(np.unique(lab)) == {0, 1, 2}
+    assert lab[10, 7] == 1 and lab[10, 13] == 2
+
+
+# ---------------------------------------------------------------- configs, images, datasets
+
+@pytest.mark.parametrize("bad, word", [
+    ({"dose_e_per_A2": -10}, "dose_e_per_A2"),
+    ({"material": "Unobtainium"}, "unknown material"),
+    ({"diameter_nm": 12.0, "image_size_px": 128, "pixel_size_nm": 0.02}, "do not fit"),
+    ({"aperture_mrad": 0}, "aperture_mrad"),
+    ({"defocus_nm": {"uniform": [5, -5]}}, "low ≤ high"),
+    ({"zone_axis_fraction": 1.5}, "probability"),
+    ({"detector": "film"}, "unknown detector"),
+    ({"dose": 100}, "dose"),
+])
+def test_bad_configs_raise_clear_errors(bad, word):
+    with pytest.raises(NanosegError, match=word):
+        SimulationConfig.parse(bad)
+
+
+def test_yaml_round_trip_and_errors(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("material: {choice: [Au, Ag]}\ndose_e_per_A2: {loguniform: [50, 1000]}\n")
+    cfg = SimulationConfig.from_yaml(spec)
+    assert cfg.name == "s"
+    draws = [cfg.draw(np.random.default_rng(i)) for i in range(20)]
+    assert {d["material"] for d in draws} == {"Au", "Ag"}
+    assert all(50 <= d["dose_e_per_A2"] <= 1000 for d in draws)
+    (tmp_path / "bad.yaml").write_text("dose_e_per_A2: -1\n")
+    with pytest.raises(NanosegError, match="bad.yaml"):
+        SimulationConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_simulate_image_is_deterministic_and_labelled():
+    cfg = SimulationConfig.parse(TINY)
+    a, b = simulate_image(cfg, 5), simulate_image(cfg, 5)
+    assert np.array_equal(a.micrograph.data, b.micrograph.data) and np.array_equal(a.mask, b.mask)
+    c = simulate_image(cfg, 6)
+    assert not np.array_equal(a.micrograph.data, c.micrograph.data)
+    assert a.micrograph.data.dtype == np.float32 and a.mask.dtype == np.uint8 and a.instances.dtype == np.int32
+    assert a.micrograph.pixel_size_nm == 0.05 and a.meta["dose_e_per_A2"] == 423.0
+    # electrons per pixel: mean ≈ dose × pixel area (particle and carbon scatter a little out of the aperture)
+    assert 0.8 * 423 * 0.25 < a.micrograph.data.mean() < 1.05 * 423 * 0.25
+    for key in ("id", "source", "session", "material", "shape", "diameter_nm", "diameters_nm", "n_particles",
+                "pixel_size_nm", "dose_e_per_A2", "voltage_kV", "defocus_nm", "Cs_um", "focal_spread_nm",
+                "convergence_mrad", "aperture_mrad", "detector", "support", "support_thickness_nm",
+                "zone_axis_fraction", "on_zone", "illumination_gradient", "seed"):
+        assert key in a.meta or key == "id"
+    assert json.loads(a.meta["diameters_nm"])[0] == pytest.approx(a.meta["diameter_nm"])
+
+
+def test_generate_dataset_resumes(tmp_path):
+    from nanoseg.datasets import open_dataset
+
+    out = generate_dataset(TINY, tmp_path / "ds", n_images=2, seed=3, n_workers=0, progress=False)
+    ds = open_dataset(out)
+    assert ds.ids == ["tiny-000000", "tiny-000001"]
+    first = ds.image("tiny-000001")
+    generate_dataset(TINY, out, n_images=3, seed=3, n_workers=0, progress=False)
+    ds = open_dataset(out)
+    assert len(ds) == 3 and np.array_equal(ds.image("tiny-000001"), first)
+    again = simulate_image(SimulationConfig.parse(TINY), image_seed(3, 2))
+    assert np.array_equal(ds.image("tiny-000002"), again.micrograph.data)
+    assert ds.instances("tiny-000002").max() >= 1
+    assert ds.row("tiny-000002")["source"] == "simulated"
+
+
+def test_stats_on_known_images():
+    img = np.ones((16, 16))
+    img[:8] = 0.0
+    mask = np.zeros((16, 16), bool)
+    mask[:8] = True
+    assert particle_contrast(img, mask) == pytest.approx(2.0)
+    k, p = radial_power_spectrum(np.cos(2 * np.pi * np.arange(64) / 8)[None, :] * np.ones((64, 1)))
+    assert k[np.argmax(p)] == pytest.approx(1 / 8, abs=1 / 64)
+
+
+def test_cli_simulate_resume(tmp_path):
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in TINY.items() if k != "name") + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", str(spec), "--out", str(tmp_path / "d"), "-n", "1", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["simulate", str(spec), "--out", str(tmp_path / "d"), "-n", "1", "--workers", "0"])
+    assert result.exit_code == 0 and "0 new images" in result.output
+
+
+@pytest.mark.slow
+def test_generate_dataset_on_dask_matches_in_process(tmp_path):
+    from nanoseg.datasets import open_dataset
+
+    generate_dataset(TINY, tmp_path / "a", n_images=3, seed=1, n_workers=2, progress=False)
+    generate_dataset(TINY, tmp_path / "b", n_images=3, seed=1, n_workers=0, progress=False)
+    a, b = open_dataset(tmp_path / "a"), open_dataset(tmp_path / "b")
+    for image_id in b.ids:
+        assert np.array_equal(a.image(image_id), b.image(image_id))
