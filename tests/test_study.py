@@ -388,3 +388,27 @@ def test_cli_run_report_and_errors(two_sets, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["study", "run", str(spec_path), "--out", str(tmp_path / "st2")])
     assert exit_info.value.code == 2
+
+
+def _real_chain(two_sets, tmp_path, epochs):
+    spec = spec_dict(two_sets, backend="nanoseg", train=["clean"],
+                     training={"model": "unet3", "epochs": epochs, "lr": 3e-3, "batch_size": 4, "patch_size": 32,
+                               "preprocessing": [{"name": "standardize"}], "amp": False})
+    table = run_study(spec, tmp_path / "study", scheduler="sync", progress=False, descriptors=False)
+    assert len(table) == 4 and (table["status"] == "ok").all(), table.get("error")
+    card = json.loads((tmp_path / "study" / "models" / "clean__f0__s0__base" / "model" / "card.json").read_text())
+    assert card["architecture"] == "unet3" and card["training"]["n_images"] == {"train": 2, "val": 2, "test": 0}
+    assert card["training"]["epochs_run"] == epochs
+    assert sorted(table["n_images"]) == [4, 4, 8, 8] and table["dice"].between(0, 1).all()
+    return metric_matrix(summarize(table), "dice")[0]
+
+
+def test_real_chain_train_infer_evaluate(two_sets, tmp_path):
+    """The nanoseg backend end to end (nanoseg.train → nanoseg.infer → nanoseg.evaluate) on a tiny grid."""
+    _real_chain(two_sets, tmp_path, epochs=1)
+
+
+@pytest.mark.slow
+def test_real_chain_learns(two_sets, tmp_path):
+    means = _real_chain(two_sets, tmp_path, epochs=30)
+    assert means.loc["clean", "clean"] > 0.6  # dark disks on a clean background: learnt in 30 short epochs
