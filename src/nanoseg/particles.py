@@ -168,7 +168,14 @@ def _split(components: np.ndarray, n: int, r_min_px: float) -> np.ndarray:
             next_id += 1
             continue
         # quantize to 1/8 px so float noise cannot create spurious h-maxima
-        maxima = h_maxima(np.round(dist * 8).astype(np.int32), int(round(h * 8))).astype(bool)
+        quantized = np.round(dist * 8).astype(np.int32)
+        # fast path: one connected set of (non-strict) local maxima means one regional maximum, one particle
+        candidates = (quantized == ndi.maximum_filter(quantized, size=3)) & (dist >= max(r_min_px, 1.0))
+        if ndi.label(candidates, structure=np.ones((3, 3), bool))[1] <= 1:
+            out[sl][region] = next_id
+            next_id += 1
+            continue
+        maxima = h_maxima(quantized, int(round(h * 8))).astype(bool)
         maxima &= dist >= max(r_min_px, 1.0)
         markers, n_markers = ndi.label(maxima, structure=np.ones((3, 3), bool))
         if n_markers <= 1:

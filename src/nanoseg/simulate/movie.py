@@ -22,9 +22,11 @@ thousands of 4k frames never sits in memory.
 texture (band-limited noise at 0.2–0.5 nm, fixed to the sample and drifting with it), particle amplitude
 contrast ``exp(−t/λ)`` from the projected thickness t of each sphere, lattice fringes of spacing
 ``lattice_spacing_nm`` at a random orientation per particle (omitted when below the Nyquist period),
-a CTF-like transfer (``cos χ(k)`` for an underfocus ``defocus_nm`` at 300 kV with a Gaussian envelope),
-Poisson counting at ``dose_e_per_A2``, and a scintillator-like detector PSF after counting (Gaussian core
-0.75 px + 12 % wide tail). The stage drifts by ``drift_nm_per_frame`` per frame plus a small random jitter.
+a CTF-like transfer (``cos χ(k)`` for an underfocus ``defocus_nm`` at 300 kV with a Gaussian envelope of a
+~0.12 nm information limit), and the camera model of the multislice simulator
+(:func:`nanoseg.simulate.detector.apply_detector`: Poisson counting at ``dose_e_per_A2``, gain noise, then the
+scintillator MTF). ``absorption_length_nm`` and ``support_contrast`` defaults were tuned so that particle contrast
+and Fourier roughness match multislice images of the same particles (see docs/insitu.md). The stage drifts by ``drift_nm_per_frame`` per frame plus a small random jitter.
 Particle geometry is drawn only inside each particle's bounding box, so the cost is one FFT per frame
 plus the particles' area.
 
@@ -165,9 +167,10 @@ def simulate_coarsening_movie(
     drift_jitter_nm: float = 0.01,
     dose_e_per_A2: float | None = 300.0,
     lattice_spacing_nm: float = 0.235,
-    absorption_length_nm: float = 15.0,
+    absorption_length_nm: float = 25.0,
     support_contrast: float = 0.1,
     defocus_nm: float = 8.0,
+    detector: str = "scintillator",
     min_separation_nm: float = 0.3,
     substeps: int = 8,
     seed: int = 0,
@@ -196,6 +199,7 @@ def simulate_coarsening_movie(
     absorption_length_nm : λ of the amplitude contrast exp(−t/λ).
     support_contrast : std of the amorphous-support texture (relative intensity).
     defocus_nm : underfocus of the CTF-like transfer.
+    detector : camera preset of :mod:`nanoseg.simulate.detector` (``scintillator``, ``counting``, ``ideal``).
     min_separation_nm : initial minimum gap between particle edges.
     substeps : integration steps per frame interval.
     seed : random seed (the movie is fully determined by its parameters).
@@ -312,7 +316,7 @@ def simulate_coarsening_movie(
                   diffusion_nm2_per_s=D1, diffusion_size_exponent=diffusion_size_exponent,
                   drift_nm_per_frame=tuple(drift), drift_jitter_nm=drift_jitter_nm, dose_e_per_A2=dose_e_per_A2,
                   lattice_spacing_nm=lattice_spacing_nm, absorption_length_nm=absorption_length_nm,
-                  support_contrast=support_contrast, defocus_nm=defocus_nm, seed=seed,
+                  support_contrast=support_contrast, defocus_nm=defocus_nm, detector=detector, seed=seed,
                   total_volume_nm3=total_volume)
     return CoarseningMovie(truth=truth, events=ev, drift=drift_df, times_s=times, shape_px=shape,
                            pixel_size_nm=px, dose_e_per_A2=dose_e_per_A2, params=params)
@@ -388,7 +392,8 @@ def _support_texture(movie: CoarseningMovie) -> np.ndarray:
     ky = sfft.fftfreq(h)[:, None] / px
     kx = sfft.rfftfreq(w)[None, :] / px
     k = np.hypot(ky, kx)  # cycles per nm
-    band = np.exp(-((k - 3.0) / 1.5) ** 2) + 0.3 * np.exp(-(k / 0.8) ** 2)  # ring near 0.33 nm + slow thickness
+    # amorphous phase texture from ~1 nm down to ~0.12 nm (flat band), plus slow thickness variation
+    band = (1 - np.exp(-(k / 1.0) ** 2)) * np.exp(-((k / 7.0) ** 4)) + 0.3 * np.exp(-(k / 0.8) ** 2)
     tex = sfft.irfft2(sfft.rfft2(noise) * band, s=(h, w), workers=-1).astype(np.float32)
     tex *= movie.params["support_contrast"] / max(float(tex.std()), 1e-12)
     movie._support = tex
@@ -443,16 +448,19 @@ def _render(movie: CoarseningMovie, index: int) -> np.ndarray:
     kx = sfft.rfftfreq(w)[None, :] / px
     k2 = ky**2 + kx**2
     chi = np.pi * _LAMBDA_300KV_NM * p["defocus_nm"] * k2
-    transfer = np.cos(chi) * np.exp(-k2 / (2 * 4.0**2))  # envelope ~ 0.25 nm information limit
+    transfer = np.cos(chi) * np.exp(-k2 / (2 * 8.0**2))  # envelope: ~0.12 nm information limit
     mod = intensity - 1.0
     image = 1.0 + sfft.irfft2(sfft.rfft2(mod) * transfer, s=(h, w), workers=-1)
     image = np.clip(image, 0, None)
-    # dose: Poisson counting then the detector PSF (core + wide tail), in units of the mean count
+    # dose: the camera model shared with the multislice simulator (Poisson counting, gain noise, then the
+    # scintillator MTF), in units of the mean count so vacuum ≈ 1
     if movie.dose_e_per_A2 is not None:
-        counts_per_px = movie.dose_e_per_A2 * (px * 10) ** 2
+        from nanoseg.simulate.detector import apply_detector
+
         rng = np.random.default_rng([p["seed"], 104729, index])
-        counted = rng.poisson(image * counts_per_px).astype(np.float32) / counts_per_px
-        image = 0.88 * ndi.gaussian_filter(counted, 0.75) + 0.12 * ndi.gaussian_filter(counted, 4.0)
+        counts_per_px = movie.dose_e_per_A2 * (px * 10) ** 2
+        image = apply_detector(image, dose_e_per_A2=movie.dose_e_per_A2, pixel_size_A=px * 10,
+                               detector=p.get("detector", "scintillator"), rng=rng) / counts_per_px
     return image.astype(np.float32)
 
 

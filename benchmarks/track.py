@@ -1,0 +1,143 @@
+"""In situ benchmarks, measured side by side in one run.
+
+1. Realism of the fast movie renderer against the multislice simulator (same particle, pixel size, dose, defocus,
+   camera): particle contrast C and Fourier roughness r (SCIENCE.md statistics), ratio fast / multislice.
+2. Speed per frame of each streaming stage at a given frame size (render, label, table, drift), and the whole
+   ``track_movie`` (truth masks as the segmentation, so no network time is included).
+3. Accuracy against the simulated truth: drift error, link recall / ID switches, coalescence and vanish events,
+   fitted n and k against the generating law.
+
+Run: ``.venv/bin/python benchmarks/track.py [--size 1024] [--frames 40] [--seeds 3] [--skip-multislice]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def realism(seeds: int) -> None:
+    from nanoseg.simulate import simulate_image
+    from nanoseg.simulate.movie import simulate_coarsening_movie
+    from nanoseg.simulate.stats import fourier_roughness, particle_contrast
+
+    print("== 1. fast renderer vs multislice: 3 nm Au sphere on 3 nm carbon, 0.05 nm/px, 128 px, 300 e/Å², "
+          "8 nm underfocus, scintillator ==")
+    cfg = dict(image_size_px=128, pixel_size_nm=0.05, material="Au", shape="sphere", diameter_nm=3.0,
+               diameter_spread=0.0, n_particles=1, support="carbon", support_thickness_nm=3.0, defocus_nm=8.0,
+               Cs_um=0.0, astigmatism_nm=0.0, aperture_mrad=20.0, dose_e_per_A2=300.0, detector="scintillator",
+               illumination_gradient=0.0, xray_spikes_per_Mpx=0)
+    rows = []
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        im = simulate_image(cfg, seed)
+        rows.append(("multislice", particle_contrast(im.micrograph.data, im.mask),
+                     fourier_roughness(im.micrograph.data)))
+    t_ms = (time.perf_counter() - t0) / seeds
+    t0 = time.perf_counter()
+    done, seed = 0, 0
+    while done < seeds:
+        m = simulate_coarsening_movie(n_frames=1, shape_px=(128, 128), pixel_size_nm=0.05, n_particles=1,
+                                      mean_radius_nm=1.5, dose_e_per_A2=300, defocus_nm=8.0, drift_nm_per_frame=0,
+                                      seed=seed)
+        seed += 1
+        mask = m.mask(0)
+        if mask.mean() < 0.1:  # the particle must be (mostly) in the field, as in the multislice image
+            continue
+        f = m.frame(0).data
+        rows.append(("fast", particle_contrast(f, mask), fourier_roughness(f)))
+        done += 1
+    t_fast = (time.perf_counter() - t0) / seeds
+    df = pd.DataFrame(rows, columns=["renderer", "contrast", "roughness"])
+    g = df.groupby("renderer").agg(["mean", "std"])
+    print(g.round(4).to_string())
+    ratio = g.loc["fast", ("contrast", "mean")] / g.loc["multislice", ("contrast", "mean")]
+    ratio_r = g.loc["fast", ("roughness", "mean")] / g.loc["multislice", ("roughness", "mean")]
+    print(f"fast/multislice: contrast {ratio:.2f}, roughness {ratio_r:.2f}; time per 128² image "
+          f"{t_fast * 1e3:.0f} ms vs {t_ms:.1f} s (×{t_ms / t_fast:.0f})")
+
+
+def speed_and_accuracy(size: int, frames: int) -> None:
+    from nanoseg.insitu import (
+        DriftTracker,
+        event_metrics,
+        fit_kinetics,
+        size_statistics,
+        track_movie,
+        tracking_metrics,
+    )
+    from nanoseg.particles import label_particles, particle_table
+    from nanoseg.simulate.movie import simulate_coarsening_movie
+
+    px = 0.18
+    n_particles = int(600 * (size / 1024) ** 2)
+    print(f"\n== 2. speed per frame, {size}² px at {px} nm/px, {n_particles} particles, ripening + some "
+          f"migration ==")
+    t0 = time.perf_counter()
+    m = simulate_coarsening_movie(n_frames=frames, shape_px=(size, size), pixel_size_nm=px, n_particles=n_particles,
+                                  lsw_rate_nm3_per_s=0.3, mode="mixed", diffusion_nm2_per_s=0.01,
+                                  dose_e_per_A2=150, seed=0)
+    print(f"particle system ({frames} frames): {time.perf_counter() - t0:.2f} s")
+    timings = {"render": [], "truth mask": [], "label_particles": [], "particle_table": [], "drift update": []}
+    tracker = DriftTracker()
+    for i in range(min(frames, 5)):
+        t = time.perf_counter()
+        frame = m.frame(i)
+        timings["render"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        mask = m.mask(i)
+        timings["truth mask"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        labels = label_particles(mask, pixel_size_nm=px)
+        timings["label_particles"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        particle_table(labels, pixel_size_nm=px, image=frame.data, frame=i)
+        timings["particle_table"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        tracker.update(frame.data)
+        timings["drift update"].append(time.perf_counter() - t)
+    for k, v in timings.items():
+        print(f"  {k:16s} {np.median(v) * 1e3:8.1f} ms/frame")
+
+    print(f"\n== 3. track_movie on the whole movie ({frames} frames; truth masks as segmentation) ==")
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        r = track_movie(m, masks=lambda i: m.mask(i), out_dir=out, n_boot=100, figures=True)
+        total = time.perf_counter() - t
+    print(f"track_movie: {total:.1f} s total, {total / frames * 1e3:.0f} ms/frame (incl. rendering each frame for "
+          f"drift, linking, events, kinetics, bootstrap 100, figures)")
+    err = np.hypot(r.drift.dy_nm - m.drift.dy_nm, r.drift.dx_nm - m.drift.dx_nm) / px
+    print(f"drift error: max {err.max():.3f} px, mean {err.mean():.3f} px over a {np.hypot(m.drift.dy_nm.iloc[-1], m.drift.dx_nm.iloc[-1]) / px:.1f} px drift")
+    tm = tracking_metrics(r.tracks, m.truth, max_distance_nm=0.5)
+    print("tracking:", {k: round(v, 4) for k, v in tm.items()})
+    for kind, tol in (("coalescence", 1), ("vanish", 6)):
+        em = event_metrics(r.tracks, r.events, m.truth, m.events, max_distance_nm=0.5, kind=kind,
+                           frame_tolerance=tol)
+        print(f"{kind} events:", {k: round(v, 3) for k, v in em.items()})
+    fits = r.fits.set_index("model")
+    truth_stats = size_statistics(m.truth.assign(diameter_nm=2 * m.truth.radius_nm, touches_edge=~m.truth.inside))
+    tfits = fit_kinetics(truth_stats).set_index("model")
+    print(f"n free: {fits.loc['n free', 'n']:.2f} ± {fits.loc['n free', 'n_std']:.2f} (truth tables "
+          f"{tfits.loc['n free', 'n']:.2f}); k(n=3): {fits.loc['n=3', 'k']:.3f} ± {fits.loc['n=3', 'k_std']:.3f} "
+          f"nm³/s (truth tables {tfits.loc['n=3', 'k']:.3f}, generating 0.300)")
+    print("verdict:", r.summary["verdict"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--skip-multislice", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_multislice:
+        realism(args.seeds)
+    speed_and_accuracy(args.size, args.frames)
+
+
+if __name__ == "__main__":
+    main()
