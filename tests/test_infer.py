@@ -164,9 +164,10 @@ def test_out_of_distribution_warnings():
     assert unknown.ood["pixel_size"] and any("dose is unknown" in w for w in unknown.warnings)
 
 
-@pytest.mark.parametrize("engine", ["fused", "jit"])
-def test_fast_engines_match_eager(engine):
-    net = _randomized("sytwu_resunet")
+@pytest.mark.parametrize("engine,name", [("fused", "sytwu_resunet"), ("fused", "norm_unet"),
+                                         ("jit", "sytwu_resunet")])
+def test_fast_engines_match_eager(engine, name):
+    net = _randomized(name)
     x = np.random.default_rng(2).standard_normal((2, 64, 96)).astype(np.float32)
     want = make_runner(net, engine="eager", device="cpu")(x)
     got = make_runner(net, engine=engine, device="cpu")(x)
@@ -178,3 +179,23 @@ def test_fast_engines_match_eager(engine):
     assert np.abs(prob(got) - prob(want)).max() < 1e-4
     with pytest.raises(NanosegError, match="engine"):
         make_runner(net, engine="tensorrt")
+
+
+def test_graph_passes_fold_everything_foldable():
+    from nanoseg.infer.engine import optimize_graph
+
+    norm = optimize_graph(_randomized("norm_unet"))
+    kinds = {type(m).__name__ for m in norm.modules()}
+    assert "BatchNorm2d" not in kinds and "_ConvActShift" in kinds and norm.size_multiple == 16
+    net = _randomized("norm_unet")
+    bn = net.encoder[0].bn
+    with torch.no_grad():
+        bn.weight[0] = -1.0  # a negative BN scale cannot be folded through LeakyReLU: must stay exact anyway
+    partial = optimize_graph(net)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in partial.modules())
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert (partial(x) - net(x)).abs().max() < 1e-4
+    res = optimize_graph(_randomized("sytwu_resunet"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in res.modules())
+    assert "_PointwiseAffine" in {type(m).__name__ for m in res.modules()}

@@ -6,8 +6,11 @@ preprocessed tiles ``(N, H, W)`` float32 (NumPy) to logits ``(N, 2, H, W)`` floa
 ``"eager"``
     ``module(x)`` under ``torch.no_grad`` — the reference.
 ``"fused"``
-    BatchNorm folded into the preceding convolution where a conv feeds only a BatchNorm (``torch.fx``),
-    channels-last memory format, ``torch.inference_mode``. Same arithmetic up to float rounding.
+    :func:`optimize_graph` (``torch.fx``): BatchNorm folded into the preceding convolution (conv → BN), or,
+    in Horwath's order conv → LeakyReLU → BN, its positive scale folded into the conv and its shift added in
+    place; 1×1 convolutions of a one-channel input as a broadcast multiply-add; ReLUs and residual sums
+    made in place; then channels-last memory format and
+    ``torch.inference_mode``. Same arithmetic up to float rounding.
 ``"jit"``
     ``"fused"`` then ``torch.jit.trace`` → ``torch.jit.freeze`` (constant folding). Traced once per input
     shape (tiles share one shape, so that is one trace per run).
@@ -80,6 +83,135 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
         return module
 
 
+class _ConvActShift(nn.Module):
+    """``conv → LeakyReLU/ReLU → BatchNorm`` as one module: the BatchNorm scale a > 0 is folded into the conv
+    (``a·act(z) = act(a·z)`` for a > 0), its shift is added in place after an in-place activation."""
+
+    def __init__(self, conv: nn.Module, slope: float, shift: torch.Tensor):
+        super().__init__()
+        self.conv = conv
+        self.slope = float(slope)
+        self.register_buffer("shift", shift.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        y = torch.nn.functional.leaky_relu_(y, self.slope) if self.slope else torch.relu_(y)
+        return y.add_(self.shift)
+
+
+def _fuse_conv_act_bn(gm) -> None:
+    """Fold every ``conv → (Leaky)ReLU → BatchNorm2d`` chain (Horwath's order) whose BN scales are all > 0."""
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        act = node.args[0]
+        if getattr(act, "op", None) != "call_module" or len(act.users) != 1:
+            continue
+        act_mod = modules.get(act.target)
+        if not isinstance(act_mod, (nn.LeakyReLU, nn.ReLU)):
+            continue
+        conv = act.args[0]
+        if getattr(conv, "op", None) != "call_module" or len(conv.users) != 1:
+            continue
+        conv_mod = modules.get(conv.target)
+        if not isinstance(conv_mod, (nn.Conv2d, nn.ConvTranspose2d)) or conv_mod.groups != 1:
+            continue
+        bn = modules[node.target]
+        scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+        if not bool((scale > 0).all()):
+            continue
+        shift = (bn.bias if bn.affine else torch.zeros_like(scale)) - bn.running_mean * scale
+        new_conv = copy.deepcopy(conv_mod)
+        with torch.no_grad():
+            view = (-1, 1, 1, 1) if isinstance(conv_mod, nn.Conv2d) else (1, -1, 1, 1)
+            new_conv.weight.mul_(scale.reshape(view))
+            if new_conv.bias is not None:
+                new_conv.bias.mul_(scale)
+        slope = act_mod.negative_slope if isinstance(act_mod, nn.LeakyReLU) else 0.0
+        name = node.target.replace(".", "_") + "_fused"
+        gm.add_submodule(name, _ConvActShift(new_conv, slope, shift.detach()))
+        with gm.graph.inserting_after(node):
+            fused = gm.graph.call_module(name, (conv.args[0],))
+        node.replace_all_uses_with(fused)
+        for dead in (node, act, conv):
+            gm.graph.erase_node(dead)
+
+
+class _PointwiseAffine(nn.Module):
+    """A 1×1 convolution of a one-channel input, as a broadcast multiply-add (oneDNN is slow for it)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.register_buffer("weight", conv.weight.detach().reshape(1, -1, 1, 1).clone())
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
+        self.register_buffer("bias", bias.reshape(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, x, self.weight)
+
+
+def _pointwise_single_channel(gm) -> None:
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        m = modules.get(node.target) if node.op == "call_module" else None
+        if (isinstance(m, nn.Conv2d) and m.in_channels == 1 and m.kernel_size == (1, 1) and m.stride == (1, 1)
+                and m.padding in ((0, 0), "valid") and m.dilation == (1, 1) and m.groups == 1):
+            name = node.target.replace(".", "_") + "_pointwise"
+            gm.add_submodule(name, _PointwiseAffine(m))
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_module(name, node.args)
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+
+
+def _inplace_pointwise(gm) -> None:
+    """Make ReLUs and residual sums in place when their input is a fresh tensor used nowhere else."""
+    import operator
+
+    import torch.nn.functional as F
+
+    def fresh(arg) -> bool:
+        return getattr(arg, "op", None) in ("call_module", "call_function", "call_method") and len(arg.users) == 1
+
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in (F.relu, torch.relu) and fresh(node.args[0]):
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_function(torch.relu_, (node.args[0],))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+        elif node.op == "call_function" and node.target in (operator.add, torch.add) and len(node.args) == 2 \
+                and not node.kwargs and fresh(node.args[0]) and hasattr(node.args[1], "op"):
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_method("add_", (node.args[0], node.args[1]))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+
+
+def optimize_graph(module: nn.Module) -> nn.Module:
+    """:func:`fold_batchnorm`, then fold ``conv → act → BN`` chains and make point-wise ops in place.
+
+    Exact up to float rounding (checked against eager by :func:`make_runner`). A network ``torch.fx`` cannot
+    trace is returned unchanged.
+    """
+    gm = fold_batchnorm(module)
+    if not hasattr(gm, "graph"):
+        return gm
+    try:
+        _fuse_conv_act_bn(gm)
+        _pointwise_single_channel(gm)
+        _inplace_pointwise(gm)
+        gm.graph.lint()
+        gm.recompile()
+        gm.delete_all_unused_submodules()
+    except Exception:  # an unusual graph: keep the plain folded network
+        return fold_batchnorm(module)
+    for attr in ("size_multiple", "architecture", "config"):
+        if hasattr(module, attr):
+            setattr(gm, attr, getattr(module, attr))
+    return gm
+
+
 class Runner:
     """Callable ``(N, H, W) float32 → (N, 2, H, W) float32`` logits; ``engine`` says how."""
 
@@ -136,16 +268,16 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
 
         return Runner(eager, engine="eager", device=dev)
     if engine == "fused":
-        fused = fold_batchnorm(module).to(memory_format=torch.channels_last)
+        fused = optimize_graph(module).to(memory_format=torch.channels_last)
         runner = Runner(fused, engine="fused", device=dev, channels_last=True)
     elif engine == "jit":
-        fused = fold_batchnorm(module).to(memory_format=torch.channels_last)
+        fused = optimize_graph(module).to(memory_format=torch.channels_last)
         runner = Runner(_jit_runner(fused, dev), engine="jit", device=dev, channels_last=True)
     elif engine == "compile":
-        compiled = torch.compile(fold_batchnorm(module), dynamic=False)
-        runner = Runner(compiled, engine="compile", device=dev)
+        compiled = torch.compile(optimize_graph(module).to(memory_format=torch.channels_last), dynamic=False)
+        runner = Runner(compiled, engine="compile", device=dev, channels_last=True)
     else:  # cuda
-        fused = fold_batchnorm(module).to(memory_format=torch.channels_last)
+        fused = optimize_graph(module).to(memory_format=torch.channels_last)
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         forward = _cuda_graph_forward(fused, dtype) if cuda_graphs else fused
         runner = Runner(forward, engine="cuda", device=dev, channels_last=True,
