@@ -275,3 +275,25 @@ def test_generate_dataset_on_dask_matches_in_process(tmp_path):
     a, b = open_dataset(tmp_path / "a"), open_dataset(tmp_path / "b")
     for image_id in b.ids:
         assert np.array_equal(a.image(image_id), b.image(image_id))
+
+
+def test_composite_wide_field_runs_and_labels_every_particle():
+    cfg = SimulationConfig(mode="composite", image_size_px=64, pixel_size_nm=0.18, diameter_nm=2.0,
+                           diameter_spread=0.0, n_particles=3, support_thickness_nm=2.0, dose_e_per_A2=5000,
+                           detector="counting", defocus_nm=5.0)
+    sim = simulate_image(cfg, seed=0)
+    assert sim.micrograph.shape == (64, 64) and set(np.unique(sim.instances)) == {0, 1, 2, 3}
+    assert sim.meta["mode"] == "composite"
+    # at this dose 2 nm Au particles are clearly darker than the carbon
+    assert particle_contrast(sim.micrograph.data, sim.mask) > 0.3
+
+
+def test_support_phase_field_scales_with_thickness():
+    from nanoseg.simulate import support_phase_field
+
+    kw = dict(shape=(128, 128), sampling_A=0.5, energy_eV=300e3)
+    thin = support_phase_field("carbon", 10.0, rng=np.random.default_rng(0), **kw)
+    thick = support_phase_field("carbon", 40.0, rng=np.random.default_rng(0), **kw)
+    assert thick.std() / thin.std() == pytest.approx(2.0, rel=1e-6)  # variance ∝ thickness
+    assert 0.02 < thin.std() < 1.0  # weak phase object (radians)
+    assert support_phase_field("none", 10.0, rng=np.random.default_rng(0), **kw).std() == 0

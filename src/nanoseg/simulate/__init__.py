@@ -25,11 +25,13 @@ from nanoseg.simulate.structures import (
     projected_radius_A,
 )
 from nanoseg.simulate.support import SUPPORTS, amorphous_carbon, amorphous_film, make_support
+from nanoseg.simulate.wide import simulate_wide_field, support_phase_field
 
 __all__ = [
     "DETECTORS", "MATERIALS", "SHAPES", "SUPPORTS", "Choice", "DetectorModel", "LogUniform", "SimulatedImage",
     "SimulationConfig", "Uniform", "amorphous_carbon", "amorphous_film", "apply_detector", "bin_image",
     "build_specimen", "ctf", "exit_wave", "footprint_mask", "generate_dataset", "get_detector", "get_material",
     "image_intensity", "image_seed", "instance_labels", "load_config", "make_particle", "make_support", "mtf",
-    "place_particles", "projected_radius_A", "simulate_image", "wavelength_A",
+    "place_particles", "projected_radius_A", "simulate_image", "simulate_wide_field", "support_phase_field",
+    "wavelength_A",
 ]
