@@ -38,9 +38,10 @@ def threshold_curves(thresholds: pd.DataFrame, path: str | os.PathLike) -> Path:
     fixed = thresholds[thresholds["threshold_name"] != "otsu"].sort_values("threshold_mean")
     otsu = thresholds[thresholds["threshold_name"] == "otsu"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, colour in (("precision", "C0"), ("recall", "C1"), ("f1", "C2"), ("dice", "C3")):
+    styles = (("precision", "C0", "-"), ("recall", "C1", "-"), ("f1", "C2", "-"), ("dice", "C3", ":"))
+    for name, colour, line in styles:
         x, m, s = fixed["threshold_mean"], fixed[f"{name}_mean"], fixed[f"{name}_std"]
-        ax1.plot(x, m, color=colour, label=name)
+        ax1.plot(x, m, color=colour, linestyle=line, label=name if name != "dice" else "dice (smoothed)")
         ax1.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
         if len(otsu):
             ax1.errorbar(otsu["threshold_mean"], otsu[f"{name}_mean"], yerr=otsu[f"{name}_std"], xerr=otsu[
