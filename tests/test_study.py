@@ -412,3 +412,19 @@ def test_real_chain_train_infer_evaluate(two_sets, tmp_path):
 def test_real_chain_learns(two_sets, tmp_path):
     means = _real_chain(two_sets, tmp_path, epochs=30)
     assert means.loc["clean", "clean"] > 0.6  # dark disks on a clean background: learnt in 30 short epochs
+
+
+def test_plan_counts_the_grid(capsys):
+    from nanoseg.cli import main
+    from nanoseg.study.plan import study_plan
+
+    spec = load_spec(REPO / "examples" / "studies" / "dose.yaml", size="mini")
+    plan = study_plan(spec, seconds_per_patch=0.5)
+    # 2 datasets × 3 folds + ρmax on the high-dose set × 3 folds; every model tested on both sets
+    assert plan["trainings"] == 9 and plan["cells"] == 18 and plan["images_to_simulate"] == 24
+    # 48 patches of 128² (= 12 of 256²) × 20 epochs per training
+    assert plan["patch_passes_256"] == 9 * 20 * 12 and plan["training_hours"] == pytest.approx(2160 * 0.5 / 3600)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "plan", str(REPO / "examples" / "studies" / "dose.yaml"), "--size", "mini"])
+    assert exit_info.value.code in (0, None)
+    assert "trainings" in capsys.readouterr().err

@@ -60,3 +60,23 @@ def report_cmd(
     from nanoseg.study import write_study_report
 
     console.print(f"report → {write_study_report(study_dir, metrics=metric or None)}")
+
+
+@study_app.command("plan")
+def plan_cmd(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    size: str = typer.Option(None, "--size", help="Which `sizes:` entry of the spec to apply."),
+    seconds_per_patch: float = typer.Option(None, "--seconds-per-patch", min=0,
+                                            help="Seconds of one training pass over a 256² patch on your "
+                                                 "hardware (measure it); gives an estimate in hours."),
+) -> None:
+    """Count a study before running it: trainings, cells, images to simulate, training work.
+
+    Example: nanoseg study plan examples/studies/dose.yaml --size full --seconds-per-patch 0.003
+    """
+    from nanoseg.study import load_spec
+    from nanoseg.study.plan import study_plan
+
+    plan = study_plan(load_spec(spec, size=size), seconds_per_patch=seconds_per_patch)
+    for key, value in plan.items():
+        console.print(f"{key:>20}: {value:,.1f}" if isinstance(value, float) else f"{key:>20}: {value:,}")
