@@ -81,8 +81,10 @@ class NanosegBackend:
     def predict(self, model, micrograph) -> np.ndarray:
         from nanoseg.infer import predict
 
-        # out-of-distribution warnings are the point of a study, not news: switched off
-        return np.asarray(predict(micrograph, model, ood=False).probability, dtype=np.float32)
+        # out-of-distribution warnings are the point of a study, not news: switched off; run on the device
+        # the model was loaded on (one GPU per worker)
+        device = next(iter(model.module.parameters())).device
+        return np.asarray(predict(micrograph, model, ood=False, device=str(device)).probability, dtype=np.float32)
 
     def validation_loss(self, checkpoint: Path) -> float:
         from nanoseg.models.checkpoint import load_model
