@@ -211,6 +211,27 @@ def _strings(rows: pd.DataFrame, column: str) -> list[str]:
     return sorted({str(v) for v in rows[column].dropna()}) if column in rows else []
 
 
+def training_image_statistics(data: TrainingData, ids: Sequence[str], *, max_images: int = 200,
+                              seed: int = 0) -> dict[str, tuple[float, float]]:
+    """1st–99th percentile range over training images of the statistics inference uses to warn about
+    out-of-distribution inputs (``nanoseg.infer.ood.image_statistics``: contrast, roughness, noise)."""
+    try:
+        from nanoseg.infer.ood import image_statistics
+    except ImportError:  # inference module not installed: leave the card without statistics
+        return {}
+    ids = list(ids)
+    if len(ids) > max_images:
+        ids = list(np.random.default_rng(seed).choice(ids, max_images, replace=False))
+    values: dict[str, list[float]] = {}
+    for key in ids:
+        i, image_id = data.keys[str(key)]
+        ds = data.datasets[i]
+        stats = image_statistics(ds.image(image_id), ds.mask(image_id).astype(bool))
+        for name, v in stats.items():
+            values.setdefault(name, []).append(float(v))
+    return {k: (float(np.percentile(v, 1)), float(np.percentile(v, 99))) for k, v in values.items() if v}
+
+
 def build_card(model: nn.Module, config: TrainConfig, data: TrainingData, split: Split, *,
                training: dict[str, Any], metrics: dict[str, Any], name: str | None = None) -> ModelCard:
     """The model card of a finished run, with the training distribution taken from the metadata."""
@@ -229,6 +250,7 @@ def build_card(model: nn.Module, config: TrainConfig, data: TrainingData, split:
         particle_diameter_range_nm=_diameters(seen),
         materials=_strings(seen, "material"), supports=_strings(seen, "support"),
         detectors=_strings(seen, "detector"), dataset_ids=list(data.names),
+        image_statistics=training_image_statistics(data, split.train_ids + split.val_ids, seed=config.seed),
         training=training, metrics=metrics, seed=config.seed,
     )
 
