@@ -343,6 +343,10 @@ def test_report_matrices_from_a_hand_made_table(tmp_path):
                 store.write({"study": "hand", "cell": f"{train}_{test}_{fold}_{rho}", "train_set": train,
                              "test_set": test, "fold": fold, "seed": 0, "option": f"noise_rho={rho}",
                              "opt_noise_rho": rho, "status": "ok", "dice": value + shift, "soft_dice": value})
+    for fold, value in enumerate([0.65, 0.75]):  # an option trained on `a` only: drops use the plain diagonal
+        store.write({"study": "hand", "cell": f"aug_{fold}", "train_set": "a", "test_set": "b", "fold": fold,
+                     "seed": 0, "option": "noise_rho_max=1.5", "opt_noise_rho_max": "1.5", "status": "ok",
+                     "dice": value, "soft_dice": value})
     store.write({"study": "hand", "cell": "broken", "train_set": "a", "test_set": "b", "fold": 2, "seed": 0,
                  "option": "noise_rho=0", "opt_noise_rho": "0", "status": "failed", "error": "boom"})
     (tmp_path / "descriptors").mkdir()
@@ -365,6 +369,8 @@ def test_report_matrices_from_a_hand_made_table(tmp_path):
     assert float(row["dice_std"].iloc[0]) == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert (tmp_path / "report" / "sweep_dice_noise_rho.png").exists()
     table = pd.read_csv(tmp_path / "report" / "drop_vs_descriptors.csv")
+    aug = pd.read_csv(tmp_path / "report" / "drop_dice_noise_rho_max_1_5.csv", index_col=0)
+    assert aug.loc["a", "b"] == pytest.approx(0.70 - 0.90)  # vs the plain b→b diagonal (first option)
     assert set(table["d_contrast"].round(6)) == {0.4}
     assert drop_matrix(metric_matrix(summary, "soft_dice", "noise_rho=0")[0]).loc["a", "b"] == pytest.approx(-0.3)
 

@@ -84,12 +84,25 @@ def metric_matrix(summary: pd.DataFrame, metric: str = "dice", option: str | Non
     return means, stds
 
 
-def drop_matrix(means: pd.DataFrame) -> pd.DataFrame:
-    """``M[train, test] − M[test, test]`` (NaN where the test set was not also a training set)."""
+def diagonal(means: pd.DataFrame) -> pd.Series:
+    """The in-distribution score ``M[test, test]`` of every test column (NaN when not trained on)."""
+    return pd.Series({t: (means.loc[t, t] if t in means.index else np.nan) for t in means.columns}, dtype=float)
+
+
+def drop_matrix(means: pd.DataFrame, reference: pd.Series | None = None) -> pd.DataFrame:
+    """``M[train, test] − M[test, test]``.
+
+    Where the matrix has no diagonal entry for a test column (an option applied to some training sets only),
+    ``reference[test]`` is used instead — the report passes the diagonal of the plain (first) option, so a
+    noise-augmented high-dose model is compared with plain models trained on each test dose. NaN otherwise.
+    """
     drops = means.copy()
+    own = diagonal(means)
     for test in means.columns:
-        diagonal = means.loc[test, test] if test in means.index else np.nan
-        drops[test] = means[test] - diagonal
+        base = own[test]
+        if not np.isfinite(base) and reference is not None and test in reference.index:
+            base = reference[test]
+        drops[test] = means[test] - base
     return drops
 
 
@@ -179,12 +192,21 @@ def sweep_figures(summary: pd.DataFrame, metric: str, out_dir: Path) -> list[tup
     return figures
 
 
+def ordered_options(summary: pd.DataFrame) -> list[str]:
+    """Option labels, the reference first: the one trained on the most sets (``base`` wins ties)."""
+    options = list(dict.fromkeys(summary["option"]))
+    n_sets = summary.groupby("option")["train_set"].nunique()
+    return sorted(options, key=lambda o: (-int(n_sets[o]), o != "base", options.index(o)))
+
+
 def drop_vs_descriptors(summary: pd.DataFrame, descriptors: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
     """One row per out-of-distribution (option, train, test) pair: its drop and its descriptor distances."""
     rows = []
-    for option in dict.fromkeys(summary["option"]):
+    options = ordered_options(summary)
+    reference = diagonal(metric_matrix(summary, metric, options[0])[0])
+    for option in options:
         means, _ = metric_matrix(summary, metric, option)
-        drops = drop_matrix(means)
+        drops = drop_matrix(means, reference)
         for train in drops.index:
             for test in drops.columns:
                 if train == test or not np.isfinite(drops.loc[train, test]):
@@ -275,7 +297,7 @@ def write_study_report(study_dir: str | os.PathLike, *, metrics: list[str] | Non
     fig_dir.mkdir(parents=True, exist_ok=True)
     name = str(results["study"].iloc[0]) if "study" in results else study_dir.name
     n_ok = int((results["status"] == "ok").sum()) if "status" in results else len(results)
-    options = list(dict.fromkeys(summary["option"]))
+    options = ordered_options(summary)
     folds = int(results["fold"].nunique()) if "fold" in results else 1
     sections = [Section(
         "Overview",
@@ -283,15 +305,17 @@ def write_study_report(study_dir: str | os.PathLike, *, metrics: list[str] | Non
               f"{len(options)} option combination(s); {folds} fold(s). Matrices show the mean ± standard "
               "deviation over folds and seeds. In-distribution cells (the diagonal) test each fold model on its "
               "held-out fold; off-diagonal cells test every fold model on the whole other dataset (Sytwu). "
-              "Drops are each cell minus the diagonal of its test column."),
+              "Drops are each cell minus the diagonal of its test column (for an option applied to some "
+              f"training sets only, the diagonal of the first option, {options[0]!r})."),
     )]
     for metric in metrics:
+        reference = diagonal(metric_matrix(summary, metric, options[0])[0])
         for option in options:
             means, stds = metric_matrix(summary, metric, option)
             tag = "" if option == "base" else f" — {option}"
             slug = "".join(c if c.isalnum() else "_" for c in f"{metric}_{option}")
             heat = _heatmap(means, stds, fig_dir / f"matrix_{slug}.png", f"{metric}{tag}")
-            drops = drop_matrix(means)
+            drops = drop_matrix(means, reference)
             drop_fig = _heatmap(drops, stds, fig_dir / f"drop_{slug}.png", f"{metric} drop vs diagonal{tag}",
                                 diverging=True)
             means.to_csv(fig_dir / f"matrix_{slug}.csv")
