@@ -76,7 +76,7 @@ def test_spec_placeholders_become_output_paths(tmp_path):
     resolved, derived = resolve_spec(path, tmp_path / "out", size="tiny")
     assert derived == {"exact_s0": ("exact", 0.0), "auto_s1.5": ("auto", 1.5)}
     assert resolved["datasets"]["auto_s1.5"]["path"] == str((tmp_path / "out" / "data" / "auto_s1.5").resolve())
-    assert resolved["n_images"] == 3 and "sizes" not in resolved
+    assert resolved["n_images"] == 3 and resolved["sizes"] == {"tiny": {}}
     bad = dict(spec, datasets={**spec["datasets"], "blurry": {"path": "derived/blurry"}})
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(NanosegError, match="exact_s<σ>"):
@@ -85,3 +85,32 @@ def test_spec_placeholders_become_output_paths(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(NanosegError, match="'pool'"):
         resolve_spec(path, tmp_path / "out")
+
+
+@pytest.mark.slow  # simulates 6 small frames and trains 4 tiny models: a few minutes on 2 CPU cores
+def test_horwath_study_runs_end_to_end_on_a_tiny_spec(tmp_path):
+    import pandas as pd
+
+    from nanoseg.explain.horwath import run_horwath
+
+    spec = {
+        "name": "horwath-tiny", "size": "tiny",
+        "datasets": {"pool": {"preset": "insitu_au_wide", "seed": 1}, "test": {"preset": "insitu_au_wide", "seed": 2},
+                     "exact_s0": {"path": "derived/exact_s0"}, "auto_s2": {"path": "derived/auto_s2"}},
+        "train": ["exact_s0", "auto_s2"], "test": ["test"], "folds": 2, "n_images": 4, "group_by": "id",
+        "simulation": {"image_size_px": 96, "n_particles": 3},
+    }
+    spec.update(training={"model": "unet3", "epochs": 1, "patch_size": 64, "batch_size": 4, "amp": False},
+                sizes={"tiny": {"datasets": {"test": {"n_images": 2}}}})
+    path = tmp_path / "horwath.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = run_horwath(path, tmp_path / "out", progress=False, max_ablation_images=1)
+    summary = result.tables["summary"]
+    assert set(summary.labels) == {"exact", "auto"} and set(summary.blur_sigma_px) == {0.0, 2.0}
+    assert (summary.n_models == 2).all() and summary.dice.between(0, 1).all()
+    assert {"otsu_f1", "size_mean_error_nm"} <= set(summary.columns)
+    assert "threshold_name" in result.tables["threshold_curves"]
+    assert result.report.exists() and (tmp_path / "out" / "labels_summary.csv").exists()
+    # rerun resumes: every training and evaluation is reused
+    again = run_horwath(path, tmp_path / "out", progress=False, max_ablation_images=1)
+    pd.testing.assert_frame_equal(again.tables["summary"], summary)

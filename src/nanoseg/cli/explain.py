@@ -40,3 +40,29 @@ def explain(
     for row in ablation.itertuples():
         console.print(f"  {row.band:<40} Dice {row.dice:.3f}  drop {row.drop:+.3f}", highlight=False)
     console.print(f"report: {result.report}", highlight=False)
+
+
+@app.command("explain-study")
+def explain_study(
+    spec: Path = typer.Argument(..., help="A Horwath-style study spec (examples/studies/horwath.yaml).",
+                                show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Study folder (created; reused to resume)."),
+    size: str | None = typer.Option(None, "--size", help="The spec's size entry: small or full."),
+    scheduler: str = typer.Option("sync", "--scheduler",
+                                  help="'sync' (this process), 'local' (a Dask LocalCluster) or a scheduler "
+                                       "address tcp://host:8786."),
+    max_ablation_images: int = typer.Option(4, "--ablation-images", min=1,
+                                            help="Test frames used for each model's frequency ablation."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Run the Horwath study: derive the blurred / auto-labelled training sets from simulated frames, train
+    every architecture on each (nanoseg.study), and evaluate all models on unblurred test frames (thresholds,
+    Otsu, sizes, frequency ablation); writes OUT/report.html and CSV tables. Reruns resume.
+
+    Example: nanoseg explain-study examples/studies/horwath.yaml --out runs/horwath --size small
+    """
+    from nanoseg.explain.horwath import run_horwath
+
+    result = run_horwath(spec, out, size=size, scheduler=None if scheduler == "local" else scheduler,
+                         max_ablation_images=max_ablation_images, progress=progress)
+    console.print(f"report: {result.report}", highlight=False)

@@ -184,7 +184,7 @@ def frequency_ablation(model, images, masks, *, bands: Sequence[Band] | None = N
     ``to_cycles_per_px``, ``from_period_nm``, ``to_period_nm`` (the removed periods; the "from" frequency
     is the *longest* removed period), ``variance_removed`` (mean fraction of image variance the band held),
     ``dice`` (mean over images), ``dice_std``, ``drop`` (mean per-image Dice(none) − Dice(band)).
-    The lattice used is in ``table.attrs["lattice"]`` (a DataFrame from ``find_lattice_peaks``).
+    The lattice frequencies used are in ``table.attrs["lattice_frequencies_cycles_per_px"]``.
     """
     from nanoseg.evaluate.pixel import dice
 
@@ -227,7 +227,7 @@ def frequency_ablation(model, images, masks, *, bands: Sequence[Band] | None = N
             "drop": float(np.mean(reference - scores)),
         })
     table = pd.DataFrame(rows)
-    table.attrs["lattice"] = peaks
+    table.attrs["lattice_frequencies_cycles_per_px"] = [float(f) for f in peaks["frequency_cycles_per_px"]]
     return (table, examples) if return_images else table
 
 

@@ -208,7 +208,8 @@ def resolve_spec(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, si
     from nanoseg.study import load_spec
 
     spec = load_spec(spec_path, size=size).model_dump()
-    spec.pop("sizes", None)
+    # the size patch is applied; keep its name (results rows carry it) with an empty patch
+    spec["sizes"] = {spec["size"]: {}} if spec.get("size") else {}
     derived = {}
     for name, ds in spec["datasets"].items():
         path = ds.get("path")
@@ -287,15 +288,18 @@ def evaluate_model(checkpoint: str | os.PathLike, test_dir: str | os.PathLike, *
         at.particles_pred.assign(kind="predicted")[["kind", "diameter_nm"]] if len(at.particles_pred) else None,
         at.particles_true.assign(kind="truth")[["kind", "diameter_nm"]] if len(at.particles_true) else None,
     ]) if (len(at.particles_pred) or len(at.particles_true)) else pd.DataFrame(columns=["kind", "diameter_nm"])
+    lattice = ablation.attrs.get("lattice_frequencies_cycles_per_px", [])
+    ablation.attrs = {}
+    summary["n_lattice_peaks"] = len(lattice)
     return {"summary": summary, "thresholds": at.thresholds, "ablation": ablation, "raw": raw,
-            "diameters": diameters, "lattice": ablation.attrs.get("lattice", pd.DataFrame())}
+            "diameters": diameters}
 
 
 def _cached_evaluation(row, test_dir: Path, cache_dir: Path, max_ablation_images: int) -> dict[str, Any]:
     path = cache_dir / f"{row.training}.json"
     if path.exists():
         data = json.loads(path.read_text())
-        return {"summary": data["summary"], **{k: pd.read_json(json.dumps(v), orient="split")
+        return {"summary": data["summary"], **{k: pd.DataFrame(v["data"], columns=v["columns"])
                                                for k, v in data["tables"].items()}}
     result = evaluate_model(row.checkpoint, test_dir, max_ablation_images=max_ablation_images)
     tables = {k: v for k, v in result.items() if isinstance(v, pd.DataFrame)}
@@ -343,6 +347,7 @@ def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, siz
     with atomic_path(out / "spec.resolved.json") as tmp:
         tmp.write_text(json.dumps(spec_dict, indent=2, default=str))
     # the study: trainings on the derived sets, its own Dice rows on the test set
+    full_spec = spec_dict
     spec_dict = {**spec_dict, "datasets": {k: v for k, v in spec_dict["datasets"].items() if k != POOL}}
     run_study(spec_dict, out / "study", scheduler=scheduler, n_workers=n_workers, progress=progress,
               descriptors=False)
@@ -375,7 +380,7 @@ def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, siz
     for name, table in tables.items():
         with atomic_path(out / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
-    report = _write_report(out, tables, spec_dict, derived, size)
+    report = _write_report(out, tables, full_spec, derived, size)
     return HorwathResult(out_dir=out, report=report, tables=tables)
 
 
@@ -462,11 +467,15 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
         models = sorted(sub["model"].dropna().unique())
         if models:
             fig, axes = _figure(len(models), size=3.0)
-            truth = sub[(sub["kind"] == "truth")]["diameter_nm"]
+            first = sub[sub["kind"] == "truth"].iloc[:1]  # the truth is the same for every model: take one
+            truth = sub[(sub["kind"] == "truth") & (sub["model"] == first["model"].iloc[0])
+                        & (sub["fold"] == first["fold"].iloc[0])
+                        & (sub["blur_sigma_px"] == first["blur_sigma_px"].iloc[0])]["diameter_nm"] \
+                if len(first) else sub["diameter_nm"].iloc[:0]
             bins = np.linspace(0, max(float(sub["diameter_nm"].quantile(0.99)), 0.5), 25)
             for ax, model in zip(axes[0], models, strict=False):
                 pred = sub[(sub["model"] == model) & (sub["kind"] == "predicted") & (sub["blur_sigma_px"] == 0)]
-                ax.hist(truth.drop_duplicates(), bins=bins, alpha=0.4, density=True, label="truth")
+                ax.hist(truth, bins=bins, alpha=0.4, density=True, label="truth")
                 ax.hist(pred["diameter_nm"], bins=bins, histtype="step", density=True, label="predicted σ=0")
                 ax.set_title(model, fontsize=9)
                 ax.set_xlabel("equivalent diameter (nm)")
