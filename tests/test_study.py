@@ -215,6 +215,21 @@ def test_run_study_sync_protocol_and_resume(two_sets, tmp_path):
     assert (changed["config_hash"] != table.set_index("cell").loc[changed["cell"], "config_hash"].to_numpy()).all()
 
 
+def test_changed_data_reruns_exactly_what_depends_on_it(two_sets, tmp_path):
+    out = tmp_path / "study"
+    run_study(spec_dict(two_sets), out, scheduler="sync", progress=False, descriptors=False)
+    cells = {p.stem: p.stat().st_mtime_ns for p in (out / "results" / "cells").glob("*.json")}
+    trained = {p.parent.name: p.stat().st_mtime_ns for p in (out / "models").glob("*/training.json")}
+    make_set(two_sets["noisy"], n=10, noise=0.6, seed=2)  # two more noisy images (a new source)
+    table = run_study(spec_dict(two_sets), out, scheduler="sync", progress=False, descriptors=False)
+    after = {p.stem: p.stat().st_mtime_ns for p in (out / "results" / "cells").glob("*.json")}
+    retrained = {p.parent.name for p in (out / "models").glob("*/training.json")
+                 if p.stat().st_mtime_ns != trained[p.parent.name]}
+    assert retrained == {"noisy__f0__s0__base", "noisy__f1__s0__base"}
+    assert {c for c in cells if after[c] != cells[c]} == {c for c in cells if "noisy" in c}
+    assert table.loc[table["cell"] == "clean__f0__s0__base__test_noisy", "n_images"].item() == 10
+
+
 FLAKY_BACKEND = '''
 from nanoseg.study.backends import ThresholdBackend
 from nanoseg.errors import NanosegError

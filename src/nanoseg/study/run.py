@@ -46,9 +46,14 @@ from nanoseg.study.store import ResultsStore
 METRICS = ("dice", "soft_dice", "iou", "precision", "recall", "f1", "pixel_error")
 
 
-def config_hash(config: dict[str, Any], backend: str) -> str:
-    text = json.dumps({"config": config, "backend": backend}, sort_keys=True, default=str)
+def config_hash(config: dict[str, Any], backend: str, *data: Any) -> str:
+    """A short hash of what a result depends on: the training config, the backend and the data (image ids)."""
+    text = json.dumps({"config": config, "backend": backend, "data": data}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _ids(dataset_dir) -> list[str]:
+    return sorted(open_dataset(dataset_dir).ids)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -81,11 +86,11 @@ def _pick_device(config: dict[str, Any]) -> str | None:
 
 # ----------------------------------------------------------------------------------------------- the tasks
 def train_task(task: TrainTask, backend_name: str, train_dir: str, val_dir: str | None, model_dir: str,
-               threads: int | None = None) -> dict[str, Any]:
-    """Train one model (skipped when ``model_dir/training.json`` says it is done). Never raises."""
+               threads: int | None = None, chash: str = "") -> dict[str, Any]:
+    """Train one model (skipped when ``model_dir/training.json`` says it is done with the same ``chash``, the
+    hash of config, backend and training/validation ids). Never raises."""
     model_dir_p = Path(model_dir)
     record_path = model_dir_p / "training.json"
-    chash = config_hash(task.config, backend_name)
     if record_path.exists():
         record = json.loads(record_path.read_text())
         if record.get("status") == "ok" and record.get("config_hash") == chash:
@@ -128,13 +133,14 @@ def base_row(spec: StudySpec, cell: EvalCell, chash: str) -> dict[str, Any]:
     return row
 
 
-def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir: str, study_dir: str
-              ) -> dict[str, Any]:
-    """Evaluate one cell and store its row (status ok or failed). Never raises."""
+def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir: str, study_dir: str,
+              chash: str = "") -> dict[str, Any]:
+    """Evaluate one cell and store its row (status ok or failed; ``chash`` identifies config and data).
+    Never raises."""
     from nanoseg.evaluate.pixel import pixel_metrics
 
     spec = StudySpec.model_validate_json(spec_json)
-    row = base_row(spec, cell, training.get("config_hash", ""))
+    row = base_row(spec, cell, chash)
     row["train_wall_s"] = training.get("train_wall_s")
     start = time.perf_counter()
     try:
@@ -336,8 +342,15 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
             cells = [EvalCell(by_key[c.training.key], c.test_set) for c in cells]
 
         finished = store.finished_cells()
-        todo = [c for c in cells
-                if finished.get(c.key, "missing") != config_hash(c.training.config, spec.backend)]
+        train_hash = {}
+        for t in trainings:
+            parts = folds[t.train_set][t.fold]
+            train_hash[t.key] = config_hash(t.config, spec.backend, _ids(parts["train"]), _ids(parts["val"]))
+        test_dirs = {c.key: (str(folds[c.test_set][c.training.fold]["test"]) if c.in_distribution
+                             else dataset_dirs[c.test_set]) for c in cells}
+        test_ids = {d: _ids(d) for d in set(test_dirs.values())}
+        cell_hash = {c.key: config_hash({}, train_hash[c.training.key], test_ids[test_dirs[c.key]]) for c in cells}
+        todo = [c for c in cells if finished.get(c.key, "missing") != cell_hash[c.key]]
         needed = {c.training.key for c in todo}
         threads = max(1, (os.cpu_count() or 1) // max(1, ex.n_workers))
         train_futures = {}
@@ -347,14 +360,15 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
             parts = folds[t.train_set][t.fold]
             val = str(parts["val"]) if len(open_dataset(parts["val"])) else None
             train_futures[t.key] = ex.submit(train_task, t, spec.backend, str(parts["train"]), val,
-                                             str(out / "models" / t.key), threads, key=f"train-{spec.name}-{t.key}")
+                                             str(out / "models" / t.key), threads, train_hash[t.key],
+                                             key=f"train-{spec.name}-{t.key}")
         cell_futures = {}
         for c in todo:
-            test_dir = (str(folds[c.test_set][c.training.fold]["test"]) if c.in_distribution
-                        else dataset_dirs[c.test_set])
-            cell_futures[c.key] = ex.submit(eval_task, spec_json, c, train_futures[c.training.key], test_dir,
-                                            str(out), key=f"eval-{spec.name}-{c.key}", priority=1)
-        _wait(ex, spec, cell_futures, {c.key: c for c in todo}, store, len(cells) - len(todo), progress)
+            cell_futures[c.key] = ex.submit(eval_task, spec_json, c, train_futures[c.training.key],
+                                            test_dirs[c.key], str(out), cell_hash[c.key],
+                                            key=f"eval-{spec.name}-{c.key}", priority=1)
+        _wait(ex, spec, cell_futures, {c.key: c for c in todo}, store, len(cells) - len(todo), progress,
+              cell_hash)
         for fut in desc_futures:
             try:
                 fut.result()
@@ -367,7 +381,7 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
 
 
 def _wait(ex: _Executor, spec: StudySpec, futures: dict, cells: dict[str, EvalCell], store: ResultsStore,
-          n_skipped: int, progress: bool) -> None:
+          n_skipped: int, progress: bool, cell_hash: dict[str, str]) -> None:
     from nanoseg._util import progress_iter
 
     key_of = {f: k for k, f in futures.items()}
@@ -380,7 +394,7 @@ def _wait(ex: _Executor, spec: StudySpec, futures: dict, cells: dict[str, EvalCe
             fut.result()
         except Exception as exc:  # the worker died (KilledWorker, lost connection): record it here
             cell = cells[key]
-            row = base_row(spec, cell, config_hash(cell.training.config, spec.backend))
+            row = base_row(spec, cell, cell_hash[key])
             row.update(status="failed", error=_error_text(exc))
             store.write(row)
         if time.monotonic() - last > 30:
