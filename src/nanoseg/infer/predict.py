@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,16 +211,25 @@ def probability_from_logits(logits: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * d))).astype(np.float32)
 
 
-_RUNNERS: dict[tuple, Runner] = {}
+_RUNNERS: dict[tuple, tuple] = {}
+_MAX_RUNNERS = 16
 
 
 def get_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto") -> Runner:
-    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device)."""
+    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device).
+
+    The cache holds at most 16 runners (oldest dropped first); entries are checked by identity, so a new
+    network that happens to reuse a freed object's id never gets a stale runner.
+    """
     dev = resolve_device(device)
     key = (id(module), engine, str(dev))
-    if key not in _RUNNERS:
-        _RUNNERS[key] = make_runner(module, engine=engine, device=dev)
-    return _RUNNERS[key]
+    entry = _RUNNERS.get(key)
+    if entry is None or entry[0]() is not module:
+        if len(_RUNNERS) >= _MAX_RUNNERS:
+            _RUNNERS.pop(next(iter(_RUNNERS)))
+        entry = (weakref.ref(module), make_runner(module, engine=engine, device=dev))
+        _RUNNERS[key] = entry
+    return entry[1]
 
 
 def predict(

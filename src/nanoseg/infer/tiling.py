@@ -24,13 +24,14 @@ Example
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 
 from nanoseg.errors import NanosegError
 
-_CONTEXT_CACHE: dict[tuple[int, int], int] = {}
+_CONTEXT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network → context (px)
 
 
 def context_px(module, *, receptive_field_px: int | None = None) -> int:
@@ -41,12 +42,11 @@ def context_px(module, *, receptive_field_px: int | None = None) -> int:
     ``receptive_field_px`` (if given) bounds it, else the input gradient of a strip of output pixels is
     probed on random inputs (:func:`probe_context_px`).
     """
-    key = (id(module), int(getattr(module, "size_multiple", 1)))
-    if key in _CONTEXT_CACHE:
-        return _CONTEXT_CACHE[key]
+    if module in _CONTEXT_CACHE:
+        return _CONTEXT_CACHE[module]
     from nanoseg.models import receptive_field_span
 
-    multiple = key[1]
+    multiple = int(getattr(module, "size_multiple", 1))
     length = multiple * max(64, math.ceil(1024 / multiple))
     middle = (length // 2) // multiple * multiple
     try:
@@ -66,7 +66,7 @@ def context_px(module, *, receptive_field_px: int | None = None) -> int:
             reach = int(receptive_field_px)  # the whole field on each side: an upper bound
         else:
             reach = probe_context_px(module)
-    _CONTEXT_CACHE[key] = int(reach)
+    _CONTEXT_CACHE[module] = int(reach)
     return int(reach)
 
 
