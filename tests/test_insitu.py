@@ -13,6 +13,7 @@ from nanoseg.insitu import (
     DriftTracker,
     bootstrap_kinetics,
     coarsening_verdict,
+    compare_to_truth,
     correct_positions,
     detect_events,
     estimate_drift,
@@ -307,6 +308,10 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
     pd.testing.assert_frame_equal(resumed.tracks, full.tracks)
     for name in ("tracks.csv", "events.csv", "kinetics.csv", "verdict.csv", "summary.json", "particles.parquet"):
         assert (part / name).exists()
+    acc = compare_to_truth(resumed, m).set_index("metric")
+    assert acc.loc["max_error_px", "value"] < 0.3
+    assert acc.loc["link_recall", "value"] > 0.95
+    assert acc.loc["k (n=3)", "truth"] > 0 and {"drift", "tracking", "kinetics"} <= set(acc["group"])
     with pytest.raises(NanosegError, match="other settings"):
         track_movie(m, masks=masks, out_dir=part, min_diameter_nm=1.0, n_boot=0, figures=False)
 
