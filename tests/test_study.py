@@ -291,8 +291,10 @@ class Slow(ThresholdBackend):
 '''
 
 
-def test_resume_after_kill(two_sets, tmp_path):
-    """Kill a study mid-way (the whole process group), restart it: finished cells are not recomputed."""
+@pytest.mark.parametrize("scheduler", ["threads", pytest.param("local", marks=pytest.mark.slow)])
+def test_resume_after_kill(two_sets, tmp_path, scheduler):
+    """Kill a study mid-way (the whole process group), restart it: finished cells are not recomputed.
+    ``local`` is the default LocalCluster of worker processes (slower to start: in the slow suite)."""
     (tmp_path / "slow_backend.py").write_text(SLOW_BACKEND)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict(two_sets, backend="slow_backend:Slow",
@@ -300,8 +302,8 @@ def test_resume_after_kill(two_sets, tmp_path):
     out = tmp_path / "study"
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                STUDY_LOG=str(tmp_path / "run1.log"))
-    cmd = [sys.executable, "-m", "nanoseg", "study", "run", str(spec_path), "--out", str(out), "--workers", "1",
-           "--no-report"]
+    cmd = [sys.executable, "-m", "nanoseg", "study", "run", str(spec_path), "--out", str(out), "--no-report"]
+    cmd += ["--workers", "2", "--scheduler", "threads"] if scheduler == "threads" else ["--workers", "1"]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     cells_dir = out / "results" / "cells"
