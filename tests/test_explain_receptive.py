@@ -46,5 +46,5 @@ def test_study_trains_and_scores_every_variant(tmp_path):
                                   training={"epochs": 2, "patch_size": 32, "batch_size": 4, "lr": 3e-3})
     assert list(table.axis) == ["receptive_field"] * 2 + ["parameters"] * 2
     assert table.dice.between(0, 1).all() and (table.dice_std == 0).all()
-    assert (tmp_path / "rf" / "receptive_field.csv").exists()
+    assert (tmp_path / "rf" / "receptive_field.csv").exists() and (tmp_path / "rf" / "receptive_field.png").exists()
     assert table.receptive_field_px.iloc[1] > table.receptive_field_px.iloc[0]

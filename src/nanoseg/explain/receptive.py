@@ -139,7 +139,7 @@ def receptive_field_study(train_dir: str | os.PathLike | Sequence[str | os.PathL
     train_dir : dataset directory (or several) to train on.
     test_dir : dataset directory to score on (keep it separate from the training images).
     out_dir : one checkpoint per variant and seed under ``out_dir/<variant>__s<seed>`` (finished ones are
-        reused, so a rerun resumes) and ``out_dir/receptive_field.csv``.
+        reused, so a rerun resumes), ``out_dir/receptive_field.csv`` and ``receptive_field.png``.
     training : ``nanoseg.train.TrainConfig`` fields (default: 3 epochs, patch 64, batch 8, lr 1e-3, CPU).
     seeds : one training per seed; the table gives mean and std over seeds.
 
@@ -178,6 +178,9 @@ def receptive_field_study(train_dir: str | os.PathLike | Sequence[str | os.PathL
                   train_wall_s=("train_wall_s", "sum"))
              .reset_index())
     table.to_csv(out / "receptive_field.csv", index=False)
+    from nanoseg.explain.figures import plot_receptive_field
+
+    plot_receptive_field(table, out / "receptive_field.png")
     return table
 
 
