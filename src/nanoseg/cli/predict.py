@@ -40,7 +40,7 @@ def predict(
         help="For files without a pixel size: assume the model's training pixel size."),
     threshold: str = typer.Option("0.5", "--threshold", "-t", help="Probability threshold in (0, 1), or 'otsu'."),
     min_diameter: float = typer.Option(0.5, "--min-diameter", help="Smallest particle kept in the tables (nm)."),
-    tile_size: int = typer.Option(1024, "--tile-size", help="Tile side in pixels at the model's pixel size; "
+    tile_size: int = typer.Option(2048, "--tile-size", help="Tile side in pixels at the model's pixel size; "
                                                            "0 = whole frame in one pass."),
     batch_size: int = typer.Option(None, "--batch-size", help="Tiles per forward pass (default 1 CPU, 8 GPU)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

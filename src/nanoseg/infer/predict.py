@@ -37,7 +37,7 @@ from nanoseg.infer.engine import Runner, make_runner, resolve_device
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
-DEFAULT_TILE_PX = 1024
+DEFAULT_TILE_PX = 2048  # at most 11–27 % overlap pixels at 4096² for 46–107 px contexts (docs/performance.md)
 RAMP_PX = 16
 
 
