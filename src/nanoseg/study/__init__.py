@@ -17,6 +17,7 @@ Example
 from nanoseg.study.backends import NanosegBackend, ThresholdBackend, get_backend
 from nanoseg.study.descriptors import dataset_descriptors, descriptor_distance, image_descriptors
 from nanoseg.study.grid import EvalCell, Option, TrainTask, expand_grid, expand_options
+from nanoseg.study.plan import study_plan
 from nanoseg.study.report import drop_matrix, metric_matrix, summarize, write_study_report
 from nanoseg.study.run import run_study
 from nanoseg.study.spec import StudySpec, load_spec
@@ -25,6 +26,6 @@ from nanoseg.study.store import ResultsStore, load_results
 __all__ = [
     "EvalCell", "NanosegBackend", "Option", "ResultsStore", "StudySpec", "ThresholdBackend", "TrainTask",
     "dataset_descriptors", "descriptor_distance", "drop_matrix", "expand_grid", "expand_options", "get_backend",
-    "image_descriptors", "load_results", "load_spec", "metric_matrix", "run_study", "summarize",
+    "image_descriptors", "load_results", "load_spec", "metric_matrix", "run_study", "study_plan", "summarize",
     "write_study_report",
 ]
