@@ -97,6 +97,21 @@ def test_drift_tracker_state_resumes_exactly():
     assert expected[-1] == pytest.approx((2.8, 1.75), abs=0.15)
 
 
+def test_drift_is_not_invented_on_structureless_frames(tmp_path):
+    noise = np.random.default_rng(0).normal(1, 0.05, (6, 64, 64)).astype(np.float32)
+    d = estimate_drift(noise, pixel_size_nm=0.2)
+    assert (d[["dy_px", "dx_px"]].to_numpy() == 0).all()
+    assert (d["peak_ratio"].iloc[1:] < 7).all()
+    # two static particles, one blank frame: two unbroken tracks, and a constant size fits k ≈ 0
+    masks = np.zeros((6, 64, 64), bool)
+    for i in (0, 1, 3, 4, 5):
+        masks[i, 20:30, 20:30] = masks[i, 40:50, 35:45] = True
+    r = track_movie(noise, masks=masks, out_dir=tmp_path, pixel_size_nm=0.2, n_boot=0, figures=False)
+    assert r.summary["n_tracks"] == 2 and set(r.lineage["end"]) == {"survived"}
+    assert abs(r.fits.set_index("model").loc["n=3", "k"]) < 1e-6
+    assert r.summary["drift_frames_unreliable"] == 5 and r.summary["warnings"]
+
+
 def test_correct_positions_and_errors():
     t = pd.DataFrame({"frame": [0, 1], "y_nm": [1.0, 2.0], "x_nm": [1.0, 3.0]})
     d = pd.DataFrame({"frame": [0, 1], "dy_px": [0.0, 5.0], "dx_px": [0.0, 10.0]})

@@ -57,10 +57,13 @@ class DriftTracker:
     window : frames in the running median reference.
     highpass_sigma_px : Gaussian σ (full-resolution px) of the background removed before correlation.
     max_size_px : frames larger than this are block-averaged before correlation.
+    min_peak_ratio : a match whose phase-correlation peak is below this many standard deviations of the
+        correlation map (pure noise: ≈ 4–5) is not trusted; the frame keeps the previous drift. ``last_peak_ratio``
+        and ``n_unreliable`` report it.
     """
 
     def __init__(self, *, upsample: int = 10, window: int = 5, highpass_sigma_px: float = 20.0,
-                 max_size_px: int = 1024):
+                 max_size_px: int = 1024, min_peak_ratio: float = 7.0):
         if upsample < 1 or window < 1 or max_size_px < 32 or highpass_sigma_px <= 0:
             raise NanosegError("drift parameters out of range",
                                hint="upsample ≥ 1, window ≥ 1, max_size_px ≥ 32, highpass_sigma_px > 0")
@@ -73,6 +76,9 @@ class DriftTracker:
         self.bin = 1
         self._hann: np.ndarray | None = None
         self.last = np.zeros(2)
+        self.min_peak_ratio = float(min_peak_ratio)
+        self.last_peak_ratio = float("nan")
+        self.n_unreliable = 0
 
     def _prepare(self, data: np.ndarray) -> np.ndarray:
         if self.shape is None:
@@ -112,14 +118,23 @@ class DriftTracker:
         spectrum = np.fft.fft2(data)
         if not self.recent:
             drift = np.zeros(2)
+            self.last_peak_ratio = float("inf")
         else:
             reference = np.median(np.stack(self.recent), axis=0) if len(self.recent) > 2 else self.recent[-1]
             # the moving frame is pre-shifted by the last drift, so only the increment is measured
             moving = self._shifted(spectrum, -self.last / self.bin)
-            shift, _, _ = phase_cross_correlation(
-                self._spectrum_for_correlation(reference), self._spectrum_for_correlation(moving),
-                upsample_factor=self.upsample, normalization=None, space="fourier")
-            drift = self.last - np.asarray(shift) * self.bin
+            ref_f, mov_f = self._spectrum_for_correlation(reference), self._spectrum_for_correlation(moving)
+            # match quality: peak of the phase correlation over its spread (pure noise gives ≈ 4–5)
+            cross = ref_f * np.conj(mov_f)
+            phase = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
+            self.last_peak_ratio = float((phase.max() - phase.mean()) / max(phase.std(), 1e-12))
+            if self.last_peak_ratio < self.min_peak_ratio:
+                drift = self.last.copy()  # no trustworthy match (blank or pure-noise frame): keep the last drift
+                self.n_unreliable += 1
+            else:
+                shift, _, _ = phase_cross_correlation(ref_f, mov_f, upsample_factor=self.upsample,
+                                                      normalization=None, space="fourier")
+                drift = self.last - np.asarray(shift) * self.bin
         self.recent.append(self._shifted(spectrum, -drift / self.bin))
         self.last = drift
         return float(drift[0]), float(drift[1])
@@ -128,12 +143,14 @@ class DriftTracker:
         """Everything needed to resume (arrays and numbers; save with ``np.savez``)."""
         return {"recent": np.stack(self.recent) if self.recent else np.zeros((0, 1, 1), np.float32),
                 "last": self.last, "shape": np.asarray(self.shape or (0, 0)), "bin": self.bin,
-                "params": np.asarray([self.upsample, self.window, self.highpass_sigma_px, self.max_size_px])}
+                "params": np.asarray([self.upsample, self.window, self.highpass_sigma_px, self.max_size_px,
+                                      self.min_peak_ratio])}
 
     @classmethod
     def from_state(cls, state) -> DriftTracker:
         p = np.asarray(state["params"])
-        tracker = cls(upsample=int(p[0]), window=int(p[1]), highpass_sigma_px=float(p[2]), max_size_px=int(p[3]))
+        tracker = cls(upsample=int(p[0]), window=int(p[1]), highpass_sigma_px=float(p[2]), max_size_px=int(p[3]),
+                      min_peak_ratio=float(p[4]) if len(p) > 4 else 7.0)
         shape = tuple(int(v) for v in np.asarray(state["shape"]))
         tracker.shape = shape if shape != (0, 0) else None
         tracker.bin = int(state["bin"])
@@ -158,7 +175,8 @@ def estimate_drift(frames: Iterable, *, pixel_size_nm: float | None = None, upsa
 
     Returns
     -------
-    DataFrame ``frame, dy_px, dx_px`` (+ ``dy_nm, dx_nm`` when the pixel size is known).
+    DataFrame ``frame, dy_px, dx_px, peak_ratio`` (+ ``dy_nm, dx_nm`` when the pixel size is known);
+    ``peak_ratio`` below ``min_peak_ratio`` (7) marks frames whose drift was carried over, not measured.
     """
     from nanoseg._util import progress_iter
 
@@ -169,10 +187,10 @@ def estimate_drift(frames: Iterable, *, pixel_size_nm: float | None = None, upsa
     for i, frame in enumerate(progress_iter(frames, "estimating drift", total=total, enabled=progress)):
         if pixel_size_nm is None and getattr(frame, "pixel_size_nm", None) is not None:
             pixel_size_nm = frame.pixel_size_nm
-        rows.append((i, *tracker.update(frame)))
+        rows.append((i, *tracker.update(frame), tracker.last_peak_ratio))
     if not rows:
         raise NanosegError("the movie has no frames")
-    table = pd.DataFrame(rows, columns=["frame", "dy_px", "dx_px"])
+    table = pd.DataFrame(rows, columns=["frame", "dy_px", "dx_px", "peak_ratio"])
     if pixel_size_nm is not None:
         table["dy_nm"] = table["dy_px"] * float(pixel_size_nm)
         table["dx_nm"] = table["dx_px"] * float(pixel_size_nm)

@@ -136,9 +136,11 @@ def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, ra
     ok = np.isfinite(t) & np.isfinite(r) & (r > 0)
     sem = None if radius_sem_nm is None else np.asarray(radius_sem_nm, dtype=float)
     if sem is not None:
-        ok &= np.isfinite(sem) & (sem > 0)
+        ok &= np.isfinite(sem)
     t, r = t[ok], r[ok]
-    sem = sem[ok] if sem is not None else None
+    if sem is not None:
+        # a zero s.e.m. (identical sizes) must not get infinite weight: floor at 0.1 % of the radius
+        sem = np.maximum(sem[ok], 1e-3 * r)
     n_params = 2 if exponent is not None else 3
     if len(t) < n_params + 2:
         raise NanosegError(f"need at least {n_params + 2} time points with particles to fit kinetics, got {len(t)}",

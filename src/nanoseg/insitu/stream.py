@@ -250,7 +250,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
         with atomic_path(chunks / f"particles_{name}") as tmp:
             part.to_parquet(tmp, index=False)
         with atomic_path(chunks / f"drift_{name}") as tmp:
-            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px"]).to_parquet(tmp, index=False)
+            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px", "peak_ratio"]).to_parquet(
+                tmp, index=False)
         if correct_drift:
             with atomic_path(drift_state_path) as tmp:
                 with open(tmp, "wb") as fh:
@@ -284,7 +285,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
                                threshold=threshold, **extra)
         tables.append(table)
         dy, dx = tracker.update(frame.data) if correct_drift else (0.0, 0.0)
-        drift_rows.append((i, t_s, dy, dx))
+        drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan))
         processed += 1
         if (i + 1 - chunk_start) >= chunk_frames:
             commit(i)
@@ -389,6 +390,14 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                                     "k_mean": float(g["k"].mean()), "k_std": float(g["k"].std()),
                                     "k_ci95": [float(g["k"].quantile(0.025)), float(g["k"].quantile(0.975))]}
                                 for m, g in boot.groupby("model")}
+    if drift is not None and "peak_ratio" in drift.columns:
+        from nanoseg.insitu.drift import DriftTracker
+
+        weak = int((drift["peak_ratio"] < DriftTracker().min_peak_ratio).sum())
+        summary["drift_frames_unreliable"] = weak
+        if weak:
+            summary["warnings"].append(f"drift could not be measured on {weak} frame(s) (no clear correlation peak); "
+                                       "their drift was carried over from the previous frame")
     overall = verdict[verdict["signal"] == "overall"].iloc[0]
     summary["verdict"] = {"mechanism": overall["favours"], "support": float(overall["value"]),
                           "note": overall["rule"]}
