@@ -298,6 +298,10 @@ def test_bootstrap_spreads_and_grows_with_diameter_sigma(ripening_result):
     assert k.quantile(0.025) < point < k.quantile(0.975)
     noisy = bootstrap_kinetics(tracks.assign(diameter_std_nm=0.8), n_boot=40, exponents=(3,), seed=1)
     assert noisy["k"].std() > k.std()
+    psd = size_distributions(tracks, n_windows=2, n_boot=30)
+    filled = psd[psd.density > 0]
+    assert (filled.density_lo <= filled.density + 1e-9).all() and (filled.density <= filled.density_hi + 1e-9).all()
+    assert (filled.density_hi - filled.density_lo).mean() > 0
 
 
 # ---------------------------------------------------------------------------------------------- streaming

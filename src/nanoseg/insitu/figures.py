@@ -45,7 +45,7 @@ def plot_size_vs_time(tracks: pd.DataFrame, lineage: pd.DataFrame, ax=None):
 
 
 def plot_psd_evolution(psd: pd.DataFrame, ax=None):
-    """Size distributions of r/⟨r⟩ per time window with the LSW shape."""
+    """Size distributions of r/⟨r⟩ per time window (bootstrap 95 % bands when present) with the LSW shape."""
     import matplotlib.pyplot as plt
 
     fig = None
@@ -55,15 +55,16 @@ def plot_psd_evolution(psd: pd.DataFrame, ax=None):
     windows = sorted(psd["window"].unique()) if len(psd) else []
     for w in windows:
         g = psd[psd["window"] == w]
-        ax.step(g["bin_center"], g["density"], where="mid", color=cmap(w / max(len(windows) - 1, 1)),
+        color = cmap(w / max(len(windows) - 1, 1))
+        ax.step(g["bin_center"], g["density"], where="mid", color=color,
                 label=f"{g['t_start_s'].iloc[0]:.3g}–{g['t_end_s'].iloc[0]:.3g} s (n={int(g['n'].iloc[0])})")
+        if "density_lo" in g.columns:
+            ax.fill_between(g["bin_center"], g["density_lo"], g["density_hi"], step="mid", color=color, alpha=0.15)
     if windows:
-        g = psd[psd["window"] == windows[0]]
-        u = np.linspace(0, 2.5, 300)
         from nanoseg.insitu.theory import lsw_distribution
 
+        u = np.linspace(0, 2.5, 300)
         ax.plot(u, lsw_distribution(u), "k--", lw=1.5, label="LSW")
-        del g
     ax.set_xlabel("r / ⟨r⟩")
     ax.set_ylabel("probability density")
     ax.set_title("size distribution over time")

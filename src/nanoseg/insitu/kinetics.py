@@ -82,20 +82,49 @@ def _skewness(x) -> float:
     return float(np.mean((x - x.mean()) ** 3) / x.std() ** 3)
 
 
-def size_distributions(table: pd.DataFrame, *, n_windows: int = 4, bins=None, exclude_edge: bool = True
-                       ) -> pd.DataFrame:
+def size_distributions(table: pd.DataFrame, *, n_windows: int = 4, bins=None, exclude_edge: bool = True,
+                       n_boot: int = 0, seed: int = 0) -> pd.DataFrame:
     """Histograms of ``u = r/⟨r⟩`` (⟨r⟩ per frame) pooled over ``n_windows`` equal time windows, with the LSW shape.
 
     Returns a long DataFrame ``window, t_start_s, t_end_s, n, bin_left, bin_right, bin_center, density, lsw``
-    (``density`` integrates to 1 over u; ``lsw`` is the theoretical LSW density at the bin centre).
+    (``density`` integrates to 1 over u; ``lsw`` is the theoretical LSW density at the bin centre). With
+    ``n_boot > 0`` also ``density_lo, density_hi``: the 2.5–97.5 % band over bootstrap replicates that resample
+    whole tracks and perturb each diameter by N(0, ``diameter_std_nm``) when that column is present.
     """
-    t = _prepared(table, exclude_edge)
+    out = _size_distributions(_prepared(table, exclude_edge), n_windows, bins)
+    if n_boot > 0:
+        t = _prepared(table, exclude_edge).reset_index(drop=True)
+        rng = np.random.default_rng(seed)
+        groups = t["track_id"].to_numpy() if "track_id" in t.columns else np.arange(len(t))
+        uniq, inverse = np.unique(groups, return_inverse=True)
+        sigma = t["diameter_std_nm"].fillna(0).to_numpy(float) if "diameter_std_nm" in t.columns else None
+        reps = []
+        for _ in range(int(n_boot)):
+            counts = np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))[inverse]
+            sample = t.loc[np.repeat(np.arange(len(t)), counts)].copy()
+            if sigma is not None:
+                noise = rng.normal(0, 1, len(sample)) * np.repeat(sigma, counts)
+                sample["diameter_nm"] = np.maximum(sample["diameter_nm"] + noise, 1e-6)
+                sample["radius_nm"] = sample["diameter_nm"] / 2
+            if sample.empty:
+                continue
+            reps.append(_size_distributions(sample, n_windows, bins, time_range=(t["time_s"].min(),
+                                                                                  t["time_s"].max()))["density"])
+        stack = np.vstack([r.to_numpy() for r in reps])
+        out["density_lo"] = np.nanpercentile(stack, 2.5, axis=0)
+        out["density_hi"] = np.nanpercentile(stack, 97.5, axis=0)
+    return out
+
+
+def _size_distributions(t: pd.DataFrame, n_windows: int, bins, time_range=None) -> pd.DataFrame:
     if t.empty:
         raise NanosegError("no particles to build size distributions from",
                            hint="check the segmentation (empty masks?) or use exclude_edge=False")
     bins = np.linspace(0, 2.5, 26) if bins is None else np.asarray(bins, float)
+    t = t.copy()
     t["u"] = t["radius_nm"] / t.groupby("frame")["radius_nm"].transform("mean")
-    edges = np.linspace(t["time_s"].min(), t["time_s"].max(), int(n_windows) + 1)
+    lo, hi = time_range if time_range is not None else (t["time_s"].min(), t["time_s"].max())
+    edges = np.linspace(lo, hi, int(n_windows) + 1)
     t["window"] = np.clip(np.searchsorted(edges, t["time_s"], side="right") - 1, 0, int(n_windows) - 1)
     rows = []
     centers = 0.5 * (bins[1:] + bins[:-1])

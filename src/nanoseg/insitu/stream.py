@@ -374,7 +374,7 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
             else pd.DataFrame(columns=["replicate", "model", "n", "k", "r0_nm"]))
     growth = growth_rates(tracks)
     try:
-        psd = size_distributions(tracks)
+        psd = size_distributions(tracks, n_boot=min(n_boot, 100), seed=seed)
     except NanosegError as exc:
         psd = pd.DataFrame()
         summary["warnings"].append(str(exc))
