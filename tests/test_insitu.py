@@ -346,9 +346,12 @@ def test_track_movie_with_predict_fn_and_variance(tmp_path, small_movie):
             self.probability = ndi.gaussian_filter(m.mask(i).astype(np.float32), 1.0)
             self.variance = np.full(frame.shape, 0.01, np.float32)
 
-    r = track_movie(m, Pred, out_dir=tmp_path, n_boot=5, figures=True)
+    r = track_movie(m, Pred, out_dir=tmp_path, n_boot=5, figures=True, gif=True)
     assert "diameter_std_nm" in r.particles.columns and (r.particles["diameter_std_nm"] > 0).any()
-    assert {"size_vs_time", "psd_evolution", "kinetics_fit", "frame_strip"} <= set(r.figures)
+    assert {"size_vs_time", "psd_evolution", "kinetics_fit", "frame_strip", "tracks_gif"} <= set(r.figures)
+    import imageio.v3 as iio
+
+    assert iio.imread(r.figures["tracks_gif"], index=None).shape[0] == len(m)
     assert all(p.stat().st_size > 1000 for p in r.figures.values())
 
 

@@ -28,6 +28,7 @@ def track(
     chunk_frames: int = typer.Option(25, "--chunk-frames", help="Frames per incremental write (resume step)."),
     restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in --out."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Do not draw figures."),
+    gif: bool = typer.Option(False, "--gif", help="Also write figures/tracks.gif (particles circled per track)."),
 ) -> None:
     """Segment every frame, track particles, find coalescence/ripening events and fit coarsening kinetics.
 
@@ -44,7 +45,8 @@ def track(
         source, model=None if masks else model, masks=([str(p) for p in masks] if masks else None),
         out_dir=out, pixel_size_nm=pixel_size, frame_interval_s=dt, min_diameter_nm=min_diameter_nm,
         threshold=threshold, search_range_nm=search_range_nm, memory=memory, correct_drift=not no_drift,
-        chunk_frames=chunk_frames, n_boot=bootstrap, figures=not no_figures, restart=restart, progress=True,
+        chunk_frames=chunk_frames, n_boot=bootstrap, figures=not no_figures, gif=gif, restart=restart,
+        progress=True,
     )
     s = result.summary
     console.print(f"{s['n_frames']} frames, {s['n_detections']} detections, {s['n_tracks']} tracks, "

@@ -9,7 +9,8 @@ import pandas as pd
 
 from nanoseg._util import atomic_path
 
-__all__ = ["write_figures", "plot_size_vs_time", "plot_psd_evolution", "plot_kinetics", "plot_frame_strip"]
+__all__ = ["write_figures", "plot_size_vs_time", "plot_psd_evolution", "plot_kinetics", "plot_frame_strip",
+           "write_annotated_gif"]
 
 _FATE_COLORS = {"survived": "tab:blue", "vanished": "tab:red", "coalescence": "tab:orange", "split": "tab:purple",
                 "left_field": "tab:gray", "lost": "tab:brown"}
@@ -127,8 +128,9 @@ def plot_frame_strip(series, tracks: pd.DataFrame, *, pixel_size_nm: float, n_fr
     return fig
 
 
-def write_figures(result, *, series=None) -> dict[str, Path]:
-    """Write the figures of a :class:`~nanoseg.insitu.stream.TrackResult` into ``out_dir/figures``."""
+def write_figures(result, *, series=None, gif: bool = False) -> dict[str, Path]:
+    """Write the figures of a :class:`~nanoseg.insitu.stream.TrackResult` into ``out_dir/figures``
+    (``tracks.gif`` too with ``gif=True``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -143,4 +145,43 @@ def write_figures(result, *, series=None) -> dict[str, Path]:
     if series is not None and px:
         paths["frame_strip"] = _save(plot_frame_strip(series, result.tracks, pixel_size_nm=px),
                                      out / "frame_strip.png")
+        if gif:
+            paths["tracks_gif"] = write_annotated_gif(series, result.tracks, out / "tracks.gif", pixel_size_nm=px)
     return paths
+
+
+def write_annotated_gif(series, tracks: pd.DataFrame, path, *, pixel_size_nm: float, max_frames: int = 40,
+                        max_size_px: int = 384, fps: float = 5.0) -> Path:
+    """An animated GIF of the movie with every tracked particle circled in its track's colour.
+
+    A particle keeps its colour as long as it keeps its track id, so identity switches are visible by eye.
+    At most ``max_frames`` evenly spaced frames, block-averaged to at most ``max_size_px`` per side; frames are
+    loaded one at a time.
+    """
+    import imageio.v3 as iio
+    from skimage.draw import circle_perimeter
+
+    n = len(series)
+    picks = np.unique(np.linspace(0, n - 1, min(max_frames, n)).round().astype(int))
+    palette = (np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                         [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
+                         [0, 128, 128], [220, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0],
+                         [170, 255, 195]], dtype=np.uint8))
+    images = []
+    for i in picks:
+        img = series[int(i)].data
+        b = max(1, int(np.ceil(max(img.shape) / max_size_px)))
+        h, w = (img.shape[0] // b) * b, (img.shape[1] // b) * b
+        small = img[:h, :w].reshape(h // b, b, w // b, b).mean(axis=(1, 3))
+        lo, hi = np.percentile(small, [1, 99])
+        gray = (np.clip((small - lo) / max(hi - lo, 1e-12), 0, 1) * 255).astype(np.uint8)
+        rgb = np.repeat(gray[:, :, None], 3, axis=2)
+        for r in tracks[tracks["frame"] == i].itertuples():
+            rr, cc = circle_perimeter(int(round(r.y_nm / pixel_size_nm / b)), int(round(r.x_nm / pixel_size_nm / b)),
+                                      max(1, int(round(r.diameter_nm / 2 / pixel_size_nm / b))), shape=rgb.shape[:2])
+            rgb[rr, cc] = palette[int(r.track_id) % len(palette)]
+        images.append(rgb)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=1000.0 / fps, loop=0)
+    return path

@@ -160,7 +160,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
                 out_dir: str | os.PathLike, pixel_size_nm: float | None = None, frame_interval_s: float | None = None,
                 min_diameter_nm: float = 0.5, threshold: float = 0.5, split_touching: bool = True,
                 search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
-                chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, restart: bool = False,
+                chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, gif: bool = False,
+                restart: bool = False,
                 stop_after_frames: int | None = None, progress: bool = False) -> TrackResult:
     """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
 
@@ -181,6 +182,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     chunk_frames : frames per incremental write (the resume granularity).
     n_boot : bootstrap replicates for the kinetics uncertainty (0 to skip).
     figures : write PNG figures.
+    gif : also write ``figures/tracks.gif`` (the movie with particles circled in their track's colour).
     restart : discard a previous run in ``out_dir``.
     stop_after_frames : process at most this many new frames, then return None (for tests of resume and for
         splitting a long movie over several jobs).
@@ -302,7 +304,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     field_area = float(frame0.shape[0] * frame0.shape[1] * px_final**2)
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
                           search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
-                          n_boot=n_boot, figures=figures, series=series, correct_drift=correct_drift)
+                          n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift)
 
 
 def _read_chunks(chunks: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -331,7 +333,7 @@ def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
 def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *, out_dir=None,
                    pixel_size_nm: float | None = None, field_area_nm2: float | None = None,
                    search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
-                   n_boot: int = 200, figures: bool = True, series: Series | None = None,
+                   n_boot: int = 200, figures: bool = True, gif: bool = False, series: Series | None = None,
                    correct_drift: bool = True, seed: int = 0) -> TrackResult:
     """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
 
@@ -410,7 +412,7 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
         if figures:
             from nanoseg.insitu.figures import write_figures
 
-            res.figures = write_figures(res, series=series)
+            res.figures = write_figures(res, series=series, gif=gif)
             summary["figures"] = {k: str(v) for k, v in res.figures.items()}
         with atomic_path(Path(out_dir) / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
