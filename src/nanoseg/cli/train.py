@@ -23,6 +23,7 @@ def train(
     epochs: int = typer.Option(None, "--epochs", "-e", help="Override the number of epochs."),
     device: str = typer.Option(None, "--device", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     seed: int = typer.Option(None, "--seed", help="Override the seed."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out "
                                                                    "(default) or start over."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -36,7 +37,7 @@ def train(
     from nanoseg.train import TrainConfig, cross_validate, train_model
 
     cfg = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
-    changes = {"epochs": epochs, "device": device, "seed": seed}
+    changes = {"epochs": epochs, "device": device, "seed": seed, "num_threads": threads}
     if model is not None and model != cfg.model:
         changes.update(model=model, model_config={})
     cfg = cfg.with_overrides(**changes)

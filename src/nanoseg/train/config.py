@@ -60,6 +60,7 @@ class TrainConfig(BaseModel):
     device: str = "auto"
     amp: bool = True
     num_workers: int = Field(0, ge=0)
+    num_threads: int | None = Field(None, ge=1)  # CPU threads for torch (None: torch's default)
     max_patches: int | None = Field(None, ge=1)
 
     @field_validator("device")
@@ -77,6 +78,9 @@ class TrainConfig(BaseModel):
             model_config(self.model, **self.model_config_)
         except NanosegError as exc:
             raise ValueError(str(exc)) from exc
+        if any(isinstance(step, dict) and step.get("name") == "resample" for step in self.preprocessing):
+            raise ValueError("use pixel_size_nm to resample training images, not a 'resample' preprocessing step "
+                             "(the masks must be resampled with the images)")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be < 1")
         return self

@@ -376,10 +376,14 @@ def train_model(dataset_dirs, config: TrainConfig | dict, out_dir: str | os.Path
     if dist_info.world > 1 and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(device)
+    threads = torch.get_num_threads()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
     try:
         return _train(dataset_dirs, config, out, device, dist_info, progress=progress, resume=resume, split=split,
                       name=name, on_epoch_end=on_epoch_end)
     finally:
+        torch.set_num_threads(threads)
         if dist_info.initialized_here:
             import torch.distributed as dist
 
