@@ -367,8 +367,8 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
             cell_futures[c.key] = ex.submit(eval_task, spec_json, c, train_futures[c.training.key],
                                             test_dirs[c.key], str(out), cell_hash[c.key],
                                             key=f"eval-{spec.name}-{c.key}", priority=1)
-        _wait(ex, spec, cell_futures, {c.key: c for c in todo}, store, len(cells) - len(todo), progress,
-              cell_hash)
+        _wait(ex, spec, train_futures, cell_futures, {c.key: c for c in todo}, store, len(cells) - len(todo),
+              progress, cell_hash)
         for fut in desc_futures:
             try:
                 fut.result()
@@ -380,23 +380,26 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
     return store.load()
 
 
-def _wait(ex: _Executor, spec: StudySpec, futures: dict, cells: dict[str, EvalCell], store: ResultsStore,
-          n_skipped: int, progress: bool, cell_hash: dict[str, str]) -> None:
+def _wait(ex: _Executor, spec: StudySpec, train_futures: dict, cell_futures: dict, cells: dict[str, EvalCell],
+          store: ResultsStore, n_skipped: int, progress: bool, cell_hash: dict[str, str]) -> None:
+    """Follow trainings and cells as they finish (one progress bar); record cells whose worker died."""
     from nanoseg._util import progress_iter
 
-    key_of = {f: k for k, f in futures.items()}
+    key_of = {f: ("train", k) for k, f in train_futures.items()}
+    key_of.update({f: ("cell", k) for k, f in cell_futures.items()})
     last = time.monotonic()
-    done = progress_iter(ex.as_completed(list(futures.values())), f"study {spec.name} ({n_skipped} cells done before)",
-                         total=len(futures), enabled=progress)
+    label = (f"study {spec.name}: {len(train_futures)} trainings + {len(cell_futures)} cells"
+             + (f" ({n_skipped} cells done before)" if n_skipped else ""))
+    done = progress_iter(ex.as_completed(list(key_of)), label, total=len(key_of), enabled=progress)
     for fut in done:
-        key = key_of[fut]
+        kind, key = key_of[fut]
         try:
             fut.result()
-        except Exception as exc:  # the worker died (KilledWorker, lost connection): record it here
-            cell = cells[key]
-            row = base_row(spec, cell, cell_hash[key])
-            row.update(status="failed", error=_error_text(exc))
-            store.write(row)
+        except Exception as exc:  # the worker died (KilledWorker, lost connection): record the cell here
+            if kind == "cell":
+                row = base_row(spec, cells[key], cell_hash[key])
+                row.update(status="failed", error=_error_text(exc))
+                store.write(row)
         if time.monotonic() - last > 30:
             store.consolidate()
             last = time.monotonic()
