@@ -11,6 +11,7 @@ from scipy.spatial import cKDTree
 
 from nanoseg.errors import NanosegError
 from nanoseg.simulate import (
+    DETECTORS,
     SimulationConfig,
     amorphous_carbon,
     apply_detector,
@@ -107,7 +108,7 @@ def test_dose_per_pixel_is_dose_times_pixel_area(detector):
     dose, pixel_A = 423.0, 0.2
     image = apply_detector(np.ones((256, 256)), dose_e_per_A2=dose, pixel_size_A=pixel_A, detector=detector, rng=rng)
     expected = dose * pixel_A ** 2  # 16.92 e/px
-    cv2 = {"ideal": 0.0, "counting": 0.0, "scintillator": 2.5 ** 2}[detector]
+    cv2 = DETECTORS[detector].gain_noise_cv ** 2
     # Poisson (× gain) standard error of the mean over 65,536 pixels, 4σ
     assert abs(image.mean() - expected) < 4 * np.sqrt(expected * (1 + cv2) / image.size) + 0.01
 

@@ -17,7 +17,7 @@ Steps of :func:`apply_detector` (all in electrons per pixel):
 6. optional x-ray spikes: isolated bright pixels added after the MTF (direct hits on the sensor).
 
 Presets (:data:`DETECTORS`): ``scintillator`` (OneView-like: σ_core 0.7 px, 12 % tail with σ 4 px,
-gain noise cv 2.5 — i.e. DQE(0) = 1/(1 + cv²) ≈ 0.14, tuned so that particle contrast and Fourier roughness
+gain noise cv 2.0 — i.e. DQE(0) = 1/(1 + cv²) = 0.2, tuned so that particle contrast and Fourier roughness
 of simulated 5 nm Au at 80 and 884 e/Å² match the real TEAM 0.5 / OneView data, see docs/simulation.md —
 read noise 0.3 e) and ``counting`` (direct-electron counting: σ 0.3 px, no tail,
 no gain or read noise); ``ideal`` (no MTF, no extra noise; for tests).
@@ -48,7 +48,7 @@ class DetectorModel:
     mtf_core_sigma_px: float = 0.7
     mtf_tail_fraction: float = 0.12
     mtf_tail_sigma_px: float = 4.0
-    gain_noise_cv: float = 2.5
+    gain_noise_cv: float = 2.0
     read_noise_e: float = 0.3
 
     def as_dict(self) -> dict:
@@ -56,7 +56,7 @@ class DetectorModel:
 
 
 DETECTORS: dict[str, DetectorModel] = {
-    "scintillator": DetectorModel("scintillator", 0.7, 0.12, 4.0, 2.5, 0.3),
+    "scintillator": DetectorModel("scintillator", 0.7, 0.12, 4.0, 2.0, 0.3),
     "counting": DetectorModel("counting", 0.3, 0.0, 1.0, 0.0, 0.0),
     "ideal": DetectorModel("ideal", 0.0, 0.0, 1.0, 0.0, 0.0),
 }

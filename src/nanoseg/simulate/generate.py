@@ -229,7 +229,7 @@ def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike
     -------
     >>> # generate_dataset("examples/simulate/au_5nm.yaml", "data/au5", n_images=100)
     """
-    from nanoseg._util import progress_iter
+    from nanoseg._util import BatchReport, progress_iter
     from nanoseg.datasets import DatasetWriter
 
     config = load_config(config_or_path)
@@ -241,13 +241,15 @@ def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike
     todo = [(f"{config.name}-{i:06d}", image_seed(seed, i)) for i in range(n_images)]
     todo = [(image_id, s) for image_id, s in todo if not writer.has(image_id)]
     config_dict = config.model_dump(mode="json")
+    report = BatchReport()
     try:
         if not todo:
             return out
         if n_workers == 0 and scheduler is None:
             for image_id, s in progress_iter(todo, f"simulating {config.name}", enabled=progress):
-                _, image, mask, instances, meta = _simulate_for_dataset(config_dict, image_id, s)
-                writer.add(image_id, image, mask, meta, instances=instances)
+                with report.item(image_id):
+                    _, image, mask, instances, meta = _simulate_for_dataset(config_dict, image_id, s)
+                    writer.add(image_id, image, mask, meta, instances=instances)
             return out
         from dask.distributed import Client, LocalCluster, as_completed
 
@@ -263,19 +265,32 @@ def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike
             window = max(4, 4 * len(client.scheduler_info().get("workers", {})) or 4)
             pending = iter(todo)
             futures = as_completed()
+            submitted: dict[str, str] = {}
+
+            def submit(image_id: str, image_seed_: int) -> None:
+                future = client.submit(_simulate_for_dataset, config_dict, image_id, image_seed_, pure=False)
+                submitted[future.key] = image_id
+                futures.add(future)
+
             for image_id, s in [next(pending) for _ in range(min(window, len(todo)))]:
-                futures.add(client.submit(_simulate_for_dataset, config_dict, image_id, s, pure=False))
+                submit(image_id, s)
             for future in progress_iter(futures, f"simulating {config.name}", total=len(todo), enabled=progress):
-                image_id, image, mask, instances, meta = future.result()
-                writer.add(image_id, image, mask, meta, instances=instances)
+                with report.item(submitted[future.key]):
+                    image_id, image, mask, instances, meta = future.result()
+                    writer.add(image_id, image, mask, meta, instances=instances)
                 future.release()
                 nxt = next(pending, None)
                 if nxt is not None:
-                    futures.add(client.submit(_simulate_for_dataset, config_dict, nxt[0], nxt[1], pure=False))
+                    submit(*nxt)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     finally:
         writer.close()
+        if report.failed:
+            # user-level failures (e.g. particles that cannot be placed) are skipped and reported, not fatal
+            import warnings
+
+            warnings.warn("some simulated images failed and were skipped:\n" + report.summary(), stacklevel=2)
     return out
