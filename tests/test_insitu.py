@@ -333,6 +333,9 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
     assert acc.loc["k (n=3)", "truth"] > 0 and {"drift", "tracking", "kinetics"} <= set(acc["group"])
     with pytest.raises(NanosegError, match="other settings"):
         track_movie(m, masks=masks, out_dir=part, min_diameter_nm=1.0, n_boot=0, figures=False)
+    other = simulate_coarsening_movie(n_frames=10, shape_px=(128, 128), pixel_size_nm=PX, n_particles=18, seed=4)
+    with pytest.raises(NanosegError, match="other settings"):  # another movie in the same folder
+        track_movie(other, masks=masks, out_dir=part, chunk_frames=3, n_boot=0, figures=False)
 
 
 def test_track_movie_with_predict_fn_and_variance(tmp_path, small_movie):

@@ -214,7 +214,11 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     out.mkdir(parents=True, exist_ok=True)
     chunks = out / "chunks"
     chunks.mkdir(exist_ok=True)
-    settings = {"n_frames": n, "pixel_size_nm": pixel_size_nm, "min_diameter_nm": min_diameter_nm,
+    import hashlib
+
+    first = np.ascontiguousarray(series[0].data[::3, ::3])
+    settings = {"n_frames": n, "first_frame_sha1": hashlib.sha1(first.tobytes()).hexdigest(),
+                "pixel_size_nm": pixel_size_nm, "min_diameter_nm": min_diameter_nm,
                 "threshold": threshold, "split_touching": split_touching, "correct_drift": correct_drift,
                 "source": str(getattr(series, "source", None)), "segmentation": None}
     segment, source = _segment_fn(predict_fn, model, masks, n)
