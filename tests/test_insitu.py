@@ -22,6 +22,7 @@ from nanoseg.insitu import (
     fit_kinetics,
     growth_rates,
     link_particles,
+    read_track_result,
     size_distributions,
     size_statistics,
     track_movie,
@@ -327,6 +328,13 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
     pd.testing.assert_frame_equal(resumed.tracks, full.tracks)
     for name in ("tracks.csv", "events.csv", "kinetics.csv", "verdict.csv", "summary.json", "particles.parquet"):
         assert (part / name).exists()
+    loaded = read_track_result(part)
+    pd.testing.assert_frame_equal(loaded.tracks, resumed.tracks)
+    assert list(loaded.events["parents"]) == list(resumed.events["parents"])
+    assert loaded.fits["k"].to_numpy() == pytest.approx(resumed.fits["k"].to_numpy())
+    assert loaded.summary["verdict"] == resumed.summary["verdict"]
+    with pytest.raises(NanosegError, match="summary.json"):
+        read_track_result(tmp_path)
     acc = compare_to_truth(resumed, m).set_index("metric")
     assert acc.loc["max_error_px", "value"] < 0.3
     assert acc.loc["link_recall", "value"] > 0.95

@@ -25,7 +25,7 @@ from nanoseg.insitu.kinetics import (
     volume_conservation,
 )
 from nanoseg.insitu.linking import link_particles, match_to_truth, position_columns, tracking_metrics
-from nanoseg.insitu.stream import TrackResult, analyse_tracks, as_series, track_movie
+from nanoseg.insitu.stream import TrackResult, analyse_tracks, as_series, read_track_result, track_movie
 from nanoseg.insitu.theory import lsw_distribution, sample_lsw_radii
 from nanoseg.insitu.truth import compare_to_truth
 
@@ -33,6 +33,6 @@ __all__ = [
     "DriftTracker", "EventResult", "TrackResult", "analyse_tracks", "as_series", "bootstrap_kinetics",
     "coarsening_verdict", "compare_to_truth", "correct_positions", "detect_events", "estimate_drift", "event_metrics",
     "fit_coarsening", "fit_kinetics", "growth_rates", "link_particles", "lsw_distribution", "match_to_truth",
-    "position_columns", "sample_lsw_radii", "shift_frame", "size_distributions", "size_statistics",
+    "position_columns", "read_track_result", "sample_lsw_radii", "shift_frame", "size_distributions", "size_statistics",
     "sphere_volume", "track_movie", "tracking_metrics", "volume_conservation",
 ]

@@ -27,7 +27,7 @@ from nanoseg.errors import NanosegError
 from nanoseg.io import Micrograph, Series
 from nanoseg.particles import TABLE_COLUMNS, label_particles, particle_table
 
-__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series"]
+__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series", "read_track_result"]
 
 
 @dataclass
@@ -443,3 +443,44 @@ def _write_outputs(res: TrackResult) -> None:
                      ("verdict", res.verdict)]:
         with atomic_path(out / f"{name}.csv") as tmp:
             _csv_ready(df).to_csv(tmp, index=False)
+
+
+def _parse_ids(value) -> tuple:
+    if isinstance(value, tuple):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return ()
+    return tuple(int(float(v)) for v in str(value).split(";") if v != "")
+
+
+def read_track_result(out_dir: str | os.PathLike) -> TrackResult:
+    """Load the outputs of :func:`track_movie` / ``nanoseg track`` from a folder (e.g. for ``nanoseg report``).
+
+    ``events.parents/children`` and ``lineage.parents/children`` come back as tuples of track ids.
+    """
+    out = Path(out_dir)
+    if not (out / "summary.json").exists():
+        raise NanosegError("not a finished tracking folder (no summary.json)", path=out,
+                           hint="run nanoseg track first, or let an interrupted run finish (rerun the command)")
+
+    def csv(name):
+        p = out / f"{name}.csv"
+        if not p.exists() or p.stat().st_size == 0:
+            return pd.DataFrame()
+        try:
+            return pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+
+    events, lineage = csv("events"), csv("lineage")
+    for df in (events, lineage):
+        for col in ("parents", "children"):
+            if col in df.columns:
+                df[col] = df[col].map(_parse_ids)
+    tracks = pd.read_parquet(out / "tracks.parquet") if (out / "tracks.parquet").exists() else csv("tracks")
+    particles = pd.read_parquet(out / "particles.parquet") if (out / "particles.parquet").exists() else tracks
+    summary = json.loads((out / "summary.json").read_text())
+    figures = {k: Path(v) for k, v in summary.get("figures", {}).items()}
+    return TrackResult(out_dir=out, particles=particles, drift=csv("drift"), tracks=tracks, events=events,
+                       lineage=lineage, stats=csv("kinetics"), fits=csv("fits"), bootstrap=csv("bootstrap"),
+                       psd=csv("psd"), growth=csv("growth"), verdict=csv("verdict"), summary=summary, figures=figures)
