@@ -193,6 +193,7 @@ class _Executor:
         self.client = None
         self.cluster = None
         self.n_workers = 1
+        self.local = scheduler in (None, "local", "processes", "threads", "sync")
         if scheduler == "sync":
             return
         from distributed import Client, LocalCluster
@@ -352,7 +353,8 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
         cell_hash = {c.key: config_hash({}, train_hash[c.training.key], test_ids[test_dirs[c.key]]) for c in cells}
         todo = [c for c in cells if finished.get(c.key, "missing") != cell_hash[c.key]]
         needed = {c.training.key for c in todo}
-        threads = max(1, (os.cpu_count() or 1) // max(1, ex.n_workers))
+        # local workers share this machine's cores; remote workers keep their own torch defaults
+        threads = max(1, (os.cpu_count() or 1) // max(1, ex.n_workers)) if ex.local else None
         train_futures = {}
         for t in trainings:
             if t.key not in needed:
