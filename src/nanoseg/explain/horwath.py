@@ -184,8 +184,9 @@ def compare_labels(dataset_dir: str | os.PathLike, *, auto_label_options: dict[s
     summary = pd.DataFrame([{
         "images": len(per_image_df),
         "dice_mean": per_image_df["dice"].mean(), "dice_std": per_image_df["dice"].std(ddof=0),
+        "dice_median": per_image_df["dice"].median(),
         "pixel_precision": per_image_df["precision"].mean(), "pixel_recall": per_image_df["recall"].mean(),
-        "area_ratio_auto_over_exact": per_image_df["area_ratio_auto_over_exact"].mean(),
+        "area_ratio_auto_over_exact_median": per_image_df["area_ratio_auto_over_exact"].median(),
         "exact_particles": int(errors_df["n_exact"].sum()) if len(errors_df) else 0,
         "auto_particles": int(errors_df["n_auto"].sum()) if len(errors_df) else 0,
         "particle_recall_iou50": float(parts["found"].mean()) if len(parts) else np.nan,
