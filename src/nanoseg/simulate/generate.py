@@ -176,6 +176,9 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
     specimen = support.copy()
     for particle in particles:
         specimen += particle
+    # abTEM samples the wave at x = i·s; shifting the specimen by −s/2 makes sample i stand for (i + ½)·s, so
+    # camera pixel j (samples jk … jk+k−1) covers exactly [j·P, (j+1)·P) for every k (labels use the same)
+    specimen.positions[:, :2] -= sampling / 2
     energy = 1e3 * params["voltage_kV"]
     wave = exit_wave(specimen, extent_A=extent, gpts=(n_px * k, n_px * k), energy_eV=energy,
                      slice_thickness_A=config.slice_thickness_A, frozen_phonons=config.frozen_phonons,
@@ -190,8 +193,7 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
                            xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"])
-    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A,
-                                origin_A=(k - 1) / 2 * sampling)
+    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
     meta = _metadata(params, config, particles, seed, detector.name,
                      {"sampling_A": sampling, "slice_thickness_A": config.slice_thickness_A,

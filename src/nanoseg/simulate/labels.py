@@ -9,9 +9,10 @@ any pixel size. Only the particle's atoms count (never the support), and each pa
 instance id (1..n). Where two footprints overlap (touching particles), a pixel goes to the particle whose
 centre is nearer.
 
-Pixel convention: output pixel (row i, column j) is centred at ``x = (j·k + (k−1)/2)·s``,
-``y = (i·k + (k−1)/2)·s`` with ``s`` the simulation sampling and ``k`` the binning factor, i.e. exactly
-the area over which :func:`nanoseg.simulate.optics.bin_image` averages the simulated image.
+Pixel convention: output pixel (row i, column j) covers ``[j·P, (j+1)·P) × [i·P, (i+1)·P)`` in the field's
+(x, y) coordinates (P the pixel size), i.e. it is centred at ``((j + ½)·P, (i + ½)·P)``: ``origin_A = P/2``.
+The simulators shift the specimen by half a simulation sample so that the image pixels cover exactly these
+areas, whatever the simulation sampling.
 
 Example
 -------

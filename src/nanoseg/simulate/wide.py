@@ -108,8 +108,9 @@ def particle_transmission(particle: Atoms, origin_A: tuple[float, float], *, siz
                           frozen_phonons: int = 0, seed: int = 0) -> np.ndarray:
     """Exit wave of one particle on a ``size_px``² patch of the wide grid starting at ``origin_A`` (x, y)."""
     local = particle.copy()
-    local.positions[:, 0] -= origin_A[0]
-    local.positions[:, 1] -= origin_A[1]
+    # wide-grid sample i stands for (i + ½)·s (as in simulate_image): shift by −s/2
+    local.positions[:, 0] -= origin_A[0] + wide_sampling_A / 2
+    local.positions[:, 1] -= origin_A[1] + wide_sampling_A / 2
     extent = size_px * wide_sampling_A
     fine = size_px * fine_factor
     wave = exit_wave(local, extent_A=(extent, extent), gpts=(fine, fine), energy_eV=energy_eV,
@@ -175,7 +176,7 @@ def simulate_wide_field(config: SimulationConfig | dict | str, seed: int, *, wid
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
                            xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"])
-    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=(k - 1) / 2 * s_w)
+    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
     meta = _metadata(params, config, particles, seed, detector.name,
                      {"sampling_A": s_w, "particle_sampling_A": s_w / fine_factor,
