@@ -295,7 +295,8 @@ def coarsening_verdict(stats: pd.DataFrame, events: pd.DataFrame, lineage: pd.Da
     * ``shrinking_fraction`` — share of tracked particles shrinking significantly (dr/dt < −2σ).
       ≥ 0.2 ripening, ≤ 0.05 coalescence.
     * ``exponent_n`` — free-n fit (σ from the bootstrap when given). 2.5–4.5 ripening, ≥ 5.5 coalescence
-      (migration–coalescence with size-dependent mobility coarsens slowly, large effective n).
+      (migration–coalescence with size-dependent mobility coarsens slowly, large effective n); no vote when
+      σ > 1 or n sits at a bound of the fit.
 
     The last row (``overall``) gives the verdict (ripening / migration–coalescence / mixed or undetermined) and
     its support: the share of voting signals that agree.
@@ -353,8 +354,11 @@ def coarsening_verdict(stats: pd.DataFrame, events: pd.DataFrame, lineage: pd.Da
         if boot_n.notna().sum() > 2:
             n_std = float(boot_n.std())
         vote = "ripening" if 2.5 <= n_val <= 4.5 else ("coalescence" if n_val >= 5.5 else "undetermined")
-        rows.append(("exponent_n", n_val, n_std, vote, "free-n fit of <r>^n − <r0>^n = k t; 2.5–4.5 ripening, ≥5.5 "
-                     "coalescence"))
+        rule = "free-n fit of <r>^n − <r0>^n = k t; 2.5–4.5 ripening, ≥5.5 coalescence; votes only if σ ≤ 1"
+        if not (np.isfinite(n_std) and n_std <= 1.0 and 0.5 < n_val < 11.9):
+            vote = "undetermined"  # n not constrained by the data (too few frames/particles, or at a bound)
+            rule += " (σ too large or n at a bound: no vote)"
+        rows.append(("exponent_n", n_val, n_std, vote, rule))
     table = pd.DataFrame(rows, columns=["signal", "value", "uncertainty", "favours", "rule"])
     votes = table["favours"].isin(["ripening", "coalescence"])
     n_r = int((table["favours"] == "ripening").sum())
