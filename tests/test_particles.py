@@ -88,6 +88,13 @@ def test_unequal_touching_pair_and_wide_neck():
     assert label_particles(bump, pixel_size_nm=PX).max() == 1
 
 
+def test_accepts_a_prediction_object():
+    class Prediction:  # the shape of nanoseg.infer.Prediction
+        probability = disc((60, 60), 30, 30, 10) * 0.9
+
+    assert label_particles(Prediction(), pixel_size_nm=PX).max() == 1
+
+
 def test_min_diameter_removes_small_objects_and_threshold_applies():
     shape = (60, 60)
     prob = np.zeros(shape)

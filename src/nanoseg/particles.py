@@ -67,6 +67,8 @@ def _as_2d(array, name: str) -> np.ndarray:
 
 
 def _foreground(mask_or_probability, threshold: float) -> np.ndarray:
+    if hasattr(mask_or_probability, "probability"):  # a nanoseg.infer.Prediction
+        mask_or_probability = mask_or_probability.probability
     data = _as_2d(mask_or_probability, "mask/probability")
     if data.dtype == bool:
         return data
@@ -91,8 +93,9 @@ def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_n
 
     Parameters
     ----------
-    mask_or_probability : 2-D array
-        Boolean/integer mask (nonzero = particle) or a float particle-probability map in [0, 1].
+    mask_or_probability : 2-D array or a ``nanoseg.infer.Prediction``
+        Boolean/integer mask (nonzero = particle) or a float particle-probability map in [0, 1]
+        (a Prediction's ``probability`` is used).
     pixel_size_nm : float
         Pixel size in nm (required: the minimum size and the split rule are physical).
     min_diameter_nm : float
