@@ -346,6 +346,18 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
         track_movie(other, masks=masks, out_dir=part, chunk_frames=3, n_boot=0, figures=False)
 
 
+def test_track_movie_on_dask_equals_local(tmp_path, small_movie):
+    distributed = pytest.importorskip("dask.distributed")
+    m = small_movie
+    masks = np.stack([m.mask(i) for i in range(len(m))])
+    local = track_movie(m, masks=masks, out_dir=tmp_path / "local", chunk_frames=4, n_boot=0, figures=False)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
+        remote = track_movie(m, masks=masks, out_dir=tmp_path / "dask", chunk_frames=4, n_boot=0, figures=False,
+                             client=client)
+    pd.testing.assert_frame_equal(remote.particles, local.particles)
+    pd.testing.assert_frame_equal(remote.tracks, local.tracks)
+
+
 def test_track_movie_with_predict_fn_and_variance(tmp_path, small_movie):
     m = small_movie
 

@@ -162,7 +162,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
                 search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
                 chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, gif: bool = False,
                 restart: bool = False,
-                stop_after_frames: int | None = None, progress: bool = False) -> TrackResult:
+                stop_after_frames: int | None = None, client=None, progress: bool = False) -> TrackResult:
     """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
 
     Parameters
@@ -186,6 +186,9 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     restart : discard a previous run in ``out_dir``.
     stop_after_frames : process at most this many new frames, then return None (for tests of resume and for
         splitting a long movie over several jobs).
+    client : a ``dask.distributed.Client``: the frames of each chunk are segmented and measured in parallel on
+        its workers (the series and the segmentation function are sent to them); drift and the incremental
+        writes stay sequential here. None: everything in this process.
     progress : show progress bars.
 
     Returns
@@ -245,7 +248,6 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     tables: list[pd.DataFrame] = []
     drift_rows: list[tuple] = []
     chunk_start = start
-    processed = 0
 
     def commit(last: int) -> None:
         nonlocal tables, drift_rows, chunk_start
@@ -266,35 +268,32 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
             tmp.write_text(json.dumps({"settings": settings, "next_frame": last + 1, "pixel_size_nm": px_used}))
         tables, drift_rows, chunk_start = [], [], last + 1
 
-    indices = range(start, n)
-    for i in progress_iter(indices, "segmenting frames", total=len(indices), enabled=progress):
-        if stop_after_frames is not None and processed >= stop_after_frames:
-            commit(i - 1)
-            return None
-        frame = series[i]
-        px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
-        if px is None:
-            raise NanosegError("the frames carry no pixel size", path=getattr(series, "source", None),
-                               hint="give pixel_size_nm (--pixel-size NM)")
-        px_used = px
-        t_s = float(series.times_s[i])
-        seg = segment(i, frame)
-        prob = seg["prob"]
-        if prob.shape != frame.shape:
-            raise NanosegError(f"segmentation of frame {i} has shape {prob.shape}, the frame {frame.shape}")
-        labels = label_particles(prob, pixel_size_nm=px, min_diameter_nm=min_diameter_nm,
-                                 split_touching=split_touching, threshold=threshold)
-        extra = {}
-        if seg["std"] is not None and prob.dtype != bool:
-            extra = {"probability": prob, "probability_std": seg["std"]}
-        table = particle_table(labels, pixel_size_nm=px, image=frame.data, frame=i, time_s=t_s,
-                               threshold=threshold, **extra)
-        tables.append(table)
-        dy, dx = tracker.update(frame.data) if correct_drift else (0.0, 0.0)
-        drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan))
-        processed += 1
-        if (i + 1 - chunk_start) >= chunk_frames:
-            commit(i)
+    end = n if stop_after_frames is None else min(n, start + max(int(stop_after_frames), 0))
+    kw = dict(series=series, segment=segment, pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm,
+              split_touching=split_touching, threshold=threshold)
+    bar = progress_iter(range(start, end), "segmenting frames", total=end - start, enabled=progress)
+    for a in range(start, end, chunk_frames):
+        b = min(a + chunk_frames, end)
+        if client is not None:  # segment this chunk's frames in parallel on the Dask cluster
+            futures = client.map(_frame_table, list(range(a, b)), pure=False, return_data=False, **kw)
+            results = client.gather(futures)
+        else:
+            results = None
+        for j, i in enumerate(range(a, b)):
+            table, px, data = results[j] if results is not None else _frame_table(i, **kw)
+            if data is None:
+                data = series[i].data  # only the drift needs the pixels locally
+            px_used = px
+            tables.append(table)
+            t_s = float(series.times_s[i])
+            dy, dx = tracker.update(data) if correct_drift else (0.0, 0.0)
+            drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan))
+            next(bar, None)
+        commit(b - 1)
+    for _ in bar:  # finish the progress bar
+        pass
+    if end < n:
+        return None
     commit(n - 1)
 
     state = json.loads(state_path.read_text())
@@ -309,6 +308,28 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
                           search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
                           n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift)
+
+
+def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
+                 return_data: bool = True):
+    """Segment, label and measure one frame; returns (table, pixel size, frame pixels or None)."""
+    frame = series[i]
+    px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
+    if px is None:
+        raise NanosegError("the frames carry no pixel size", path=getattr(series, "source", None),
+                           hint="give pixel_size_nm (--pixel-size NM)")
+    seg = segment(i, frame)
+    prob = seg["prob"]
+    if prob.shape != frame.shape:
+        raise NanosegError(f"segmentation of frame {i} has shape {prob.shape}, the frame {frame.shape}")
+    labels = label_particles(prob, pixel_size_nm=px, min_diameter_nm=min_diameter_nm,
+                             split_touching=split_touching, threshold=threshold)
+    extra = {}
+    if seg["std"] is not None and prob.dtype != bool:
+        extra = {"probability": prob, "probability_std": seg["std"]}
+    table = particle_table(labels, pixel_size_nm=px, image=frame.data, frame=i, time_s=float(series.times_s[i]),
+                           threshold=threshold, **extra)
+    return table, px, (frame.data if return_data else None)
 
 
 def _read_chunks(chunks: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
