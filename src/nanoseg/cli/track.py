@@ -29,6 +29,8 @@ def track(
     restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in --out."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Do not draw figures."),
     gif: bool = typer.Option(False, "--gif", help="Also write figures/tracks.gif (particles circled per track)."),
+    dask: str = typer.Option(None, "--dask",
+                             help="Segment frames on Dask: 'local' (a LocalCluster here) or a scheduler address."),
 ) -> None:
     """Segment every frame, track particles, find coalescence/ripening events and fit coarsening kinetics.
 
@@ -38,16 +40,36 @@ def track(
 
     Example (given masks): nanoseg track movie.tif --masks masks.tif --out tracked
     """
+    source = [str(p) for p in movie] if len(movie) > 1 else str(movie[0])
+    client = None
+    if dask:
+        from dask.distributed import Client
+
+        client = Client(processes=True, dashboard_address=":0") if dask == "local" else Client(dask)
+        console.print(f"Dask: {client}")
+    try:
+        result = _run(source, masks, model, out, pixel_size, dt, min_diameter_nm, threshold, search_range_nm, memory,
+                      no_drift, chunk_frames, bootstrap, no_figures, gif, restart, client)
+    finally:
+        if client is not None:
+            client.close()
+    _print_summary(result, out)
+
+
+def _run(source, masks, model, out, pixel_size, dt, min_diameter_nm, threshold, search_range_nm, memory, no_drift,
+         chunk_frames, bootstrap, no_figures, gif, restart, client):
     from nanoseg.insitu import track_movie
 
-    source = [str(p) for p in movie] if len(movie) > 1 else str(movie[0])
-    result = track_movie(
+    return track_movie(
         source, model=None if masks else model, masks=([str(p) for p in masks] if masks else None),
         out_dir=out, pixel_size_nm=pixel_size, frame_interval_s=dt, min_diameter_nm=min_diameter_nm,
         threshold=threshold, search_range_nm=search_range_nm, memory=memory, correct_drift=not no_drift,
         chunk_frames=chunk_frames, n_boot=bootstrap, figures=not no_figures, gif=gif, restart=restart,
-        progress=True,
+        client=client, progress=True,
     )
+
+
+def _print_summary(result, out) -> None:
     s = result.summary
     console.print(f"{s['n_frames']} frames, {s['n_detections']} detections, {s['n_tracks']} tracks, "
                   f"events: {s['events'] or 'none'}")
