@@ -236,7 +236,7 @@ def _descriptor_figure(table: pd.DataFrame, path: Path, metric: str) -> Path:
         for _, r in table.iterrows():
             ax.annotate(f"{r['train_set']}→{r['test_set']}", (r[col], r["drop"]), fontsize=6, alpha=0.7)
         finite = table[[col, "drop"]].dropna()
-        if len(finite) >= 3 and finite[col].std() > 0:
+        if len(finite) >= 3 and finite[col].round(12).nunique() > 1 and finite["drop"].round(12).nunique() > 1:
             rho = finite[col].corr(finite["drop"], method="spearman")
             ax.set_title(f"Spearman ρ = {rho:+.2f}", fontsize=9)
         ax.set_xlabel(f"|Δ {col[2:]}|")
