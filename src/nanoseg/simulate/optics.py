@@ -118,12 +118,25 @@ def ctf(*, energy_eV: float, defocus_nm: float = 0.0, Cs_um: float = 0.0, C5_mm:
     )
 
 
-def image_intensity(wave: np.ndarray, *, sampling_A: float, energy_eV: float, **optics) -> np.ndarray:
+def _upsample_wave(array: np.ndarray, factor: int) -> np.ndarray:
+    """Band-limited (Fourier zero-padding) interpolation of periodic waves onto a ``factor``× finer grid."""
+    rows, cols = array.shape[-2:]
+    spectrum = np.fft.fftshift(np.fft.fft2(array), axes=(-2, -1))
+    padded = np.zeros(array.shape[:-2] + (rows * factor, cols * factor), dtype=np.complex64)
+    r0, c0 = (rows * factor - rows) // 2, (cols * factor - cols) // 2
+    padded[..., r0: r0 + rows, c0: c0 + cols] = spectrum
+    return np.fft.ifft2(np.fft.ifftshift(padded, axes=(-2, -1))) * factor ** 2
+
+
+def image_intensity(wave: np.ndarray, *, sampling_A: float, energy_eV: float, upsample: int = 1,
+                    **optics) -> np.ndarray:
     """Image intensity of exit wave(s) after the objective lens (quasi-coherent CTF with envelopes).
 
     ``wave`` is a complex (rows, cols) array or a stack (configs, rows, cols) of frozen-phonon exit waves
     whose intensities are averaged (incoherently). ``optics`` are the keyword arguments of :func:`ctf`.
-    Returns float32 intensity, 1 in vacuum.
+    ``upsample`` > 1 interpolates the lens-filtered wave onto a finer grid before taking |ψ|², so that
+    the intensity (band limit: twice the wave's) is not aliased on a coarse grid; the result then has
+    ``upsample`` × more pixels per side. Returns float32 intensity, 1 in vacuum.
     """
     import abtem
 
@@ -133,8 +146,12 @@ def image_intensity(wave: np.ndarray, *, sampling_A: float, energy_eV: float, **
         raise NanosegError(f"exit wave must be 2-D or a 3-D stack, got shape {array.shape}")
     waves = abtem.Waves(np.swapaxes(array, -1, -2).astype(np.complex64), energy=energy_eV, sampling=sampling_A)
     transfer = ctf(energy_eV=energy_eV, **optics)
-    image = waves.apply_ctf(transfer).intensity().array
-    image = np.asarray(image, dtype=np.float32)
+    filtered = waves.apply_ctf(transfer)
+    if upsample > 1:
+        lensed = _upsample_wave(np.asarray(filtered.array, dtype=np.complex64), int(upsample))
+        image = (lensed.real ** 2 + lensed.imag ** 2).astype(np.float32)
+    else:
+        image = np.asarray(filtered.intensity().array, dtype=np.float32)
     if image.ndim == 3:
         image = image.mean(axis=0)
     return np.swapaxes(image, -1, -2)
