@@ -112,7 +112,7 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
             "mask_fraction": float(pred.mask.mean()), "warnings": pred.warnings, "ood": pred.ood,
             "outputs": written, **pred.metadata, **(extra or {})}
     with atomic_path(paths["metadata"]) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, default=_json_default), encoding="utf-8")
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
     return written
 
 
