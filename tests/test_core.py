@@ -88,3 +88,15 @@ def test_batch_report_collects_user_errors_only():
     with pytest.raises(ZeroDivisionError), report.item("bug"):
         1 / 0  # noqa: B018
     assert report.done == ["good"] and report.failed[0][0] == "bad" and not report.ok
+
+
+def test_atomic_path_output_follows_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644

@@ -70,6 +70,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs should follow the umask
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
