@@ -63,7 +63,7 @@ def test_tiled_equals_whole_image(name):
     side, tile = (256, 160) if name == "norm_unet" else (384, 320)  # contexts: 46 and 107 px per side
     image = np.random.default_rng(1).standard_normal((side, side)).astype(np.float32)
     want = _whole_image_probability(net, image)
-    for engine in ("eager", "fused"):
+    for engine in ("eager", "fused") if name == "norm_unet" else ("fused",):
         got = predict(image, net, pixel_size_nm=0.1, tile_size=tile, engine=engine, device="cpu", ood=False)
         assert got.metadata["models"][0]["n_tiles"] == 4 if name == "sytwu_resunet" else 9
         assert np.abs(got.probability - want).max() < 1e-4, engine
