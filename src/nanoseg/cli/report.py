@@ -1,0 +1,24 @@
+"""``nanoseg report DIR``: an HTML report for any predict / track / evaluate / study output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nanoseg.cli._app import app, console
+
+
+@app.command()
+def report(
+    folder: Path = typer.Argument(..., help="Output folder of `nanoseg predict`, `track`, `evaluate` or `study run`."),
+    out: Path = typer.Option(None, "--out", help="Where to write the HTML (default: FOLDER/report.html)."),
+) -> None:
+    """Build a self-contained HTML report (figures embedded) from a results folder.
+
+    Example: nanoseg report runs/track-01
+    """
+    from nanoseg.report.folders import report_folder
+
+    path = report_folder(folder, out=out)
+    console.print(f"[green]report[/] → {path}")

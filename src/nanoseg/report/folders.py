@@ -1,0 +1,130 @@
+"""Reports for any nanoseg output folder: ``track``, ``predict``, ``evaluate`` or ``study`` results.
+
+:func:`report_folder` looks at what a folder holds and writes ``report.html`` into it; the section
+builders are reused by the demo.
+
+Example
+-------
+>>> # report_folder("runs/track-01")   # → runs/track-01/report.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from nanoseg.errors import NanosegError
+from nanoseg.report import Section, write_report
+
+FIGURE_CAPTIONS = {
+    "size_vs_time": "Equivalent diameter of every tracked particle vs time",
+    "psd_evolution": "Size distributions (r/⟨r⟩) per time window with bootstrap bands and the LSW shape",
+    "kinetics": "⟨r⟩ⁿ vs time with the fitted coarsening laws",
+    "frame_strip": "Frames with track IDs",
+    "drift": "Measured stage drift",
+    "growth": "Per-particle growth rate vs size",
+}
+
+
+def folder_kind(folder: str | os.PathLike) -> str:
+    """``"study"``, ``"track"``, ``"evaluate"`` or ``"predict"`` from the files a folder holds."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NanosegError("not a folder", path=root, hint="give the --out folder of predict, track, evaluate or study")
+    if (root / "results.parquet").exists():
+        return "study"
+    if (root / "tracks.csv").exists() or (root / "summary.json").exists() and (root / "chunks").exists():
+        return "track"
+    if (root / "summary.csv").exists() and (root / "metrics.csv").exists():
+        return "evaluate"
+    if list(root.glob("*.mask.tif")):
+        return "predict"
+    raise NanosegError("found no nanoseg results here", path=root,
+                       hint="expected the output folder of `nanoseg predict`, `track`, `evaluate` or `study run`")
+
+
+def track_sections(result) -> list[Section]:
+    """Sections for a :class:`nanoseg.insitu.stream.TrackResult`: summary, verdict, kinetics, figures, events."""
+    summary = result.summary or {}
+    facts = pd.DataFrame([
+        {"quantity": "frames", "value": summary.get("n_frames", result.particles["frame"].nunique()
+                                                    if len(result.particles) else 0)},
+        {"quantity": "detections", "value": len(result.particles)},
+        {"quantity": "tracks", "value": result.tracks["particle"].nunique() if "particle" in result.tracks else 0},
+        {"quantity": "events", "value": len(result.events)},
+    ])
+    sections = [Section("Tracking summary", text=summary.get("description", ""), tables=[facts],
+                        warnings=list(summary.get("warnings", [])))]
+    if len(result.verdict):
+        sections.append(Section(
+            "Coarsening mechanism",
+            text="Each row is one piece of evidence for Ostwald ripening or migration–coalescence; "
+                 "the last row weighs them.",
+            tables=[result.verdict]))
+    if len(result.fits):
+        sections.append(Section("Kinetics fits", text="Fits of ⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k·t (n free, n = 3 LSW, n = 4).",
+                                tables=[result.fits]))
+    figures = [(path, FIGURE_CAPTIONS.get(name, name.replace("_", " ")))
+               for name, path in (result.figures or {}).items() if str(path).endswith(".png")]
+    if figures:
+        sections.append(Section("Figures", figures=figures))
+    if len(result.events):
+        sections.append(Section("Events", text="Coalescence, splitting and disappearance events (first 50).",
+                                tables=[result.events.head(50)]))
+    return sections
+
+
+def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
+    """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, overlays."""
+    rows, warnings, overlays = [], [], []
+    for meta_path in sorted(folder.glob("*.json")):
+        if meta_path.name in {"summary.json", "preprocess.json"}:
+            continue
+        stem = meta_path.name[: -len(".json")]
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            warnings.append(f"{meta_path.name}: unreadable metadata")
+            continue
+        particles_csv = folder / f"{stem}.particles.csv"
+        table = pd.read_csv(particles_csv) if particles_csv.exists() else pd.DataFrame()
+        diam = table["diameter_nm"] if "diameter_nm" in table else pd.Series(dtype=float)
+        rows.append({"image": stem, "particles": len(table),
+                     "mean_diameter_nm": float(diam.mean()) if len(diam) else float("nan"),
+                     "pixel_size_nm": meta.get("pixel_size_nm"),
+                     "out_of_distribution": bool(meta.get("warnings"))})
+        warnings += [f"{stem}: {w}" for w in meta.get("warnings", [])]
+        overlay = folder / f"{stem}.overlay.png"
+        if overlay.exists() and len(overlays) < max_images:
+            overlays.append((overlay, stem))
+    return [Section("Predictions", tables=[pd.DataFrame(rows)], warnings=warnings),
+            Section("Overlays", figures=overlays)]
+
+
+def evaluate_sections(folder: Path) -> list[Section]:
+    """Sections for a ``nanoseg evaluate`` output folder."""
+    figures = [(p, p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png"))]
+    return [Section("Summary", text="Mean ± std over images (see metrics.csv for every image).",
+                    tables=[pd.read_csv(folder / "summary.csv")]),
+            Section("Figures", figures=figures)]
+
+
+def report_folder(folder: str | os.PathLike, *, out: str | os.PathLike | None = None) -> Path:
+    """Write ``report.html`` for any nanoseg output folder and return its path."""
+    root = Path(folder)
+    kind = folder_kind(root)
+    target = Path(out) if out else root / "report.html"
+    if kind == "study":
+        from nanoseg.study.report import write_study_report
+
+        return write_study_report(root, out=target)
+    if kind == "track":
+        from nanoseg.insitu.stream import read_track_result
+
+        return write_report(target, f"Tracking — {root.name}", track_sections(read_track_result(root)))
+    if kind == "evaluate":
+        return write_report(target, f"Evaluation — {root.name}", evaluate_sections(root))
+    return write_report(target, f"Predictions — {root.name}", predict_sections(root))
