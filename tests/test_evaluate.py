@@ -219,3 +219,13 @@ def test_evaluate_against_manual_sizes(tmp_path):
     ev = evaluate_dataset(ds, {"img0": ds.mask("img0").astype(np.float32)}, reference_sizes_nm=[3.2, 2.4],
                           n_worst=0)
     assert ev.size_comparison["reference"] == "manual" and ev.size_comparison["n_ref"] == 2
+
+
+def test_speckles_below_min_diameter_are_ignored(tmp_path):
+    ds = _dataset(tmp_path, n=1)
+    pred = ds.mask("img0").astype(np.float32)
+    pred[60, 2] = 1.0  # a one-pixel speckle (0.2 nm): below the default 0.5 nm cut
+    kept = evaluate_dataset(ds, {"img0": pred}, n_worst=0).per_image.iloc[0]
+    assert kept["f1@0.5"] == 1.0 and kept["count_error"] == 0
+    raw = evaluate_dataset(ds, {"img0": pred}, n_worst=0, min_diameter_nm=0).per_image.iloc[0]
+    assert raw["count_error"] == 1 and raw["precision@0.5"] == pytest.approx(2 / 3)

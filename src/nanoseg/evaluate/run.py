@@ -133,7 +133,7 @@ def evaluate_dataset(
     smooth: float = 1.0,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     iou_thresholds: Sequence[float] = (0.5, 0.75),
-    min_diameter_nm: float = 0.0,
+    min_diameter_nm: float = 0.5,
     reference_sizes_nm: Sequence[float] | None = None,
     n_worst: int = 4,
     progress: bool = False,
@@ -148,7 +148,8 @@ def evaluate_dataset(
     smooth : Dice smoothing (1 as in Sytwu et al.).
     thresholds : the sweep (Horwath's curves); Otsu is always added.
     iou_thresholds : IoU thresholds for particle matching.
-    min_diameter_nm : particles smaller than this (equivalent diameter) are ignored on both sides.
+    min_diameter_nm : particles smaller than this equivalent diameter (nm) are ignored on both sides, for
+        matching and sizes (default 0.5 nm, as ``nanoseg predict``; 0 keeps every connected component).
     reference_sizes_nm : manual size measurements (nm) to compare the predicted size distribution against,
         instead of the sizes measured on the ground-truth masks.
     n_worst : keep this many lowest-Dice images for the worst-case figure.
@@ -179,6 +180,9 @@ def evaluate_dataset(
         true_inst = dataset.instances(image_id) if hasattr(dataset, "instances") else None
         true_lab = instance_labels(truth if true_inst is None else true_inst)
         pred_lab = instance_labels(pred_mask)
+        if min_diameter_nm > 0 and pixel is not None:  # the same size cut on both sides, as `nanoseg predict`
+            min_area_px = np.pi * (0.5 * min_diameter_nm / pixel) ** 2
+            true_lab, pred_lab = _drop_small(true_lab, min_area_px), _drop_small(pred_lab, min_area_px)
         out = {"id": image_id, **{k2: row.get(k2) for k2 in ("pixel_size_nm", "dose_e_per_A2", "material",
                                                              "diameter_nm") if k2 in row}}
         out.update(scores)
@@ -220,6 +224,18 @@ def evaluate_dataset(
         settings={"threshold": threshold, "smooth": smooth, "iou_thresholds": list(iou_thresholds),
                   "min_diameter_nm": min_diameter_nm, "n_images": len(ids), "size_reference": reference},
     )
+
+
+def _drop_small(labels: np.ndarray, min_area_px: float) -> np.ndarray:
+    """Labels with objects of fewer than ``min_area_px`` pixels set to background."""
+    areas = np.bincount(labels.ravel())
+    small = areas < min_area_px
+    small[0] = False
+    if not small.any():
+        return labels
+    out = labels.copy()
+    out[small[labels]] = 0
+    return out
 
 
 def _summary(per_image: pd.DataFrame, pooled: dict[str, float], sizes: dict) -> pd.DataFrame:
