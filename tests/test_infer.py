@@ -63,7 +63,7 @@ def test_tiled_equals_whole_image(name):
     side, tile = (256, 160) if name == "norm_unet" else (384, 320)  # contexts: 46 and 107 px per side
     image = np.random.default_rng(1).standard_normal((side, side)).astype(np.float32)
     want = _whole_image_probability(net, image)
-    for engine in ("eager", "fused") if name == "norm_unet" else ("fused",):
+    for engine in ("eager", "fused", "auto") if name == "norm_unet" else ("auto",):
         got = predict(image, net, pixel_size_nm=0.1, tile_size=tile, engine=engine, device="cpu", ood=False)
         assert got.metadata["models"][0]["n_tiles"] == 4 if name == "sytwu_resunet" else 9
         assert np.abs(got.probability - want).max() < 1e-4, engine
@@ -165,8 +165,11 @@ def test_out_of_distribution_warnings():
 
 
 @pytest.mark.parametrize("engine,name", [("fused", "sytwu_resunet"), ("fused", "norm_unet"),
-                                         ("jit", "sytwu_resunet")])
+                                         ("jit", "sytwu_resunet"), ("onnx", "norm_unet"), ("onnx", "sytwu_resunet")])
 def test_fast_engines_match_eager(engine, name):
+    if engine == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
     net = _randomized(name)
     x = np.random.default_rng(2).standard_normal((2, 64, 96)).astype(np.float32)
     want = make_runner(net, engine="eager", device="cpu")(x)

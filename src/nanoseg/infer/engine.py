@@ -16,9 +16,12 @@ preprocessed tiles ``(N, H, W)`` float32 (NumPy) to logits ``(N, 2, H, W)`` floa
     shape (tiles share one shape, so that is one trace per run).
 ``"compile"``
     ``torch.compile`` (Inductor) of the folded network; compiles C++ once per shape (about a minute on CPU).
+``"onnx"``
+    The network exported to ONNX (``torch.onnx.export``, dynamic batch/height/width) and run by ONNX Runtime's
+    CPU provider with all graph optimizations. Needs the optional extra ``nanoseg[fast]``.
 ``"auto"``
-    The engine measured fastest for the device (see ``docs/performance.md``): ``"fused"`` on CPU, ``"cuda"``
-    on a GPU.
+    The engine measured fastest for the device (see ``docs/performance.md``): ``"onnx"`` on CPU when ONNX
+    Runtime is installed, else ``"fused"``; ``"cuda"`` on a GPU.
 ``"cuda"``
     GPU path (only when ``torch.cuda.is_available()``): channels-last, BN folded, autocast to bf16 (or fp16),
     whole batches of tiles per call; optionally replayed as a CUDA graph for a fixed tile batch shape.
@@ -50,7 +53,15 @@ from torch import nn
 
 from nanoseg.errors import NanosegError
 
-ENGINES = ("auto", "eager", "fused", "jit", "compile", "cuda")
+ENGINES = ("auto", "eager", "fused", "jit", "compile", "onnx", "cuda")
+
+
+def onnx_available() -> bool:
+    """True when ONNX Runtime and the ONNX exporter's ``onnx`` package are installed (``pip install
+    'nanoseg[fast]'``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -259,7 +270,10 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     dev = resolve_device(device)
     module = module.eval().to(dev)
     if engine == "auto":
-        engine = "cuda" if dev.type == "cuda" else "fused"
+        engine = "cuda" if dev.type == "cuda" else ("onnx" if onnx_available() else "fused")
+    if engine == "onnx" and (dev.type != "cpu" or not onnx_available()):
+        raise NanosegError("the 'onnx' engine needs ONNX Runtime on the CPU",
+                           hint="pip install 'nanoseg[fast]' (onnxruntime, onnx), or use engine 'fused'")
     if engine == "cuda" and dev.type != "cuda":
         raise NanosegError("the 'cuda' engine needs a GPU", hint="use engine 'auto' or 'jit' on CPU")
     if engine == "eager":
@@ -273,6 +287,12 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     elif engine == "jit":
         fused = optimize_graph(module).to(memory_format=torch.channels_last)
         runner = Runner(_jit_runner(fused, dev), engine="jit", device=dev, channels_last=True)
+    elif engine == "onnx":
+        try:
+            runner = Runner(_onnx_forward(module), engine="onnx", device=dev)
+        except Exception as exc:  # an operator ONNX cannot express: the fused engine gives the same output
+            warnings.warn(f"ONNX export failed ({exc}); using the fused engine", RuntimeWarning, stacklevel=2)
+            return make_runner(module, engine="fused", device=dev, verify=verify, tolerance=tolerance)
     elif engine == "compile":
         compiled = torch.compile(optimize_graph(module).to(memory_format=torch.channels_last), dynamic=False)
         runner = Runner(compiled, engine="compile", device=dev, channels_last=True)
@@ -286,6 +306,32 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     if verify:
         _verify(module, runner, dev, tolerance)
     return runner
+
+
+def _onnx_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Export once (dynamic N, H, W) and return a forward that runs the ONNX Runtime session."""
+    import io
+
+    import onnxruntime as ort
+
+    m = int(getattr(module, "size_multiple", 1))
+    side = m * max(1, -(-64 // m))
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.zeros(1, 1, side, side),), buffer, dynamo=False,
+                          input_names=["x"], output_names=["logits"], opset_version=17,
+                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"x": x.detach().cpu().numpy()})[0])
+
+    return forward
 
 
 def _cuda_graph_forward(module: nn.Module, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
