@@ -44,7 +44,7 @@ def predict(
                                                            "0 = whole frame in one pass."),
     batch_size: int = typer.Option(None, "--batch-size", help="Tiles per forward pass (default 1 CPU, 8 GPU)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    engine: str = typer.Option("auto", "--engine", help="auto, eager, fused, jit, compile or cuda "
+    engine: str = typer.Option("auto", "--engine", help="auto, eager, fused, jit, compile, onnx or cuda "
                                                         "(see docs/performance.md)."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
     workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster with this many workers."),
