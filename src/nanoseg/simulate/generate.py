@@ -204,8 +204,15 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
 
 
 def _simulate_for_dataset(config_dict: dict, image_id: str, seed: int):
-    """Worker task: simulate and return plain arrays (picklable)."""
-    sim = simulate_image(SimulationConfig.model_validate(config_dict), seed)
+    """Worker task: simulate and return plain arrays (picklable).
+
+    abTEM computes through dask internally; inside a distributed worker that would ship every small
+    abTEM task through the scheduler, so the task runs dask synchronously.
+    """
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        sim = simulate_image(SimulationConfig.model_validate(config_dict), seed)
     return image_id, sim.micrograph.data, sim.mask, sim.instances, {"id": image_id, **sim.meta}
 
 
