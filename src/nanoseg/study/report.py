@@ -65,9 +65,10 @@ def summarize(results: pd.DataFrame, metrics: list[str] | None = None) -> pd.Dat
     return agg
 
 
-def metric_matrix(summary: pd.DataFrame, metric: str = "dice", option: str | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(means, stds) as train × test DataFrames for one ``option`` label (the first one by default)."""
+def metric_matrix(summary: pd.DataFrame, metric: str = "dice", option: str | None = None, *,
+                  order: tuple[list[str], list[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(means, stds) as train × test DataFrames for one ``option`` label (the first one by default); rows and
+    columns follow ``order`` = (train sets, test sets) when given (the spec's order), else first appearance."""
     if f"{metric}_mean" not in summary:
         raise NanosegError(f"no metric {metric!r} in the results",
                            hint=f"metrics: {sorted(c[:-5] for c in summary.columns if c.endswith('_mean'))}")
@@ -75,6 +76,9 @@ def metric_matrix(summary: pd.DataFrame, metric: str = "dice", option: str | Non
     part = summary[summary["option"] == (option if option is not None else options[0])]
     trains = list(dict.fromkeys(part["train_set"]))
     tests = list(dict.fromkeys(part["test_set"]))
+    if order is not None:
+        trains = [t for t in order[0] if t in trains] + [t for t in trains if t not in order[0]]
+        tests = [t for t in order[1] if t in tests] + [t for t in tests if t not in order[1]]
     means = part.pivot(index="train_set", columns="test_set", values=f"{metric}_mean").reindex(index=trains,
                                                                                               columns=tests)
     stds = part.pivot(index="train_set", columns="test_set", values=f"{metric}_std").reindex(index=trains,
@@ -135,8 +139,9 @@ def _heatmap(means: pd.DataFrame, stds: pd.DataFrame | None, path: Path, title: 
             text = f"{values[i, j]:+.3f}" if diverging else f"{values[i, j]:.3f}"
             if stds is not None and np.isfinite(stds.iat[i, j]):
                 text += f"\n±{stds.iat[i, j]:.3f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="black" if diverging else "white")
+            rgba = im.cmap(im.norm(values[i, j]))
+            light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.5
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if light else "white")
     ax.set_xticks(range(values.shape[1]), [str(c) for c in means.columns], rotation=30, ha="right")
     ax.set_yticks(range(values.shape[0]), [str(r) for r in means.index])
     ax.set_xlabel("test set")
@@ -258,6 +263,20 @@ def _pm(means: pd.DataFrame, stds: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _spec_order(study_dir: Path) -> tuple[list[str], list[str]] | None:
+    """(train sets, test sets) in the order of the study's ``spec.yaml``, when there is one."""
+    path = Path(study_dir) / "spec.yaml"
+    if not path.exists():
+        return None
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return None
+    return list(spec.get("train") or []), list(spec.get("test") or [])
+
+
 def load_descriptors(study_dir: str | os.PathLike) -> pd.DataFrame:
     """Dataset descriptors of a study (rows = dataset names), empty when none were computed."""
     folder = Path(study_dir) / "descriptors"
@@ -298,6 +317,7 @@ def write_study_report(study_dir: str | os.PathLike, *, metrics: list[str] | Non
     name = str(results["study"].iloc[0]) if "study" in results else study_dir.name
     n_ok = int((results["status"] == "ok").sum()) if "status" in results else len(results)
     options = ordered_options(summary)
+    order = _spec_order(study_dir)
     folds = int(results["fold"].nunique()) if "fold" in results else 1
     sections = [Section(
         "Overview",
@@ -311,7 +331,7 @@ def write_study_report(study_dir: str | os.PathLike, *, metrics: list[str] | Non
     for metric in metrics:
         reference = diagonal(metric_matrix(summary, metric, options[0])[0])
         for option in options:
-            means, stds = metric_matrix(summary, metric, option)
+            means, stds = metric_matrix(summary, metric, option, order=order)
             tag = "" if option == "base" else f" — {option}"
             slug = "".join(c if c.isalnum() else "_" for c in f"{metric}_{option}")
             heat = _heatmap(means, stds, fig_dir / f"matrix_{slug}.png", f"{metric}{tag}")
