@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.nanoseg-installed
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[dev,fast]'
 	touch $(STAMP)
 
 demo: $(STAMP)
