@@ -4,11 +4,11 @@
 #   2. train with `nanoseg train` (examples/train/default_model.yaml; a GPU is used when present),
 #   3. score the held-out test images per condition, record timings in the card, install the model.
 # Run from the repository root:  scripts/train_default_model.sh
-# Knobs (environment): N_IMAGES (160), WORKERS (simulation processes, 2), THREADS (torch CPU threads, torch's
+# Knobs (environment): N_IMAGES (200), WORKERS (simulation processes, 2), THREADS (torch CPU threads, torch's
 # default), DATA (data/default_training), RUN (runs/default_model), INSTALL (src/nanoseg/data/models/default).
 set -euo pipefail
 
-N_IMAGES=${N_IMAGES:-160}
+N_IMAGES=${N_IMAGES:-200}
 WORKERS=${WORKERS:-2}
 THREADS=${THREADS:-}
 DATA=${DATA:-data/default_training}

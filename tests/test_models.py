@@ -178,3 +178,23 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path):
 def test_card_architecture_must_match_network(tmp_path):
     with pytest.raises(NanosegError, match="does not match"):
         save_model(tmp_path / "m", build_model("unet3"), ModelCard(architecture="norm_unet"))
+
+
+def test_shipped_default_model_loads_with_its_card():
+    from nanoseg.models import default_model_path, load_default_model
+
+    path = default_model_path()
+    size = sum(p.stat().st_size for p in path.iterdir())
+    assert size < 5 * 1024**2
+    loaded = load_default_model()
+    card = loaded.card
+    assert card.architecture == "sytwu_resunet" and card.n_parameters == count_parameters(loaded.module)
+    assert card.pixel_size_nm == pytest.approx(0.04) and card.preprocessing[-1] == {"name": "standardize"}
+    assert {"Au", "Ag", "Pt", "Pd", "CdSe"} <= set(card.materials)
+    assert card.dose_range_e_per_A2[0] < 100 and card.dose_range_e_per_A2[1] > 500
+    assert card.training["simulation"]["n_images"] > 0 and card.training["machine"]
+    per = card.metrics["test_per_condition"]
+    assert per["all"]["n"] > 0 and 0.5 < per["all"]["hard_dice_mean"] <= 1
+    with torch.no_grad():
+        out = loaded.module(torch.zeros(1, 1, 2 * loaded.size_multiple, 2 * loaded.size_multiple))
+    assert out.shape == (1, 2, 32, 32)
