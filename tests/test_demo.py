@@ -1,25 +1,20 @@
-"""The end-to-end demo and `nanoseg report` on its folders (a tiny untrained model keeps it fast)."""
+"""The end-to-end demo with the shipped default model (a small movie keeps it fast) and `nanoseg report`."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from nanoseg.cli import app
 from nanoseg.demo import DemoSettings, run_demo
-from nanoseg.models import build_model, count_parameters, receptive_field, save_model
-from nanoseg.models.card import ModelCard
 
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    module = build_model("unet3")
-    card = ModelCard(architecture="unet3", pixel_size_nm=0.04, preprocessing=[{"name": "standardize"}],
-                     n_parameters=count_parameters(module), receptive_field_px=receptive_field(module))
-    model = save_model(root / "model", module, card)
-    report = run_demo(root / "out", settings=DemoSettings(n_frames=4, shape_px=(192, 192), n_particles=3),
-                      model=model, quiet=True)
+    settings = DemoSettings(n_frames=6, shape_px=(256, 256), n_particles=5, mean_radius_nm=1.4)
+    report = run_demo(root / "out", settings=settings, quiet=True)
     return root / "out", report
 
 
@@ -32,6 +27,8 @@ def test_demo_writes_a_self_contained_report(demo_out):
     assert (out / "movie.tif").exists() and (out / "track" / "tracks.csv").exists()
     accuracy = (out / "accuracy_vs_truth.csv").read_text()
     assert "drift" in accuracy and "tracking" in accuracy
+    example = pd.read_csv(out / "example_particles.csv")
+    assert 2 <= len(example) <= 5  # the bundled example holds three particles; the default model must find them
 
 
 def test_report_verb_rebuilds_track_report(demo_out):
@@ -39,8 +36,7 @@ def test_report_verb_rebuilds_track_report(demo_out):
     result = CliRunner().invoke(app, ["report", str(out / "track")])
     assert result.exit_code == 0, result.output
     html = (out / "track" / "report.html").read_text()
-    # an untrained model finds no particles: the report must say why nothing was fitted, not crash
-    assert "Tracking summary" in html and "kinetics not fitted" in html
+    assert "Tracking summary" in html and "Coarsening mechanism" in html
 
 
 def test_report_verb_rejects_unknown_folder(tmp_path):
