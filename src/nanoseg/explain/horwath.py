@@ -47,7 +47,9 @@ from nanoseg.errors import NanosegError
 DERIVED_PREFIX = "derived/"
 _DERIVED = re.compile(r"^(exact|auto)_s(\d+(?:\.\d+)?)$")
 POOL, TEST = "pool", "test"
-KEY_BANDS = ("high-pass: keep periods < 32 px", "low-pass: keep periods ≥ 3 px", "low-pass: keep periods ≥ 6 px")
+# bands drawn against the training blur: finest detail removed, particle-scale contrast removed, and the lattice
+KEY_BANDS = ("low-pass: keep periods ≥ 3 px", "low-pass: keep periods ≥ 12 px", "high-pass: keep periods < 16 px")
+KEY_BAND_PREFIXES = ("low-pass below lattice", "Bragg only")
 
 
 def parse_derived(name: str) -> tuple[str, float] | None:
@@ -447,7 +449,7 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
         figs.append((_save(fig, out / "f1_vs_threshold.png"), "pixel F1 vs threshold per model"))
     # ablation drops vs blur
     drops = tables["ablation_drops"]
-    key_bands = [b for b in drops.columns if b in KEY_BANDS]
+    key_bands = [b for b in drops.columns if b in KEY_BANDS or str(b).startswith(KEY_BAND_PREFIXES)]
     if key_bands:
         fig, axes = _figure(len(key_bands), size=3.3)
         for ax, band in zip(axes[0], key_bands, strict=False):
