@@ -41,6 +41,9 @@ def _save(fig, path) -> Path:
 
 
 def _show(ax, array, title, cmap="gray", **kw):
+    if cmap == "gray" and "vmin" not in kw and np.size(array):
+        # a few hot pixels (x-rays) must not turn the whole frame black
+        kw["vmin"], kw["vmax"] = np.percentile(np.asarray(array, dtype=np.float64), [0.5, 99.5])
     im = ax.imshow(array, cmap=cmap, interpolation="nearest", **kw)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
@@ -60,7 +63,8 @@ def plot_raw_outputs(image, raw, path, *, mask=None) -> Path:
     _contour(axes[0, 0], mask)
     for ax, array, title in ((axes[0, 1], raw.background_logit, "raw output 0 (background)"),
                              (axes[0, 2], raw.particle_logit, "raw output 1 (particle)")):
-        fig.colorbar(_show(ax, array, title, cmap="magma"), ax=ax, fraction=0.046)
+        low, high = np.percentile(np.asarray(array, dtype=np.float64), [0.5, 99.5])  # hot pixels saturate
+        fig.colorbar(_show(ax, array, title, cmap="magma", vmin=low, vmax=high), ax=ax, fraction=0.046)
     fig.colorbar(_show(axes[0, 3], raw.probability, "softmax particle", cmap="viridis", vmin=0, vmax=1),
                  ax=axes[0, 3], fraction=0.046)
     _contour(axes[0, 3], mask)
