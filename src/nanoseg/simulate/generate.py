@@ -189,6 +189,18 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
         astigmatism_angle_rad=float(rng.uniform(0, np.pi)), focal_spread_nm=params["focal_spread_nm"],
         convergence_mrad=params["convergence_mrad"], aperture_mrad=params["aperture_mrad"])
     intensity = np.clip(bin_image(intensity, k), 0, None)
+    return camera_stage(intensity, params=params, config=config, particles=particles, seed=seed, rng=rng,
+                        n_px=n_px, pixel_A=pixel_A,
+                        extra_meta={"sampling_A": sampling, "slice_thickness_A": config.slice_thickness_A})
+
+
+def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfig, particles, seed: int,
+                 rng: np.random.Generator, n_px: int, pixel_A: float, extra_meta: dict) -> SimulatedImage:
+    """From the noise-free image intensity on the camera grid to a labelled :class:`SimulatedImage`.
+
+    Shared by the full multislice path and the wide-field composite (:mod:`nanoseg.simulate.wide`): the
+    detector (dose, MTF, noise, x-rays, illumination), the exact labels on the same pixel grid, and the metadata.
+    """
     detector = _detector_for(params)
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
@@ -196,8 +208,7 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
     instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
     meta = _metadata(params, config, particles, seed, detector.name,
-                     {"sampling_A": sampling, "slice_thickness_A": config.slice_thickness_A,
-                      "mask_fraction": float(mask.mean())})
+                     {**extra_meta, "mask_fraction": float(mask.mean())})
     micrograph = Micrograph(image, pixel_size_nm=params["pixel_size_nm"], dose_e_per_A2=params["dose_e_per_A2"],
                             metadata=meta, source="simulated")
     return SimulatedImage(micrograph, mask, instances, meta)

@@ -37,7 +37,6 @@ import numpy as np
 from ase import Atoms
 from scipy.fft import next_fast_len
 
-from nanoseg.io.micrograph import Micrograph
 from nanoseg.simulate.config import SimulationConfig, load_config
 from nanoseg.simulate.optics import bin_image, configure_abtem, exit_wave, image_intensity
 from nanoseg.simulate.support import SUPPORTS, make_support
@@ -175,9 +174,7 @@ def simulate_wide_field(config: SimulationConfig | dict | str, seed: int, *, wid
     Same inputs and outputs as :func:`nanoseg.simulate.simulate_image` (which calls this when the spec
     has ``mode: composite``).
     """
-    from nanoseg.simulate.detector import apply_detector
-    from nanoseg.simulate.generate import SimulatedImage, _detector_for, _metadata, build_specimen
-    from nanoseg.simulate.labels import instance_labels
+    from nanoseg.simulate.generate import build_specimen, camera_stage
 
     config = load_config(config)
     rng = np.random.default_rng(int(seed))
@@ -226,18 +223,10 @@ def simulate_wide_field(config: SimulationConfig | dict | str, seed: int, *, wid
         astigmatism_angle_rad=float(rng.uniform(0, np.pi)), focal_spread_nm=params["focal_spread_nm"],
         convergence_mrad=params["convergence_mrad"], aperture_mrad=params["aperture_mrad"])
     intensity = np.clip(bin_image(intensity, 2 * k), 0, None)
-    detector = _detector_for(params)
-    image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
-                           detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
-                           xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"])
-    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
-    mask = (instances > 0).astype(np.uint8)
-    meta = _metadata(params, config, particles, seed, detector.name,
-                     {"sampling_A": s_w, "particle_sampling_A": s_w / fine_factor,
-                      "slice_thickness_A": config.slice_thickness_A, "mask_fraction": float(mask.mean())})
-    micrograph = Micrograph(image, pixel_size_nm=params["pixel_size_nm"], dose_e_per_A2=params["dose_e_per_A2"],
-                            metadata=meta, source="simulated")
-    return SimulatedImage(micrograph, mask, instances, meta)
+    return camera_stage(intensity, params=params, config=config, particles=particles, seed=seed, rng=rng,
+                        n_px=n_px, pixel_A=pixel_A,
+                        extra_meta={"sampling_A": s_w, "particle_sampling_A": s_w / fine_factor,
+                                    "slice_thickness_A": config.slice_thickness_A})
 
 
 __all__ = ["SUPPORTS", "simulate_wide_field", "support_phase_field", "support_phase_spectrum"]
