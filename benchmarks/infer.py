@@ -110,13 +110,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
             micrograph = Micrograph(image, pixel_size_nm=0.02)
             mpx = side * side / 1e6
             variants = {"eager (whole frame)": None, **{f"nanoseg {e}": e for e in args.engines}}
-            outputs, best = {}, {k: float("inf") for k in variants}
+            outputs, best, used = {}, {k: float("inf") for k in variants}, {}
             for label, engine in variants.items():  # warm-up (traces, caches) + outputs for the equality check
                 if engine is None:
                     outputs[label] = eager_probability(net, image, device)
                 else:
-                    outputs[label] = predict(micrograph, model, engine=engine, tile_size=tile, ood=False,
-                                             device=device).probability
+                    pred = predict(micrograph, model, engine=engine, tile_size=tile, ood=False, device=device)
+                    outputs[label] = pred.probability
+                    info = pred.metadata["models"][0]
+                    used[label] = {"engine_used": info["engine"] + (f"/{info['onnx_level']}" if info["onnx_level"]
+                                                                    else ""),
+                                   "n_tiles": info["n_tiles"], "engine_calibration_s": info["engine_calibration_s"]}
             for _ in range(args.repeats):
                 for label, engine in variants.items():
                     t = time.perf_counter()
@@ -133,9 +137,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "max_abs_prob_diff": float(np.abs(outputs[label] - outputs["eager (whole frame)"]).max()),
                        "gflops_per_s": round(rate * fpp / 1e3, 2),
                        "fraction_of_matmul": round(rate * fpp / 1e3 / peak, 4), "tile_px": tile,
-                       "device": device}
+                       "device": device, **used.get(label, {})}
                 rows.append(row)
-                print(f"  {side}²  {label:24s} {row['seconds']:8.3f} s  {row['mpx_per_s']:7.3f} Mpx/s  "
+                how = f" ({row['engine_used']}, {row['n_tiles']} tiles)" if label in used else ""
+                print(f"  {side}²  {label + how:40s} {row['seconds']:8.3f} s  {row['mpx_per_s']:7.3f} Mpx/s  "
                       f"×{row['speedup_vs_eager']:<5} vs eager  |Δp|max {row['max_abs_prob_diff']:.1e}  "
                       f"{row['gflops_per_s']:6.2f} GFLOP/s = {100 * row['fraction_of_matmul']:.1f} % of matmul",
                       flush=True)

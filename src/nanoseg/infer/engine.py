@@ -149,6 +149,90 @@ def _fuse_conv_act_bn(gm) -> None:
             gm.graph.erase_node(dead)
 
 
+class _SplitConv(nn.Module):
+    """A convolution (or stride-2 transposed convolution) of ``torch.cat(parts, dim=1)`` computed without
+    the concatenation: one convolution per part, summed in place (convolution is linear in its input
+    channels), then the optional in-place activation and shift of :class:`_ConvActShift`."""
+
+    def __init__(self, conv: nn.Module, sizes: list[int], *, slope: float | None = None,
+                 shift: torch.Tensor | None = None):
+        super().__init__()
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        dim = 0 if self.transposed else 1
+        for i, w in enumerate(torch.split(conv.weight.detach(), sizes, dim=dim)):
+            self.register_buffer(f"w{i}", w.contiguous().clone())
+        self.n = len(sizes)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+        self.output_padding = getattr(conv, "output_padding", (0, 0))
+        self.slope = slope
+        self.register_buffer("shift", None if shift is None else shift.reshape(1, -1, 1, 1).clone())
+
+    def _one(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        F = torch.nn.functional
+        if self.transposed:
+            return F.conv_transpose2d(x, w, bias, self.stride, self.padding, self.output_padding, 1, self.dilation)
+        return F.conv2d(x, w, bias, self.stride, self.padding, self.dilation)
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        y = self._one(parts[0], self.w0, self.bias)
+        for i in range(1, self.n):
+            y = y.add_(self._one(parts[i], getattr(self, f"w{i}"), None))
+        if self.slope is not None:
+            y = torch.nn.functional.leaky_relu_(y, self.slope) if self.slope else torch.relu_(y)
+        if self.shift is not None:
+            y = y.add_(self.shift)
+        return y
+
+
+_SPLIT_TYPES = (nn.Conv2d,)  # split transposed convolutions measured no faster (two slow calls)
+
+
+def _split_concat_convs(gm, example: torch.Tensor) -> None:
+    """Replace every ``conv(torch.cat(parts, dim=1))`` by a :class:`_SplitConv` of the parts (no concatenation
+    is materialized; the channel-interleaving copy of ``torch.cat`` is a large share of a U-Net decoder's
+    time in channels-last). The ``cat`` node disappears once all its users are convolutions."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example)
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.cat:
+            continue
+        parts = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if dim not in (1, -3) or not isinstance(parts, (list, tuple)) or len(parts) < 2:
+            continue
+        sizes = []
+        for part in parts:
+            meta = getattr(part, "meta", {}).get("tensor_meta")
+            sizes.append(None if meta is None else int(meta.shape[1]))
+        if any(s is None for s in sizes):
+            continue
+        for user in list(node.users):
+            if user.op != "call_module" or len(user.args) != 1 or user.kwargs:
+                continue
+            mod = modules.get(user.target)
+            slope = shift = None
+            conv = mod
+            if isinstance(mod, _ConvActShift):
+                conv, slope, shift = mod.conv, mod.slope, mod.shift
+            if not isinstance(conv, _SPLIT_TYPES) or conv.groups != 1 \
+                    or conv.in_channels != sum(sizes) or getattr(conv, "padding_mode", "zeros") != "zeros" \
+                    or isinstance(conv.padding, str):
+                continue
+            name = user.target.replace(".", "_") + "_split"
+            gm.add_submodule(name, _SplitConv(conv, sizes, slope=slope, shift=shift))
+            with gm.graph.inserting_after(user):
+                new = gm.graph.call_module(name, tuple(parts))
+            new.meta = dict(user.meta)  # keeps the shape for a later concatenation of this output
+            user.replace_all_uses_with(new)
+            gm.graph.erase_node(user)
+        if not node.users:
+            gm.graph.erase_node(node)
+
+
 class _PointwiseAffine(nn.Module):
     """A 1×1 convolution of a one-channel input, as a broadcast multiply-add (oneDNN is slow for it)."""
 
@@ -199,7 +283,7 @@ def _inplace_pointwise(gm) -> None:
             gm.graph.erase_node(node)
 
 
-def optimize_graph(module: nn.Module) -> nn.Module:
+def optimize_graph(module: nn.Module, *, split_concat: bool = True) -> nn.Module:
     """:func:`fold_batchnorm`, then fold ``conv → act → BN`` chains and make point-wise ops in place.
 
     Exact up to float rounding (checked against eager by :func:`make_runner`). A network ``torch.fx`` cannot
@@ -210,6 +294,9 @@ def optimize_graph(module: nn.Module) -> nn.Module:
         return gm
     try:
         _fuse_conv_act_bn(gm)
+        if split_concat:
+            m = int(getattr(module, "size_multiple", 1))
+            _split_concat_convs(gm, torch.zeros(1, 1, 4 * m, 4 * m))
         _pointwise_single_channel(gm)
         _inplace_pointwise(gm)
         gm.graph.lint()
@@ -233,6 +320,8 @@ class Runner:
         self.device = device
         self.channels_last = channels_last
         self.dtype = dtype
+        self.calibration: dict[str, float] = {}  # seconds per calibration pass of each candidate (auto)
+        self.onnx_level: str | None = None
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(self.device)
@@ -269,8 +358,10 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
         raise NanosegError(f"unknown inference engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     dev = resolve_device(device)
     module = module.eval().to(dev)
+    if engine == "auto" and dev.type == "cuda":
+        engine = "cuda"
     if engine == "auto":
-        engine = "cuda" if dev.type == "cuda" else ("onnx" if onnx_available() else "fused")
+        return _fastest_cpu_runner(module, dev, verify=verify, tolerance=tolerance)
     if engine == "onnx" and (dev.type != "cpu" or not onnx_available()):
         raise NanosegError("the 'onnx' engine needs ONNX Runtime on the CPU",
                            hint="pip install 'nanoseg[fast]' (onnxruntime, onnx), or use engine 'fused'")
@@ -289,7 +380,13 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
         runner = Runner(_jit_runner(fused, dev), engine="jit", device=dev, channels_last=True)
     elif engine == "onnx":
         try:
-            runner = Runner(_onnx_forward(module), engine="onnx", device=dev)
+            data = _onnx_export(module)
+            candidates = {level: Runner(_onnx_forward(data, level), engine="onnx", device=dev)
+                          for level in ONNX_LEVELS}
+            level, timings = _fastest(candidates, module)
+            runner = candidates[level]
+            runner.calibration = {f"onnx/{k}": v for k, v in timings.items()}
+            runner.onnx_level = level
         except Exception as exc:  # an operator ONNX cannot express: the fused engine gives the same output
             warnings.warn(f"ONNX export failed ({exc}); using the fused engine", RuntimeWarning, stacklevel=2)
             return make_runner(module, engine="fused", device=dev, verify=verify, tolerance=tolerance)
@@ -308,11 +405,9 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     return runner
 
 
-def _onnx_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Export once (dynamic N, H, W) and return a forward that runs the ONNX Runtime session."""
+def _onnx_export(module: nn.Module) -> bytes:
+    """The network as ONNX bytes (dynamic N, H, W)."""
     import io
-
-    import onnxruntime as ort
 
     m = int(getattr(module, "size_multiple", 1))
     side = m * max(1, -(-64 // m))
@@ -322,16 +417,84 @@ def _onnx_forward(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         torch.onnx.export(module.eval(), (torch.zeros(1, 1, side, side),), buffer, dynamo=False,
                           input_names=["x"], output_names=["logits"], opset_version=17,
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
+    return buffer.getvalue()
+
+
+ONNX_LEVELS = ("all", "extended")
+
+
+def _onnx_forward(module: nn.Module | bytes, level: str = "all") -> Callable[[torch.Tensor], torch.Tensor]:
+    """A forward that runs an ONNX Runtime CPU session of the exported network.
+
+    ``level``: ``"all"`` (every graph optimization, including the blocked NCHWc layout) or ``"extended"``
+    (operator fusions without the layout change). Which one is faster depends on the CPU's vector width:
+    NCHWc pads channels to the SIMD block (16 with AVX-512), which a 4- or 8-channel layer pays for; the
+    ``auto`` engine measures both. Intra-op threads do not spin after a run (they would take the cores
+    from the blending and post-processing that follow)."""
+    import onnxruntime as ort
+
+    data = module if isinstance(module, bytes) else _onnx_export(module)
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if level == "all"
+                                        else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"x": x.detach().cpu().numpy()})[0])
 
     return forward
+
+
+CALIBRATION_PX = 512  # side of the random input on which the auto engine times its candidates
+CALIBRATION_ROUNDS = 3
+
+
+def _fastest(candidates: dict[str, Runner], module: nn.Module, *, side: int = CALIBRATION_PX,
+             rounds: int = CALIBRATION_ROUNDS) -> tuple[str, dict[str, float]]:
+    """The candidate with the shortest best-of-``rounds`` time on a random ``side``² input (interleaved,
+    after one warm-up call each, so a busy moment of a shared machine hits every candidate alike)."""
+    import time
+
+    if len(candidates) == 1:
+        return next(iter(candidates)), {}
+    m = int(getattr(module, "size_multiple", 1))
+    side = m * max(1, -(-side // m))
+    x = np.random.default_rng(0).standard_normal((1, side, side)).astype(np.float32)
+    for run in candidates.values():
+        run(x)
+    best = dict.fromkeys(candidates, float("inf"))
+    for _ in range(rounds):
+        for key, run in candidates.items():
+            started = time.perf_counter()
+            run(x)
+            best[key] = min(best[key], time.perf_counter() - started)
+    return min(best, key=best.get), {k: round(v, 5) for k, v in best.items()}
+
+
+def _fastest_cpu_runner(module: nn.Module, dev: torch.device, *, verify: bool, tolerance: float) -> Runner:
+    """``engine="auto"`` on the CPU: time ``fused`` and ONNX Runtime (both optimization levels, when
+    installed) on this machine and keep the fastest. Which wins depends on the network and on the CPU
+    (docs/performance.md): e.g. Horwath's Norm U-Net runs fastest in PyTorch's oneDNN convolutions on an
+    AVX-512 CPU but in ONNX Runtime on an AVX2 one."""
+    candidates = {"fused": make_runner(module, engine="fused", device=dev, verify=False)}
+    if onnx_available():
+        try:
+            data = _onnx_export(module)
+            for level in ONNX_LEVELS:
+                candidates[f"onnx/{level}"] = Runner(_onnx_forward(data, level), engine="onnx", device=dev)
+                candidates[f"onnx/{level}"].onnx_level = level
+        except Exception as exc:  # an operator ONNX cannot express: fused only
+            warnings.warn(f"ONNX export failed ({exc}); timing the fused engine only", RuntimeWarning,
+                          stacklevel=3)
+    key, timings = _fastest(candidates, module)
+    runner = candidates[key]
+    runner.calibration = timings
+    if verify:
+        _verify(module, runner, dev, tolerance)
+    return runner
 
 
 def _cuda_graph_forward(module: nn.Module, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -37,7 +37,9 @@ from nanoseg.infer.engine import Runner, make_runner, resolve_device
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
-DEFAULT_TILE_PX = 2048  # at most 11–27 % overlap pixels at 4096² for 46–107 px contexts (docs/performance.md)
+DEFAULT_TILE_PX = 2304  # a 4096² frame in 2 × 2 tiles for contexts up to 248 px: +6 % / +13 % pixels for the
+# Norm / Sytwu networks (46 / 107 px) instead of +11 % / +27 % with 3 × 3 tiles of a 2048 limit
+# (docs/performance.md); about 1.5 GB of activations per tile on the CPU
 RAMP_PX = 16
 
 
@@ -206,9 +208,14 @@ def forward_logits(runner: Runner, image: np.ndarray, *, size_multiple: int, til
 
 
 def probability_from_logits(logits: np.ndarray) -> np.ndarray:
-    """Particle probability softmax(logits)[1] = sigmoid(l1 − l0), computed stably, float32."""
-    d = np.asarray(logits[1], np.float64) - np.asarray(logits[0], np.float64)
-    return (0.5 * (1.0 + np.tanh(0.5 * d))).astype(np.float32)
+    """Particle probability softmax(logits)[1] = sigmoid(l1 − l0), float32 (one new array, the rest in place).
+
+    ``torch.sigmoid`` is stable for any difference (saturates to exactly 0 or 1) and vectorized/threaded;
+    float32 rounding (≈ 1e-7) is far inside the 1e-4 equality bound."""
+    diff = np.subtract(np.asarray(logits[1], np.float32), np.asarray(logits[0], np.float32), dtype=np.float32)
+    t = torch.from_numpy(diff)
+    torch.sigmoid(t, out=t)
+    return diff
 
 
 _RUNNERS: dict[tuple, tuple] = {}
@@ -322,14 +329,20 @@ def predict(
                 logit_sum = back if logit_sum is None else logit_sum + back
             probs.append(_back_to_input(probability_from_logits(logits)[None], shape)[0])
         member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
-                            "engine": runner.engine, "model_pixel_size_nm": card.pixel_size_nm,
+                            "engine": runner.engine, "onnx_level": runner.onnx_level,
+                            "engine_calibration_s": dict(runner.calibration),
+                            "model_pixel_size_nm": card.pixel_size_nm,
                             "network_grid_shape": list(image.shape), "network_grid_pixel_size_nm": grid_px,
                             "context_px": context, "margin_px": margin, "tile_px": tile,
                             "n_tiles": count_tiles(image.shape, tile_px=tile, margin_px=margin, ramp_px=ramp,
                                                    multiple=multiple)})
-    stack = np.stack(probs)
-    probability = np.clip(stack.mean(axis=0), 0.0, 1.0).astype(np.float32)
-    variance = stack.var(axis=0).astype(np.float32) if len(probs) > 1 else None
+    if len(probs) == 1:  # one model, one view: no stack/mean copies of the frame
+        probability = np.clip(probs[0], 0.0, 1.0, out=probs[0])
+        variance = None
+    else:
+        stack = np.stack(probs)
+        probability = np.clip(stack.mean(axis=0), 0.0, 1.0).astype(np.float32)
+        variance = stack.var(axis=0).astype(np.float32)
     used = otsu_threshold(probability) if isinstance(threshold, str) else float(threshold)
     mask = binarize(probability, used).astype(np.uint8)
     flags: dict[str, bool] = {}

@@ -174,6 +174,33 @@ def pad_to_multiple(image: np.ndarray, multiple: int, *, minimum: int = 0) -> tu
     return np.pad(image, ((0, ph), (0, pw)), mode=mode), (h, w)
 
 
+def _axis_plan(length: int, tile: int, starts: list[int], *, margin_px: int, ramp_px: int) -> list[tuple]:
+    """Per tile start along one axis: (normalized weights, [lo, hi) where the weight is nonzero,
+    [core_lo, core_hi) where it is exactly 1, i.e. no other tile contributes).
+
+    The blend weights of a grid of tiles are separable, ``w(y, x) = wy(y)·wx(x)``, and so is their sum;
+    dividing the 1-D weights by their per-axis sum makes them a partition of unity, so no weight-sum image
+    and no division pass over the frame are needed."""
+    raw = [axis_weights(tile, at_start=s == 0, at_end=s + tile == length, margin_px=margin_px, ramp_px=ramp_px)
+           for s in starts]
+    total = np.zeros(length)
+    for s, w in zip(starts, raw, strict=True):
+        total[s: s + tile] += w
+    if (total <= 0).any():  # cannot happen with tile_layout; guard against future changes
+        raise RuntimeError("tiled_apply: some pixels received no tile weight")
+    plan = []
+    for s, w in zip(starts, raw, strict=True):
+        w = (w / total[s: s + tile]).astype(np.float32)
+        nonzero = np.flatnonzero(w > 0)
+        ones = np.flatnonzero(w == 1.0)
+        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+        core = (int(ones[0]), int(ones[-1]) + 1) if len(ones) else (lo, lo)
+        if len(ones) and not (w[core[0]: core[1]] == 1.0).all():
+            core = (lo, lo)
+        plan.append((w, (lo, hi), core))
+    return plan
+
+
 def tiled_apply(
     run_batch: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -190,30 +217,46 @@ def tiled_apply(
 
     ``image`` must already be padded to a multiple of ``multiple`` (see :func:`pad_to_multiple`).
     ``tile_px=None`` (or a tile at least the image size) runs one whole-image pass.
-    Returns the blended ``(n_channels, H, W)`` output.
+    Returns the blended ``(n_channels, H, W)`` float32 output.
+
+    Blending works in float32 with normalized separable weights: where a tile's weight is 1 (no other tile
+    reaches there, most of the frame) its output is copied; only the overlap bands are multiplied and added.
     """
     h, w = image.shape
     if h % multiple or w % multiple:
         raise ValueError("tiled_apply: pad the image to the size multiple first")
     if tile_px is None or (tile_px >= h and tile_px >= w):
-        return run_batch(image[None])[0]
+        return np.asarray(run_batch(image[None])[0], dtype=np.float32)
     th, ys = tile_layout(h, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
     tw, xs = tile_layout(w, tile_px=tile_px, margin_px=margin_px, ramp_px=ramp_px, multiple=multiple)
-    wy = {y: axis_weights(th, at_start=y == 0, at_end=y + th == h, margin_px=margin_px, ramp_px=ramp_px)
-          for y in ys}
-    wx = {x: axis_weights(tw, at_start=x == 0, at_end=x + tw == w, margin_px=margin_px, ramp_px=ramp_px)
-          for x in xs}
-    out = np.zeros((n_channels, h, w), dtype=np.float64)
-    norm = np.zeros((h, w), dtype=np.float64)
+    plan_y = dict(zip(ys, _axis_plan(h, th, ys, margin_px=margin_px, ramp_px=ramp_px), strict=True))
+    plan_x = dict(zip(xs, _axis_plan(w, tw, xs, margin_px=margin_px, ramp_px=ramp_px), strict=True))
+    out = np.zeros((n_channels, h, w), dtype=np.float32)
     positions = [(y, x) for y in ys for x in xs]
     batches = [positions[i: i + batch_size] for i in range(0, len(positions), batch_size)]
     for batch in batches if progress is None else progress(batches):
         tiles = np.stack([image[y: y + th, x: x + tw] for y, x in batch])
         result = run_batch(tiles)
         for (y, x), tile_out in zip(batch, result, strict=True):
-            weight = np.outer(wy[y], wx[x])
-            out[:, y: y + th, x: x + tw] += tile_out * weight
-            norm[y: y + th, x: x + tw] += weight
-    if (norm <= 0).any():  # cannot happen with the layout above; guard against future changes
-        raise RuntimeError("tiled_apply: some pixels received no tile weight")
-    return (out / norm).astype(np.float32)
+            _blend_tile(out, tile_out, y, x, plan_y[y], plan_x[x])
+    return out
+
+
+def _blend_tile(out: np.ndarray, tile_out: np.ndarray, y: int, x: int, py: tuple, px: tuple) -> None:
+    """Add one tile's weighted output: a copy where its weight is 1, multiply-adds in the overlap bands."""
+    wy, (ylo, yhi), (ycl, ych) = py
+    wx, (xlo, xhi), (xcl, xch) = px
+    if ych > ycl and xch > xcl:  # the core: weight 1, no other tile contributes
+        out[:, y + ycl: y + ych, x + xcl: x + xch] = tile_out[:, ycl: ych, xcl: xch]
+    # the rest of the nonzero rectangle [ylo, yhi) × [xlo, xhi), as up to four bands around the core
+    bands = []
+    if ych > ycl and xch > xcl:
+        bands += [((ylo, ycl), (xlo, xhi)), ((ych, yhi), (xlo, xhi)),
+                  ((ycl, ych), (xlo, xcl)), ((ycl, ych), (xch, xhi))]
+    else:
+        bands.append(((ylo, yhi), (xlo, xhi)))
+    for (r0, r1), (c0, c1) in bands:
+        if r1 <= r0 or c1 <= c0:
+            continue
+        weight = wy[r0:r1, None] * wx[None, c0:c1]
+        out[:, y + r0: y + r1, x + c0: x + c1] += tile_out[:, r0:r1, c0:c1] * weight
