@@ -314,3 +314,53 @@ def test_image_and_labels_align_at_any_simulation_sampling():
     # the particle (dark, amplitude contrast at this defocus) is where its mask is
     inside = coarse.micrograph.data[coarse.mask > 0].mean()
     assert inside < coarse.micrograph.data[coarse.mask == 0].mean()
+
+
+# ---------------------------------------------------------------- FFT plans shared between processes
+
+_SIMULATE_AND_REPORT = """
+import json, sys
+import numpy as np
+from nanoseg.simulate import simulate_image
+from nanoseg.simulate.fftplans import save_wisdom, use_fftw
+sim = simulate_image(json.loads(sys.argv[1]), 3)
+np.save(sys.argv[2], sim.micrograph.data)
+print(use_fftw(), save_wisdom())
+"""
+
+
+def test_fft_plans_are_shared_between_processes_through_the_wisdom_file(tmp_path, monkeypatch):
+    """The first process plans its FFTs and stores them; the next one reuses them (same bits, no planning)."""
+    import os
+    import subprocess
+    import sys
+
+    from nanoseg.simulate.fftplans import wisdom_path
+
+    env = {**os.environ, "NANOSEG_CACHE_DIR": str(tmp_path / "cache")}
+    spec = json.dumps({**TINY, "image_size_px": 40})
+    runs = []
+    for i in range(2):
+        out = subprocess.run([sys.executable, "-c", _SIMULATE_AND_REPORT, spec, str(tmp_path / f"{i}.npy")],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs.append(out.stdout.split()[-2:])
+    backend = runs[0][0]
+    if backend == "fftw":
+        monkeypatch.setenv("NANOSEG_CACHE_DIR", str(tmp_path / "cache"))
+        assert wisdom_path().exists()
+        # the second process found every plan in the file: nothing new to save
+        assert runs[1] == ["fftw", "False"]
+    assert np.array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
+
+
+def test_fft_wisdom_round_trip_and_bad_wisdom_is_ignored():
+    from nanoseg.simulate.fftplans import export_wisdom, import_wisdom, use_fftw
+
+    if use_fftw() != "fftw":
+        pytest.skip("pyFFTW not installed")
+    wisdom = export_wisdom()
+    assert isinstance(json.loads(wisdom), list)
+    import_wisdom(wisdom)
+    import_wisdom("not json at all")  # costs planning time only, never an error
+    import_wisdom(None)

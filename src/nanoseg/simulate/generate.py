@@ -153,6 +153,25 @@ def _detector_for(params: dict):
         "mtf_core_sigma_px", "mtf_tail_fraction", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e")})
 
 
+def _oversampling(pixel_A: float, sampling_A: float) -> int:
+    """Simulation samples per camera pixel side: the smallest integer k with pixel / k ≤ sampling."""
+    return max(1, int(math.ceil(pixel_A / sampling_A - 1e-9)))
+
+
+def fft_grid_key(config: SimulationConfig, seed: int) -> tuple:
+    """What decides the FFT sizes of image ``seed`` (its drawn size and sampling), without simulating it.
+
+    >>> cfg = SimulationConfig(image_size_px=64, pixel_size_nm=0.05)
+    >>> fft_grid_key(cfg, 1)
+    ('multislice', 192)
+    """
+    params = config.draw(np.random.default_rng(int(seed)))
+    if config.mode == "composite":
+        return ("composite", int(params["image_size_px"]), round(float(params["pixel_size_nm"]), 6))
+    k = _oversampling(10.0 * params["pixel_size_nm"], config.sampling_A)
+    return ("multislice", int(params["image_size_px"]) * k)
+
+
 def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: int) -> SimulatedImage:
     """Simulate one labelled HRTEM image from a spec (deterministic in ``seed``).
 
@@ -168,7 +187,7 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
     params = config.draw(rng)
     pixel_A = 10.0 * params["pixel_size_nm"]
     n_px = int(params["image_size_px"])
-    k = max(1, int(math.ceil(pixel_A / config.sampling_A - 1e-9)))
+    k = _oversampling(pixel_A, config.sampling_A)
     sampling = pixel_A / k
     extent = (n_px * pixel_A, n_px * pixel_A)
     support, particles = build_specimen(params, extent, rng, support_density_g_cm3=config.support_density_g_cm3,
@@ -201,6 +220,9 @@ def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfi
     Shared by the full multislice path and the wide-field composite (:mod:`nanoseg.simulate.wide`): the
     detector (dose, MTF, noise, x-rays, illumination), the exact labels on the same pixel grid, and the metadata.
     """
+    from nanoseg.simulate.fftplans import save_wisdom
+
+    save_wisdom()  # new FFT plans of this image go to the machine's wisdom, for every later process
     detector = _detector_for(params)
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
@@ -214,17 +236,29 @@ def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfi
     return SimulatedImage(micrograph, mask, instances, meta)
 
 
-def _simulate_for_dataset(config_dict: dict, image_id: str, seed: int):
+def _simulate_for_dataset(config_dict: dict, image_id: str, seed: int, fft_wisdom: str | None = None):
     """Worker task: simulate and return plain arrays (picklable).
 
     abTEM computes through dask internally; inside a distributed worker that would ship every small
-    abTEM task through the scheduler, so the task runs dask synchronously.
+    abTEM task through the scheduler, so the task runs dask synchronously. ``fft_wisdom`` (from the client)
+    makes every worker use the client's FFT plans, so images are bit-identical on any number of workers.
     """
     import dask
 
+    from nanoseg.simulate.fftplans import import_wisdom
+
+    import_wisdom(fft_wisdom)
     with dask.config.set(scheduler="synchronous"):
         sim = simulate_image(SimulationConfig.model_validate(config_dict), seed)
     return image_id, sim.micrograph.data, sim.mask, sim.instances, {"id": image_id, **sim.meta}
+
+
+def _first_of_each_grid(config: SimulationConfig, todo: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The first image of every distinct FFT grid in ``todo`` (simulated in the client to plan the FFTs)."""
+    firsts: dict[tuple, tuple[str, int]] = {}
+    for image_id, s in todo:
+        firsts.setdefault(fft_grid_key(config, s), (image_id, s))
+    return list(firsts.values())
 
 
 def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -271,24 +305,39 @@ def generate_dataset(config_or_path: SimulationConfig | dict | str | os.PathLike
                     _, image, mask, instances, meta = _simulate_for_dataset(config_dict, image_id, s)
                     writer.add(image_id, image, mask, meta, instances=instances)
             return out
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
+
+        from nanoseg._util import local_cluster
 
         cluster = None
         if scheduler is None:
             workers = n_workers or min(8, os.cpu_count() or 1)
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
+            cluster = local_cluster(workers)
             client = Client(cluster)
         else:
             client = Client(scheduler)
         try:
+            # plan every FFT grid here first (simulating, and writing, the first image of each grid), then
+            # ship the plans: workers never plan on their own, so they all compute the same bits
+            from nanoseg.simulate.fftplans import export_wisdom
+
+            firsts = _first_of_each_grid(config, todo)
+            for image_id, s in progress_iter(firsts, "planning FFTs (first image of each grid)",
+                                             enabled=progress):
+                with report.item(image_id):
+                    _, image, mask, instances, meta = _simulate_for_dataset(config_dict, image_id, s)
+                    writer.add(image_id, image, mask, meta, instances=instances)
+            planned = {image_id for image_id, _ in firsts}
+            todo = [(image_id, s) for image_id, s in todo if image_id not in planned]
+            wisdom = export_wisdom()
             window = max(4, 4 * len(client.scheduler_info().get("workers", {})) or 4)
             pending = iter(todo)
             futures = as_completed()
             submitted: dict[str, str] = {}
 
             def submit(image_id: str, image_seed_: int) -> None:
-                future = client.submit(_simulate_for_dataset, config_dict, image_id, image_seed_, pure=False)
+                future = client.submit(_simulate_for_dataset, config_dict, image_id, image_seed_, wisdom,
+                                       pure=False)
                 submitted[future.key] = image_id
                 futures.add(future)
 

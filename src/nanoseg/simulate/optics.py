@@ -30,11 +30,15 @@ from nanoseg.errors import NanosegError
 
 
 def configure_abtem() -> None:
-    """Eager NumPy computations, no progress bars (safe inside Dask workers and tests)."""
+    """Eager computations, no progress bars (safe inside Dask workers and tests), FFTW with this machine's
+    shared plans (:mod:`nanoseg.simulate.fftplans`; NumPy's FFT without pyFFTW)."""
     import abtem
 
-    abtem.config.set({"dask.lazy": False, "fft": "numpy", "diagnostics.progress_bar": False,
+    from nanoseg.simulate.fftplans import use_fftw
+
+    abtem.config.set({"dask.lazy": False, "diagnostics.progress_bar": False,
                       "warnings.overspecified-grid": False})
+    use_fftw()
 
 
 def wavelength_A(energy_eV: float) -> float:
