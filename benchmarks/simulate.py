@@ -141,6 +141,13 @@ def figures(out_dir: str) -> None:
     print(f"figures written to {out_dir}")
 
 
+def _timed_image(spec: dict, seed: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one simulate_image call, measured where it runs (a Dask worker)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    simulate_image(SimulationConfig.parse(spec), seed)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6)
@@ -171,10 +178,11 @@ def main() -> None:
     print(f"single process : {single:.2f} s wall, {cpu_single:.2f} s CPU per 512² image ({args.images} images)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        from dask.distributed import LocalCluster
+        from dask.distributed import Client
 
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster:
+        from nanoseg._util import local_cluster
+
+        with local_cluster(args.workers) as cluster:  # nanoseg's own LocalCluster, as generate_dataset uses
             address = cluster.scheduler_address
             # warm the workers (imports) outside the timed region
             generate_dataset(config, os.path.join(tmp, "warm"), n_images=args.workers, seed=1,
@@ -183,7 +191,13 @@ def main() -> None:
             generate_dataset(config, os.path.join(tmp, "ds"), n_images=args.images * args.workers, seed=0,
                              scheduler=address, progress=False)
             dask_per_image = (time.perf_counter() - start) / (args.images * args.workers)
+            with Client(address) as client:  # CPU and wall time of the simulation itself, inside the workers
+                timings = client.gather(client.map(_timed_image, [SPEC] * (args.images * args.workers),
+                                                   range(args.images * args.workers), pure=False))
+    worker_wall, worker_cpu = (sum(t[i] for t in timings) / len(timings) for i in (0, 1))
     print(f"dask, {args.workers} workers: {dask_per_image:.2f} s per image (wall, incl. writing the dataset)")
+    print(f"inside workers : {worker_wall:.2f} s wall, {worker_cpu:.2f} s CPU per image "
+          f"(CPU/wall {worker_cpu / worker_wall:.2f}; < 1 means the worker waited for a core)")
     print(f"scaling        : {single / dask_per_image:.2f}× faster than one process "
           f"(ideal {args.workers}×; per-core cost {dask_per_image * args.workers:.2f} s per image)")
 

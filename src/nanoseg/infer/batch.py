@@ -221,7 +221,9 @@ def predict_files(
 
 
 def _run_on_dask(todo, out: Path, spec, options, result: BatchResult, *, scheduler, workers, progress) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
+
+    from nanoseg._util import local_cluster
 
     if scheduler is not None:
         try:
@@ -234,8 +236,7 @@ def _run_on_dask(todo, out: Path, spec, options, result: BatchResult, *, schedul
     else:
         if int(workers) < 1:
             raise NanosegError(f"--workers must be ≥ 1, got {workers}")
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = local_cluster(int(workers), dashboard_address=None)
         client = Client(cluster)
     try:
         futures = {client.submit(_worker_task, str(path), str(out), stem, spec, options, pure=False): path

@@ -196,13 +196,14 @@ class _Executor:
         self.local = scheduler in (None, "local", "processes", "threads", "sync")
         if scheduler == "sync":
             return
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from nanoseg._util import local_cluster
 
         if scheduler in (None, "local", "processes", "threads"):
             n_gpus = _gpu_count()
             n = n_workers or (n_gpus or os.cpu_count() or 1)
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=scheduler != "threads",
-                                        dashboard_address=":0", silence_logs=40)
+            self.cluster = local_cluster(n, processes=scheduler != "threads", silence_logs=40)
             self.client = Client(self.cluster)
             self.n_workers = n
         else:
