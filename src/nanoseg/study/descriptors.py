@@ -1,6 +1,7 @@
 """Dataset descriptors that may predict a generalization drop before any training (Sytwu; Rangel DaCosta).
 
-Per image (after per-image standardization, as the network sees it):
+Per image, after x-ray removal and per-image standardization (as the network sees it; statistics from
+:mod:`nanoseg.simulate.stats`):
 
 * ``contrast`` — median(background) − median(particle) (Sytwu's image contrast; ≈ 0.58 at 884 e/Å² and
   ≈ 0.24 at 80 e/Å² on real 5 nm Au);
@@ -31,56 +32,28 @@ import numpy as np
 import pandas as pd
 
 from nanoseg.datasets import open_dataset
+from nanoseg.preprocess import remove_xrays
+from nanoseg.simulate import stats
 
 DESCRIPTORS = ("contrast", "roughness", "info_limit_cyc_px", "info_limit_nm", "noise")
 
 
-def _standardize(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image, dtype=np.float64)
-    std = image.std()
-    return (image - image.mean()) / (std if std > 0 else 1.0)
-
-
 def particle_contrast(image, mask) -> float:
     """median(background) − median(particle) of the standardized image (NaN when a class is empty)."""
-    z = _standardize(image)
     mask = np.asarray(mask) > 0
     if mask.all() or not mask.any():
         return float("nan")
-    return float(np.median(z[~mask]) - np.median(z[mask]))
-
-
-def _frequencies(shape) -> np.ndarray:
-    ky = np.fft.fftfreq(shape[0])[:, None]
-    kx = np.fft.fftfreq(shape[1])[None, :]
-    return np.sqrt(ky**2 + kx**2)
+    return stats.particle_contrast(image, mask)
 
 
 def roughness(image) -> float:
     """Fourier roughness Σ|F|²k² / Σ|F|² (k in cycles/px) of the standardized image."""
-    z = _standardize(image)
-    power = np.abs(np.fft.fft2(z)) ** 2
-    k = _frequencies(z.shape)
-    total = power.sum()
-    return float((power * k**2).sum() / total) if total > 0 else float("nan")
+    return stats.fourier_roughness(image)
 
 
 def radial_power_spectrum(image, *, n_bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres (cycles/px, up to 0.5) and the radially averaged power of the standardized image.
-
-    A Hann window suppresses the edge discontinuity of a non-periodic image (which would leak power ∝ 1/k²
-    to every frequency and hide the information limit).
-    """
-    z = _standardize(image)
-    window = np.outer(np.hanning(z.shape[0]), np.hanning(z.shape[1]))
-    power = np.abs(np.fft.fft2(z * window)) ** 2 / window.sum() ** 2 * z.size
-    k = _frequencies(z.shape).ravel()
-    edges = np.linspace(0, 0.5, n_bins + 1)
-    which = np.digitize(k, edges) - 1
-    inside = (which >= 0) & (which < n_bins)
-    sums = np.bincount(which[inside], weights=power.ravel()[inside], minlength=n_bins)
-    counts = np.bincount(which[inside], minlength=n_bins)
-    return 0.5 * (edges[1:] + edges[:-1]), sums / np.maximum(counts, 1)
+    """Bin centres (cycles/px, up to 0.5) and the Hann-windowed radially averaged power of the image."""
+    return stats.radial_power_spectrum(image, n_bins=n_bins, window=True)
 
 
 def information_limit(image, *, snr: float = 3.0, floor_band=(0.42, 0.5)) -> float:
@@ -107,7 +80,12 @@ def noise_level(image, mask=None, *, sigma_px: float = 2.0) -> float:
 
 
 def image_descriptors(image, mask, *, pixel_size_nm: float | None = None) -> dict[str, float]:
-    """Every descriptor of one image (see the module docstring)."""
+    """Every descriptor of one image (see the module docstring), after x-ray removal.
+
+    X-ray hits are removed first, as every preprocessing pipeline does before the network sees the image:
+    a few spikes would otherwise dominate the standardized image's roughness and contrast.
+    """
+    image, _ = remove_xrays(image)
     limit = information_limit(image)
     return {
         "contrast": particle_contrast(image, mask),
