@@ -190,15 +190,18 @@ def simulate_wide_field(config: SimulationConfig | dict | str, seed: int, *, wid
     structure = dict(params, support="none")
     _, particles = build_specimen(structure, extent, rng)
     thickness_A = 10.0 * float(params["support_thickness_nm"]) if params["support"] != "none" else 0.0
-    # common exit plane: 2 Å above the highest particle atom (as exit_wave does for the full specimen)
+    # common exit plane: 2 Å above the highest particle atom (as exit_wave does for the full specimen). Here
+    # the film's top is z = 0 (the particles rest on it, built without a support) and the film lies below,
+    # so the film's top is ``exit_plane`` below the exit plane, as in the full specimen
     exit_plane = max(float(p.positions[:, 2].max()) for p in particles) + 2.0
     phase = support_phase_field(params["support"], thickness_A, shape=grid, sampling_A=s_w, energy_eV=energy,
                                 rng=rng, density_g_cm3=config.support_density_g_cm3,
                                 min_distance_A=config.support_min_distance_A,
-                                exit_distance_A=max(exit_plane - thickness_A, 0.0))
+                                exit_distance_A=exit_plane)
     wave = np.exp(1j * phase).astype(np.complex64)
-    # per-particle multislice at ≤ max(sampling_A, 0.25 Å): the antialiased wave still covers 1.3 Å⁻¹
-    fine_factor = max(1, int(math.ceil(s_w / max(config.sampling_A, 0.25) - 1e-9)))
+    # per-particle multislice at ≤ sampling_A, the rule of the full path (coarser grids lose less to abTEM's
+    # anti-aliasing aperture and make particles too bright: docs/simulation.md)
+    fine_factor = max(1, int(math.ceil(s_w / config.sampling_A - 1e-9)))
     for particle in particles:
         xy = particle.positions[:, :2]
         lo = np.floor((xy.min(axis=0) - patch_margin_A) / s_w).astype(int)
