@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
-    from nanoseg.infer import DEFAULT_TILE_PX, predict
+    from nanoseg.infer import predict
     from nanoseg.io import Micrograph
     from nanoseg.models import LoadedModel, ModelCard, count_parameters
 
     sizes = args.sizes or ([1024] if args.quick else [1024, 4096])
-    tile = args.tile_size or DEFAULT_TILE_PX
+    tile = args.tile_size or "auto"  # predict's default tile size (the one a user gets)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak = matmul_gflops(device=device)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     info = pred.metadata["models"][0]
                     used[label] = {"engine_used": info["engine"] + (f"/{info['onnx_level']}" if info["onnx_level"]
                                                                     else ""),
-                                   "n_tiles": info["n_tiles"], "engine_calibration_s": info["engine_calibration_s"]}
+                                   "n_tiles": info["n_tiles"], "tile_px_used": info["tile_px"],
+                                   "engine_calibration_s": info["engine_calibration_s"]}
             for _ in range(args.repeats):
                 for label, engine in variants.items():
                     t = time.perf_counter()
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "fraction_of_matmul": round(rate * fpp / 1e3 / peak, 4), "tile_px": tile,
                        "device": device, **used.get(label, {})}
                 rows.append(row)
-                how = f" ({row['engine_used']}, {row['n_tiles']} tiles)" if label in used else ""
+                how = (f" ({row['engine_used']}, {row['n_tiles']} × {row['tile_px_used']}² max)" if label in used
+                       else "")
                 print(f"  {side}²  {label + how:40s} {row['seconds']:8.3f} s  {row['mpx_per_s']:7.3f} Mpx/s  "
                       f"×{row['speedup_vs_eager']:<5} vs eager  |Δp|max {row['max_abs_prob_diff']:.1e}  "
                       f"{row['gflops_per_s']:6.2f} GFLOP/s = {100 * row['fraction_of_matmul']:.1f} % of matmul",

@@ -202,3 +202,52 @@ def test_graph_passes_fold_everything_foldable():
     res = optimize_graph(_randomized("sytwu_resunet"))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in res.modules())
     assert "_PointwiseAffine" in {type(m).__name__ for m in res.modules()}
+
+
+def test_concatenations_split_into_per_part_convolutions():
+    from nanoseg.infer.engine import optimize_graph
+
+    for name in ("norm_unet", "sytwu_resunet"):
+        net = _randomized(name)
+        fused = optimize_graph(net)
+        cats = [n for n in fused.graph.nodes if n.target is torch.cat]
+        # every cat that feeds a (non-transposed) conv is gone: all of Sytwu's, Norm's before its head
+        assert len(cats) == (3 if name == "norm_unet" else 0), name
+        assert "_SplitConv" in {type(m).__name__ for m in fused.modules()}
+        x = torch.randn(1, 1, 96, 64)
+        with torch.no_grad():
+            want, got = torch.softmax(net(x), 1), torch.softmax(fused(x), 1)
+        assert (got - want).abs().max() < 1e-4
+
+
+def test_auto_engine_times_the_cpu_candidates():
+    net = _randomized("norm_unet")
+    runner = make_runner(net, engine="auto", device="cpu")
+    assert runner.engine in ("fused", "onnx")
+    assert "fused" in runner.calibration and min(runner.calibration.values()) > 0
+    x = np.random.default_rng(3).standard_normal((1, 64, 48)).astype(np.float32)
+    want = make_runner(net, engine="eager", device="cpu")(x)
+    assert np.abs(torch.softmax(torch.from_numpy(runner(x)), 1).numpy()
+                  - torch.softmax(torch.from_numpy(want), 1).numpy()).max() < 1e-4
+
+
+def test_blend_weights_are_a_partition_of_unity():
+    from nanoseg.infer.tiling import _axis_plan, tile_layout
+
+    for length, tile, margin in ((4096, 2304, 107), (1000 // 16 * 16, 400, 46), (4096, 1024, 46)):
+        th, starts = tile_layout(length, tile_px=tile, margin_px=margin, ramp_px=16, multiple=16)
+        total = np.zeros(length)
+        for s, (w, (lo, hi), (c0, c1)) in zip(starts, _axis_plan(length, th, starts, margin_px=margin,
+                                                                  ramp_px=16), strict=True):
+            total[s: s + th] += w
+            assert (w[lo:hi] > 0).all() and (w[:lo] == 0).all() and (w[hi:] == 0).all()
+            assert (w[c0:c1] == 1).all()
+        assert np.abs(total - 1).max() < 1e-6
+    image = np.random.default_rng(4).standard_normal((96, 80)).astype(np.float32)
+    from nanoseg.infer.tiling import tiled_apply
+
+    def identity(tiles):
+        return np.stack([tiles, -tiles], axis=1)
+
+    out = tiled_apply(identity, image, tile_px=48, margin_px=4, multiple=16, ramp_px=4)
+    assert out.dtype == np.float32 and np.abs(out[0] - image).max() < 1e-6

@@ -15,6 +15,7 @@ from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, o
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.predict import (
     DEFAULT_TILE_PX,
+    GPU_TILE_PX,
     Prediction,
     forward_logits,
     get_runner,
@@ -34,7 +35,7 @@ from nanoseg.infer.tiling import (
 )
 
 __all__ = [
-    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "Prediction", "Runner", "axis_weights", "check_distribution",
+    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "GPU_TILE_PX", "Prediction", "Runner", "axis_weights", "check_distribution",
     "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics", "make_runner",
     "onnx_available", "output_paths", "pad_to_multiple", "predict", "predict_file", "predict_files", "predict_many",
     "preprocess_for_model", "probability_from_logits", "resolve_device", "resolve_models", "tile_layout", "tile_starts",

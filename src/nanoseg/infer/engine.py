@@ -449,7 +449,7 @@ def _onnx_forward(module: nn.Module | bytes, level: str = "all") -> Callable[[to
 
 
 CALIBRATION_PX = 512  # side of the random input on which the auto engine times its candidates
-CALIBRATION_ROUNDS = 3
+CALIBRATION_ROUNDS = 5
 
 
 def _fastest(candidates: dict[str, Runner], module: nn.Module, *, side: int = CALIBRATION_PX,

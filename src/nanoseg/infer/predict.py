@@ -37,9 +37,11 @@ from nanoseg.infer.engine import Runner, make_runner, resolve_device
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
-DEFAULT_TILE_PX = 2304  # a 4096² frame in 2 × 2 tiles for contexts up to 248 px: +6 % / +13 % pixels for the
-# Norm / Sytwu networks (46 / 107 px) instead of +11 % / +27 % with 3 × 3 tiles of a 2048 limit
-# (docs/performance.md); about 1.5 GB of activations per tile on the CPU
+DEFAULT_TILE_PX = 4096  # CPU: the largest tile side measured fastest (docs/performance.md) — per pixel, big tiles
+# run faster than small ones in both CPU engines and need no overlap: a 4096² frame is one pass (≈ 3.7 GB of
+# activations), larger frames are tiled; tile_size=2304 cuts a 4096² frame into 2 × 2 tiles (≈ 1.5 GB, about
+# 15 % slower: +6 % / +13 % overlap pixels for 46 / 107 px contexts)
+GPU_TILE_PX = 2048  # GPU: batches of tiles of this side (not measured on a GPU here)
 RAMP_PX = 16
 
 
@@ -246,7 +248,7 @@ def predict(
     threshold: float | str = 0.5,
     tta: bool = False,
     batch_size: int | None = None,
-    tile_size: int | None = DEFAULT_TILE_PX,
+    tile_size: int | str | None = "auto",
     overlap_px: int | None = None,
     return_logits: bool = False,
     pixel_size_nm: float | None = None,
@@ -266,7 +268,8 @@ def predict(
     tta : average over the 8 dihedral views (rotations × flip); adds to the variance map.
     batch_size : tiles per forward pass (default 1 on CPU, 8 on a GPU).
     tile_size : tile side in pixels of the model grid (multiple of the network's ``size_multiple``);
-        ``None`` runs one whole-image pass.
+        ``None`` runs one whole-image pass; ``"auto"``: :data:`DEFAULT_TILE_PX` on the CPU (measured fastest),
+        :data:`GPU_TILE_PX` on a GPU.
     overlap_px : total overlap of neighbouring tiles; default ``2 × context + 16`` ≥ the receptive field,
         which makes the tiled output equal to the whole-image output. Smaller values trade exactness for speed.
     return_logits : also return the mean raw two-channel outputs (resampled to the input grid).
@@ -290,6 +293,10 @@ def predict(
     models = resolve_models(model, device="cpu")
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
+    if isinstance(tile_size, str):
+        if tile_size != "auto":
+            raise NanosegError(f"tile size must be a number of pixels, None or 'auto', got {tile_size!r}")
+        tile_size = GPU_TILE_PX if dev.type == "cuda" else DEFAULT_TILE_PX
     if batch_size < 1:
         raise NanosegError(f"batch size must be ≥ 1, got {batch_size}")
     started = time.perf_counter()
