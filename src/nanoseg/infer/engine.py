@@ -9,8 +9,9 @@ preprocessed tiles ``(N, H, W)`` float32 (NumPy) to logits ``(N, 2, H, W)`` floa
     :func:`optimize_graph` (``torch.fx``): BatchNorm folded into the preceding convolution (conv → BN), or,
     in Horwath's order conv → LeakyReLU → BN, its positive scale folded into the conv and its shift added in
     place; 1×1 convolutions of a one-channel input as a broadcast multiply-add; ReLUs and residual sums
-    made in place; then channels-last memory format and
-    ``torch.inference_mode``. Same arithmetic up to float rounding.
+    made in place; every convolution of a ``torch.cat`` split into one convolution per part summed in place
+    (no concatenation copy); then channels-last memory format and ``torch.inference_mode``. Same arithmetic
+    up to float rounding.
 ``"jit"``
     ``"fused"`` then ``torch.jit.trace`` → ``torch.jit.freeze`` (constant folding). Traced once per input
     shape (tiles share one shape, so that is one trace per run).
@@ -18,10 +19,14 @@ preprocessed tiles ``(N, H, W)`` float32 (NumPy) to logits ``(N, 2, H, W)`` floa
     ``torch.compile`` (Inductor) of the folded network; compiles C++ once per shape (about a minute on CPU).
 ``"onnx"``
     The network exported to ONNX (``torch.onnx.export``, dynamic batch/height/width) and run by ONNX Runtime's
-    CPU provider with all graph optimizations. Needs the optional extra ``nanoseg[fast]``.
+    CPU provider, at the graph optimization level (``all`` with the blocked NCHWc layout, or ``extended``)
+    measured faster on this machine; intra-op threads do not spin after a run. Needs the optional extra
+    ``nanoseg[fast]``.
 ``"auto"``
-    The engine measured fastest for the device (see ``docs/performance.md``): ``"onnx"`` on CPU when ONNX
-    Runtime is installed, else ``"fused"``; ``"cuda"`` on a GPU.
+    On a GPU ``"cuda"``. On the CPU: ``"fused"`` and (when ONNX Runtime is installed) ``"onnx"`` at both
+    levels are timed on a random 512² input when the runner is built (best of 5, interleaved) and the
+    fastest is kept (``Runner.calibration`` holds the timings). Which one wins depends on the network, the
+    CPU and its load (see ``docs/performance.md``).
 ``"cuda"``
     GPU path (only when ``torch.cuda.is_available()``): channels-last, BN folded, autocast to bf16 (or fp16),
     whole batches of tiles per call; optionally replayed as a CUDA graph for a fixed tile batch shape.
