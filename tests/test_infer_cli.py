@@ -84,6 +84,10 @@ def test_predict_cli_rejects_bad_options(tmp_path, frames, checkpoint):
     result = CliRunner().invoke(app, ["predict", str(frames / "frame0.tif"), "--out", str(tmp_path / "o"),
                                       "--model", str(checkpoint), "--threshold", "high"])
     assert result.exit_code != 0 and "threshold" in str(result.exception)
+    for bad in ("big", "-5"):
+        result = CliRunner().invoke(app, ["predict", str(frames / "frame0.tif"), "--out", str(tmp_path / "o"),
+                                          "--model", str(checkpoint), "--tile-size", bad])
+        assert result.exit_code != 0 and "--tile-size" in str(result.exception)
 
 
 @pytest.mark.slow

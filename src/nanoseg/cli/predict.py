@@ -40,8 +40,9 @@ def predict(
         help="For files without a pixel size: assume the model's training pixel size."),
     threshold: str = typer.Option("0.5", "--threshold", "-t", help="Probability threshold in (0, 1), or 'otsu'."),
     min_diameter: float = typer.Option(0.5, "--min-diameter", help="Smallest particle kept in the tables (nm)."),
-    tile_size: int = typer.Option(2048, "--tile-size", help="Tile side in pixels at the model's pixel size; "
-                                                           "0 = whole frame in one pass."),
+    tile_size: str = typer.Option("auto", "--tile-size", help="Tile side in pixels at the model's pixel size; "
+                                                             "0 = whole frame in one pass; auto = 4096 on CPU, "
+                                                             "2048 on GPU (docs/performance.md)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Tiles per forward pass (default 1 CPU, 8 GPU)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     engine: str = typer.Option("auto", "--engine", help="auto, eager, fused, jit, compile, onnx or cuda "
@@ -67,7 +68,7 @@ def predict(
     result = predict_files(
         inputs, out, chosen, overwrite=overwrite, progress=progress, scheduler=scheduler, workers=workers,
         min_diameter_nm=min_diameter, threshold=parse_threshold(threshold), tta=tta, pixel_size_nm=pixel_size,
-        assume_model_pixel_size=assume_model_pixel_size, tile_size=tile_size or None, batch_size=batch_size,
+        assume_model_pixel_size=assume_model_pixel_size, tile_size=_tile_size(tile_size), batch_size=batch_size,
         device=device, engine=engine,
     )
     for name, notes in result.warnings.items():
@@ -75,3 +76,17 @@ def predict(
             console.print(f"[yellow]warning:[/] {name}: {note}", highlight=False)
     console.print(result.report.summary(), highlight=False)
     fail_if(not result.ok)
+
+
+def _tile_size(text: str) -> int | str | None:
+    """``--tile-size``: "auto", 0 (whole frame) or a positive number of pixels."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise NanosegError(f"--tile-size must be 'auto' or a whole number of pixels, got {text!r}") from None
+    if value < 0:
+        raise NanosegError(f"--tile-size must be ≥ 0, got {value}", hint="0 runs the whole frame in one pass")
+    return value or None
+
