@@ -7,7 +7,9 @@ the model's pixel size, run the card's preprocessing, predict, and score the har
 particle-size bin, pixel-size bin and detector, written into the card (``metrics.test_per_condition``) and
 printed as a Markdown table for docs/models.md.
 
-Usage: python scripts/evaluate_default_model.py RUN_DIR DATASET_DIR [--install DIR] [--extra-json FILE]
+Usage: python scripts/evaluate_default_model.py RUN_DIR DATASET_DIR [DATASET_DIR ...] [--install DIR]
+       [--extra-json FILE]
+       python scripts/evaluate_default_model.py MODEL_DIR FRESH_DATASET_DIR ... --every-image
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nanoseg.datasets import open_dataset
 from nanoseg.datasets.patches import prepare_image
 from nanoseg.models import load_model
 from nanoseg.models.checkpoint import read_card
 from nanoseg.preprocess import Pipeline
+from nanoseg.train import TrainingData
 
 BINS = {
     "dose_e_per_A2": ([0, 150, 400, 1e9], ["50–150", "150–400", "400–1000"]),
-    "diameter_nm": ([0, 3, 6, 1e9], ["< 3 nm", "3–6 nm", "≥ 6 nm"]),
+    "diameter_nm": ([0, 3, 6, 10, 1e9], ["< 3 nm", "3–6 nm", "6–10 nm", "≥ 10 nm"]),
     "pixel_size_nm": ([0, 0.025, 0.035, 1], ["0.015–0.025", "0.025–0.035", "0.035–0.05"]),
 }
 
@@ -50,15 +52,20 @@ def predict_probability(module, image: np.ndarray, multiple: int) -> np.ndarray:
     return torch.softmax(logits, dim=1)[0, 1, :h, :w].numpy()
 
 
-def evaluate(run: Path, data: Path) -> tuple[pd.DataFrame, dict]:
+def evaluate(run: Path, data: list[Path], *, every_image: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Score the run's held-out test images (``split.json``), or ``every_image`` of ``data`` (fresh sets)."""
     loaded = load_model(run)
     card = loaded.card
-    split = json.loads((run / "split.json").read_text())
-    ds = open_dataset(data)
+    training_data = TrainingData.open(data)  # the same image keys (``name:id`` for several sets) as training
+    if every_image:
+        test_ids = list(training_data.keys)
+    else:
+        test_ids = json.loads((run / "split.json").read_text())["test"]
     pipeline = Pipeline.from_spec(card.preprocessing)
     rows = []
-    for image_id in split["test"]:
-        key = image_id.split(":", 1)[-1]
+    for image_id in test_ids:
+        index, key = training_data.keys[image_id]
+        ds = training_data.datasets[index]
         meta = ds.row(key)
         image, mask = prepare_image(ds.image(key), ds.mask(key), pixel_size_nm=float(meta["pixel_size_nm"]),
                                     to_pixel_size_nm=card.pixel_size_nm, pipeline=pipeline, image_id=key)
@@ -91,13 +98,20 @@ def markdown(per: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("data", type=Path)
+    parser.add_argument("data", type=Path, nargs="+", help="the dataset folder(s) the run was trained on")
     parser.add_argument("--install", type=Path, default=None, help="copy weights + card here")
     parser.add_argument("--extra-json", type=Path, default=None,
                         help="JSON object merged into card.training (e.g. simulation wall time)")
+    parser.add_argument("--every-image", action="store_true",
+                        help="score every image of DATASET_DIR (a fresh set no model has seen) and only print: "
+                             "the card is not changed")
     args = parser.parse_args()
     started = time.time()
-    table, per = evaluate(args.run, args.data)
+    table, per = evaluate(args.run, args.data, every_image=args.every_image)
+    if args.every_image:
+        print(markdown(per))
+        print(f"(evaluated {len(table)} images in {time.time() - started:.0f} s)")
+        return
     table.to_csv(args.run / "test_per_image.csv", index=False)
     card_path = args.run / "card.json"
     card = read_card(card_path.read_text(), path=card_path)
