@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -57,13 +58,11 @@ def cache_dir() -> Path:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(("model name", "Hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    """The CPU's model name (from /proc/cpuinfo on Linux, else the platform's word for it)."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith(("model name", "Hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown-cpu"
 
 
@@ -107,11 +106,9 @@ def use_fftw() -> str:
         _STATE["backend"] = "numpy" if pyfftw is None else "fftw"
         if pyfftw is not None:
             path = wisdom_path()
-            if path.exists():
-                try:
-                    import_wisdom(path.read_text(encoding="utf-8"))
-                except OSError:
-                    pass
+            # an unreadable wisdom file only costs planning time
+            with contextlib.suppress(OSError):
+                import_wisdom(path.read_text(encoding="utf-8"))
             _STATE["saved"] = export_wisdom()
     settings = {"fft": _STATE["backend"]}
     if _STATE["backend"] == "fftw":
