@@ -276,3 +276,16 @@ def test_prepare_input_resamples_to_the_card_pixel_size_and_runs_its_pipeline():
     assert abs(prepared.image.mean()) < 1e-4 and prepared.image.std() == pytest.approx(1, abs=1e-3)
     assert abs(int(prepared.mask.sum()) - int(mask.sum()) / 4) < 0.05 * mask.sum() / 4
     assert prepared.steps[-1] == "standardize" and "resampled" in prepared.steps[0]
+
+
+def test_known_lattice_spacings_become_frequencies_and_unresolved_ones_are_refused():
+    from nanoseg.explain.ablation import lattice_frequencies
+
+    assert lattice_frequencies([0.235, 0.204], 0.05) == pytest.approx([0.05 / 0.235, 0.05 / 0.204])
+    assert lattice_frequencies([], None) == []
+    with pytest.raises(NanosegError, match="not resolved at 0.18 nm/px"):
+        lattice_frequencies([0.235], 0.18)  # Au (111) at the in situ pixel size: a 1.3 px period
+    with pytest.raises(NanosegError, match="pixel size"):
+        lattice_frequencies([0.235], None)
+    with pytest.raises(NanosegError, match="positive"):
+        lattice_frequencies([-0.2], 0.05)

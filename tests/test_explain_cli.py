@@ -21,14 +21,20 @@ def checkpoint(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("model") / "tiny", net, card)
 
 
-def test_cli_writes_report_figures_and_tables(checkpoint, tmp_path):
+def _explain_two_disks(checkpoint, tmp_path, *options: str):
+    """Run ``nanoseg explain`` on a 96² two-disk frame (with its mask) at 0.18 nm/px; returns (result, out)."""
     image, mask = disks_image(shape=(96, 96), centers_radii=((30, 30, 8), (64, 60, 12)))
     np.save(tmp_path / "frame.npy", image)
     np.save(tmp_path / "frame_mask.npy", mask.astype(np.uint8))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["explain", str(checkpoint), str(tmp_path / "frame.npy"), "--out", str(out),
                                       "--mask", str(tmp_path / "frame_mask.npy"), "--pixel-size", "0.18",
-                                      "--crop", "48", "--no-progress"])
+                                      *options, "--no-progress"])
+    return result, out
+
+
+def test_cli_writes_report_figures_and_tables(checkpoint, tmp_path):
+    result, out = _explain_two_disks(checkpoint, tmp_path, "--crop", "48")
     assert result.exit_code == 0, result.output
     html = (out / "report.html").read_text()
     for title in ("Raw output maps", "Frequency ablation", "Occlusion and gradient saliency", "Line profiles"):
@@ -61,3 +67,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         main(["explain", str(tmp_path / "missing_model"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_known_lattice_spacings_drive_the_bandstop_and_bragg_bands(checkpoint, tmp_path):
+    # the tiny model's card is at 0.18 nm/px: 0.9 nm is a 5 px period (0.2 cycles/px)
+    result, out = _explain_two_disks(checkpoint, tmp_path, "--lattice-nm", "0.9", "--no-occlusion")
+    assert result.exit_code == 0, result.output
+    lattice = pd.read_csv(out / "lattice.csv")
+    assert lattice.frequency_cycles_per_px.tolist() == pytest.approx([0.2])
+    ablation = pd.read_csv(out / "ablation.csv")
+    assert {"bandstop", "bragg_only", "bragg_removed"} <= set(ablation.kind)
+    bandstop = ablation[ablation.kind == "bandstop"].iloc[0]
+    assert bandstop.from_cycles_per_px < 0.2 < bandstop.to_cycles_per_px
+    assert "Lattice spacings given" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("spacings", "message"), [("0.235,abc", "numbers separated by commas"),
+                                                   ("0.3", "not resolved at 0.18 nm/px")])
+def test_bad_lattice_spacings_are_one_line_errors(checkpoint, tmp_path, capsys, spacings, message):
+    np.save(tmp_path / "frame.npy", disks_image(shape=(64, 64), centers_radii=((30, 30, 8),))[0])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", str(checkpoint), str(tmp_path / "frame.npy"), "--out", str(tmp_path / "o"),
+              "--pixel-size", "0.18", "--lattice-nm", spacings, "--no-occlusion", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err

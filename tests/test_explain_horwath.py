@@ -114,3 +114,21 @@ def test_horwath_study_runs_end_to_end_on_a_tiny_spec(tmp_path):
     # rerun resumes: every training and evaluation is reused
     again = run_horwath(path, tmp_path / "out", progress=False, max_ablation_images=1)
     pd.testing.assert_frame_equal(again.tables["summary"], summary)
+
+
+@pytest.mark.parametrize("size", ["small", "cpu", "fringes", "mini", "mini-arch", "mini-blur", "full"])
+def test_every_size_of_the_shipped_horwath_spec_resolves(size, tmp_path):
+    from pathlib import Path
+
+    from nanoseg.study import load_spec
+
+    spec_path = Path(__file__).resolve().parents[1] / "examples" / "studies" / "horwath.yaml"
+    resolved, derived = resolve_spec(spec_path, tmp_path, size=size)
+    load_spec(resolved)  # the resolved dict is itself a valid study spec
+    assert set(resolved["train"]) <= set(derived)
+    if size == "fringes":  # lattice resolved: the Au (111) period is 4–5 px
+        assert resolved["datasets"]["pool"]["preset"] == "insitu_au_fringes"
+        from nanoseg.simulate import load_config
+
+        config = load_config(spec_path.parents[1] / "simulate" / "insitu_au_fringes.yaml")
+        assert 0.235 / max(config.pixel_size_nm.uniform) > 4

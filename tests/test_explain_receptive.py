@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import disks_image
@@ -48,3 +49,37 @@ def test_study_trains_and_scores_every_variant(tmp_path):
     assert table.dice.between(0, 1).all() and (table.dice_std == 0).all()
     assert (tmp_path / "rf" / "receptive_field.csv").exists() and (tmp_path / "rf" / "receptive_field.png").exists()
     assert table.receptive_field_px.iloc[1] > table.receptive_field_px.iloc[0]
+
+
+def test_cli_trains_the_variants_and_prints_the_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+
+    train = _dataset(tmp_path / "train", 4, 1)
+    test = _dataset(tmp_path / "test", 1, 2)
+    args = ["explain-rf", str(train), "--test", str(test), "--out", str(tmp_path / "rf"), "--dilations", "1,2",
+            "--widths", "1", "--epochs", "1", "--patch-size", "32", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "rf" / "receptive_field.csv")
+    rf_axis = table[table.axis == "receptive_field"]
+    assert rf_axis.receptive_field_px.tolist() == [44, 84]  # sytwu_resunet base, dilation 1 and 2
+    assert rf_axis.n_parameters.nunique() == 1
+    assert "RF   84 px" in result.output
+    # a rerun reuses the finished checkpoints: same scores, almost no training time
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    rerun = pd.read_csv(tmp_path / "rf" / "receptive_field.csv")
+    assert np.allclose(rerun.dice, table.dice)
+    assert rerun.train_wall_s.sum() < 0.5 * table.train_wall_s.sum()
+
+
+def test_cli_rejects_bad_number_lists(tmp_path, capsys):
+    from nanoseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain-rf", str(tmp_path), "--test", str(tmp_path), "--out", str(tmp_path / "o"),
+              "--dilations", "one,two"])
+    assert exit_info.value.code == 2
+    assert "--dilations must be numbers separated by commas" in capsys.readouterr().err

@@ -237,12 +237,45 @@ def _period_nm(frequency: float, pixel_size_nm: float | None) -> float:
     return float(np.inf) if frequency == 0 else float(pixel_size_nm / frequency)
 
 
+def lattice_frequencies(spacings_nm: Sequence[float], pixel_size_nm: float | None) -> list[float]:
+    """Known lattice spacings (nm) as frequencies (cycles/px) of an image at ``pixel_size_nm``.
+
+    For materials whose spacings are known (Au: 0.235 nm (111), 0.204 nm (200)), when the power spectrum of a
+    few small crystals is too weak for :func:`~nanoseg.explain.frequency.find_lattice_peaks`.
+
+    >>> [round(f, 3) for f in lattice_frequencies([0.235, 0.204], 0.05)]
+    [0.213, 0.245]
+    """
+    if not spacings_nm:
+        return []
+    if not pixel_size_nm or not np.isfinite(pixel_size_nm) or pixel_size_nm <= 0:
+        raise NanosegError("lattice spacings in nm need the image's pixel size",
+                           hint="give the pixel size (--pixel-size) or the spacings in cycles/px")
+    freqs = []
+    for spacing in spacings_nm:
+        if not np.isfinite(spacing) or spacing <= 0:
+            raise NanosegError(f"lattice spacing must be a positive number of nm, got {spacing}")
+        frequency = float(pixel_size_nm / spacing)
+        if frequency >= 0.5:
+            raise NanosegError(
+                f"lattice spacing {spacing} nm is not resolved at {pixel_size_nm:.4g} nm/px (its period "
+                f"{spacing / pixel_size_nm:.2f} px is below Nyquist, 2 px)",
+                hint="fringes need a pixel size under half the spacing; drop this spacing")
+        freqs.append(frequency)
+    return freqs
+
+
+def lattice_table(frequencies: Sequence[float], pixel_size_nm: float | None) -> pd.DataFrame:
+    """Given lattice frequencies (cycles/px) as a table shaped like ``find_lattice_peaks``' (no ratio/SNR)."""
+    freqs = [float(f) for f in frequencies]
+    return pd.DataFrame({"frequency_cycles_per_px": freqs, "spacing_px": [1 / f for f in freqs],
+                         "spacing_nm": [pixel_size_nm / f if pixel_size_nm else np.nan for f in freqs],
+                         "ratio": np.nan, "snr": np.nan})
+
+
 def _lattice(images: list[np.ndarray], pixel_size_nm: float | None, lattice) -> pd.DataFrame:
     if lattice is not None:
-        freqs = [float(f) for f in lattice]
-        return pd.DataFrame({"frequency_cycles_per_px": freqs, "spacing_px": [1 / f for f in freqs],
-                             "spacing_nm": [pixel_size_nm / f if pixel_size_nm else np.nan for f in freqs],
-                             "ratio": np.nan, "snr": np.nan})
+        return lattice_table(lattice, pixel_size_nm)
     shapes = {im.shape for im in images}
     if len(shapes) == 1:
         profile = fq.radial_profile(np.stack(images))
@@ -251,4 +284,5 @@ def _lattice(images: list[np.ndarray], pixel_size_nm: float | None, lattice) -> 
     return fq.find_lattice_peaks(None, pixel_size_nm=pixel_size_nm, profile=profile)
 
 
-__all__ = ["Band", "KINDS", "ablate", "default_bands", "frequency_ablation"]
+__all__ = ["Band", "KINDS", "ablate", "default_bands", "frequency_ablation", "lattice_frequencies",
+           "lattice_table"]

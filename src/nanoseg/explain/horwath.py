@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,18 +249,19 @@ def _trained_models(study_dir: Path) -> pd.DataFrame:
 
 
 def evaluate_model(checkpoint: str | os.PathLike, test_dir: str | os.PathLike, *, max_ablation_images: int = 4,
-                   threshold: float = 0.5) -> dict[str, Any]:
+                   threshold: float = 0.5, lattice_spacings_nm: Sequence[float] | None = None) -> dict[str, Any]:
     """Horwath's evaluation of one checkpoint on unblurred test frames (exact masks).
 
     Returns ``summary`` (one row: Dice/precision/recall/F1 at ``threshold`` and at Otsu, particle F1, size
     distribution errors), ``thresholds`` (mean ± std over frames vs threshold, with Otsu), ``ablation`` (the
     frequency ablation on the first ``max_ablation_images`` frames), ``raw`` (raw-output statistics of frame 0)
-    and ``diameters`` (predicted and true particle diameters, nm).
+    and ``diameters`` (predicted and true particle diameters, nm). ``lattice_spacings_nm`` (e.g. Au
+    ``[0.235, 0.204]``) fixes the band-stop and Bragg ablations' lattice instead of finding it in the spectrum.
     """
     from nanoseg.datasets.store import open_dataset
     from nanoseg.evaluate import evaluate_dataset, model_predictor
     from nanoseg.explain._network import prepare_input
-    from nanoseg.explain.ablation import frequency_ablation
+    from nanoseg.explain.ablation import frequency_ablation, lattice_frequencies
     from nanoseg.explain.maps import raw_output_maps, raw_output_stats
     from nanoseg.models import load_model
 
@@ -284,8 +286,10 @@ def evaluate_model(checkpoint: str | os.PathLike, test_dir: str | os.PathLike, *
         if key in sizes:
             summary[f"size_{key}"] = sizes[key]
     prepared = [prepare_input(model, ds.micrograph(i), ds.mask(i)) for i in ds.ids[:max(1, max_ablation_images)]]
+    pixel = float(np.mean([p.pixel_size_nm for p in prepared])) if all(p.pixel_size_nm for p in prepared) else None
+    lattice = lattice_frequencies(lattice_spacings_nm, pixel) if lattice_spacings_nm else None
     ablation = frequency_ablation(model, [p.image for p in prepared], [p.mask for p in prepared],
-                                  pixel_size_nm=prepared[0].pixel_size_nm)
+                                  pixel_size_nm=pixel, lattice=lattice)
     raw = raw_output_stats(raw_output_maps(model, prepared[0].image), prepared[0].mask)
     diameters = pd.concat([
         at.particles_pred.assign(kind="predicted")[["kind", "diameter_nm"]] if len(at.particles_pred) else None,
@@ -298,15 +302,20 @@ def evaluate_model(checkpoint: str | os.PathLike, test_dir: str | os.PathLike, *
             "diameters": diameters}
 
 
-def _cached_evaluation(row, test_dir: Path, cache_dir: Path, max_ablation_images: int) -> dict[str, Any]:
+def _cached_evaluation(row, test_dir: Path, cache_dir: Path, max_ablation_images: int,
+                       lattice_spacings_nm: Sequence[float] | None = None) -> dict[str, Any]:
     path = cache_dir / f"{row.training}.json"
+    settings = {"max_ablation_images": max_ablation_images,
+                "lattice_spacings_nm": [float(x) for x in lattice_spacings_nm or []]}
     if path.exists():
         data = json.loads(path.read_text())
-        return {"summary": data["summary"], **{k: pd.DataFrame(v["data"], columns=v["columns"])
-                                               for k, v in data["tables"].items()}}
-    result = evaluate_model(row.checkpoint, test_dir, max_ablation_images=max_ablation_images)
+        if data.get("settings", settings) == settings:  # evaluations cached before settings were kept count
+            return {"summary": data["summary"], **{k: pd.DataFrame(v["data"], columns=v["columns"])
+                                                   for k, v in data["tables"].items()}}
+    result = evaluate_model(row.checkpoint, test_dir, max_ablation_images=max_ablation_images,
+                            lattice_spacings_nm=lattice_spacings_nm)
     tables = {k: v for k, v in result.items() if isinstance(v, pd.DataFrame)}
-    payload = {"summary": result["summary"],
+    payload = {"summary": result["summary"], "settings": settings,
                "tables": {k: json.loads(v.to_json(orient="split", index=False)) for k, v in tables.items()}}
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -325,7 +334,7 @@ class HorwathResult:
 
 def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, size: str | None = None,
                 scheduler: str | None = "sync", n_workers: int | None = None, max_ablation_images: int = 4,
-                progress: bool = True) -> HorwathResult:
+                lattice_spacings_nm: Sequence[float] | None = None, progress: bool = True) -> HorwathResult:
     """Run (or resume) the Horwath study of ``spec_path`` into ``out_dir`` and write ``out_dir/report.html``.
 
     Parameters
@@ -334,6 +343,8 @@ def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, siz
     size : the spec's ``sizes`` entry (``small``, ``full``).
     scheduler : passed to ``nanoseg.study.run_study`` (``"sync"`` = this process; ``None`` = a LocalCluster).
     max_ablation_images : test frames used for the frequency ablation of every model.
+    lattice_spacings_nm : known lattice spacings for the band-stop and Bragg ablations (e.g. Au
+        ``[0.235, 0.204]``); default: the peaks found in the test frames' power spectrum.
     """
     from nanoseg.study import load_spec, run_study
     from nanoseg.study.data import prepare_dataset
@@ -368,7 +379,8 @@ def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, siz
     for row in progress_iter(list(models.itertuples()), "evaluating models", enabled=progress):
         labels, sigma = derived.get(row.train_set, (row.train_set, np.nan))
         keys = {"labels": labels, "blur_sigma_px": sigma, "model": row.model, "fold": row.fold, "seed": row.seed}
-        result = _cached_evaluation(row, Path(test_dir), out / "evaluations", max_ablation_images)
+        result = _cached_evaluation(row, Path(test_dir), out / "evaluations", max_ablation_images,
+                                    lattice_spacings_nm)
         summaries.append({**keys, **result["summary"]})
         sweeps.append(result["thresholds"].assign(**keys))
         ablations.append(result["ablation"].assign(**keys))

@@ -14,6 +14,7 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from nanoseg._util import atomic_path, progress_iter
 from nanoseg.errors import NanosegError
 from nanoseg.explain import figures
 from nanoseg.explain._network import as_module, card_of, particle_probability, prepare_input
-from nanoseg.explain.ablation import frequency_ablation
+from nanoseg.explain.ablation import frequency_ablation, lattice_frequencies, lattice_table
 from nanoseg.explain.frequency import find_lattice_peaks, radial_profile
 from nanoseg.explain.maps import (
     choose_particle_lines,
@@ -135,7 +136,8 @@ def _model_table(model, module) -> pd.DataFrame:
 def explain_report(model: Any, source: Any, out_dir: str | os.PathLike, *, mask: Any = None,
                    pixel_size_nm: float | None = None, max_images: int = 4, crop_px: int = 160,
                    occlusion_patch_px: int = 16, occlusion_stride_px: int = 8, n_profiles: int = 3,
-                   occlusion: bool = True, progress: bool = False) -> ExplainResult:
+                   occlusion: bool = True, lattice_spacings_nm: Sequence[float] | None = None,
+                   progress: bool = False) -> ExplainResult:
     """Explain ``model`` on the images of ``source``; write figures, CSV tables and ``out_dir/report.html``.
 
     Parameters
@@ -148,6 +150,8 @@ def explain_report(model: Any, source: Any, out_dir: str | os.PathLike, *, mask:
     max_images : dataset images used for the ablation (the maps use the first).
     crop_px : side of the crop (around the largest particle) for the occlusion and saliency maps.
     occlusion : skip the occlusion map when False (it costs one forward pass per patch position).
+    lattice_spacings_nm : known lattice spacings (e.g. Au ``[0.235, 0.204]``) used for the band-stop and Bragg
+        ablations instead of the peaks found in the power spectrum (needs a pixel size).
 
     Returns
     -------
@@ -178,12 +182,15 @@ def explain_report(model: Any, source: Any, out_dir: str | os.PathLike, *, mask:
     # power spectrum and lattice
     same_shape = len({p.image.shape for p in prepared}) == 1
     profile = radial_profile(np.stack([p.image for p in prepared]) if same_shape else first.image)
-    peaks = find_lattice_peaks(None, profile=profile, pixel_size_nm=pixel)
+    if lattice_spacings_nm:
+        peaks = lattice_table(lattice_frequencies(lattice_spacings_nm, pixel), pixel)
+    else:
+        peaks = find_lattice_peaks(None, profile=profile, pixel_size_nm=pixel)
     tables["lattice"] = peaks
     figs.append(figures.plot_spectrum(profile, peaks, out / "spectrum.png", pixel_size_nm=pixel))
     lattice_text = ("No lattice fringes were found in the power spectrum: the band-stop and Bragg ablations are "
                     "skipped." if peaks.empty else
-                    "Lattice spacings found: " + ", ".join(
+                    ("Lattice spacings given: " if lattice_spacings_nm else "Lattice spacings found: ") + ", ".join(
                         f"{r.spacing_px:.3g} px" + (f" ({r.spacing_nm:.4g} nm)" if pixel else "")
                         for r in peaks.itertuples()) + ".")
     sections.append(Section("Power spectrum and lattice spacings", text=lattice_text, tables=[peaks],
