@@ -67,6 +67,10 @@ def test_cli_trains_the_variants_and_prints_the_table(tmp_path):
     assert rf_axis.receptive_field_px.tolist() == [44, 84]  # sytwu_resunet base, dilation 1 and 2
     assert rf_axis.n_parameters.nunique() == 1
     assert "RF   84 px" in result.output
+    # width × 1 is the dilation-1 network: trained once, reported on both axes
+    assert sorted(p.name for p in (tmp_path / "rf").iterdir() if p.is_dir()) == ["dilation1__s0", "dilation2__s0"]
+    shared = table.set_index("variant").dice
+    assert shared["width×1"] == shared["dilation=1"]
     # a rerun reuses the finished checkpoints: same scores, almost no training time
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output

@@ -66,7 +66,8 @@ def explain_study(
     spec: Path = typer.Argument(..., help="A Horwath-style study spec (examples/studies/horwath.yaml).",
                                 show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Study folder (created; reused to resume)."),
-    size: str | None = typer.Option(None, "--size", help="The spec's size entry: small or full."),
+    size: str | None = typer.Option(None, "--size", help="The spec's size entry (horwath.yaml: cpu, fringes, "
+                                                          "small, full; mini sizes for history)."),
     scheduler: str = typer.Option("sync", "--scheduler",
                                   help="'sync' (this process), 'local' (a Dask LocalCluster) or a scheduler "
                                        "address tcp://host:8786."),

@@ -185,7 +185,12 @@ def plot_receptive_field(table: pd.DataFrame, path) -> Path:
         ax.set_ylim(0, 1)
         ax.set_title(f"vary {label.split(' (')[0]}", fontsize=9)
         if axis == "parameters" and len(part) and part[x].max() > 10 * max(part[x].min(), 1):
+            from matplotlib.ticker import FuncFormatter, NullFormatter
+
             ax.set_xscale("log")
+            ax.set_xticks(part[x].tolist())  # label the variants' counts only (minor labels overlap)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
     return _save(fig, path)
 
 

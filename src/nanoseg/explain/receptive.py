@@ -149,6 +149,7 @@ def receptive_field_study(train_dir: str | os.PathLike | Sequence[str | os.PathL
     ``dilation``, ``width_factor``, ``dice`` (mean over seeds of the mean per-image Dice), ``dice_std``
     (over seeds; 0 for one seed), ``train_wall_s``.
     """
+    from nanoseg.models import model_config
     from nanoseg.train import TrainConfig, train_model
 
     out = Path(out_dir)
@@ -160,17 +161,23 @@ def receptive_field_study(train_dir: str | os.PathLike | Sequence[str | os.PathL
     dirs = [train_dir] if isinstance(train_dir, (str, os.PathLike)) else list(train_dir)
     jobs = [(v, int(s)) for v in variants for s in seeds]
     rows = []
+    done: dict[tuple, tuple[float, float]] = {}  # the same network on both axes (dilation 1 = width × 1) trains once
     for variant, seed in progress_iter(jobs, "receptive-field variants", enabled=progress):
-        config = TrainConfig.from_dict({**defaults, **(training or {}), "model": variant.architecture,
-                                        "model_config": _jsonable(variant.config), "seed": seed})
-        start = time.perf_counter()
-        checkpoint = train_model([str(d) for d in dirs], config, out / f"{_slug(variant.name)}__s{seed}",
-                                 progress=False)
-        wall = time.perf_counter() - start
-        scores = evaluate_checkpoint(checkpoint, test_dir)
+        network = (variant.architecture, repr(model_config(variant.architecture, **variant.config)), seed)
+        if network in done:
+            dice, wall = done[network]
+        else:
+            config = TrainConfig.from_dict({**defaults, **(training or {}), "model": variant.architecture,
+                                            "model_config": _jsonable(variant.config), "seed": seed})
+            start = time.perf_counter()
+            checkpoint = train_model([str(d) for d in dirs], config, out / f"{_slug(variant.name)}__s{seed}",
+                                     progress=False)
+            wall = time.perf_counter() - start
+            dice = float(evaluate_checkpoint(checkpoint, test_dir).dice.mean())
+            done[network] = (dice, wall)
         rows.append({"axis": variant.axis, "variant": variant.name, "seed": seed,
                      "receptive_field_px": variant.receptive_field_px, "n_parameters": variant.n_parameters,
-                     **variant.extra, "dice_seed": float(scores.dice.mean()), "train_wall_s": wall})
+                     **variant.extra, "dice_seed": dice, "train_wall_s": wall})
     per_seed = pd.DataFrame(rows)
     table = (per_seed.groupby(["axis", "variant", "receptive_field_px", "n_parameters", "dilation", "width_factor"],
                               sort=False)
