@@ -132,3 +132,19 @@ def test_every_size_of_the_shipped_horwath_spec_resolves(size, tmp_path):
 
         config = load_config(spec_path.parents[1] / "simulate" / "insitu_au_fringes.yaml")
         assert 0.235 / max(config.pixel_size_nm.uniform) > 4
+
+
+def test_unresolved_lattice_spacings_stop_the_study_before_training(tmp_path):
+    from nanoseg.explain.horwath import run_horwath
+
+    spec = {"name": "h", "datasets": {"pool": {"preset": "insitu_au_wide", "seed": 1},
+                                      "test": {"preset": "insitu_au_wide", "seed": 2, "n_images": 1},
+                                      "exact_s0": {"path": "derived/exact_s0"}},
+            "train": ["exact_s0"], "test": ["test"], "folds": 2, "n_images": 2,
+            "simulation": {"image_size_px": 48, "n_particles": 1}}
+    path = tmp_path / "h.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # Au (111) at ~0.18 nm/px is a 1.3 px period: refused with the pool's pixel size, nothing trained
+    with pytest.raises(NanosegError, match="not resolved at 0.1"):
+        run_horwath(path, tmp_path / "out", progress=False, lattice_spacings_nm=[0.235])
+    assert not (tmp_path / "out" / "study").exists()

@@ -87,3 +87,10 @@ def test_cli_rejects_bad_number_lists(tmp_path, capsys):
               "--dilations", "one,two"])
     assert exit_info.value.code == 2
     assert "--dilations must be numbers separated by commas" in capsys.readouterr().err
+
+
+def test_a_bad_test_set_fails_before_any_training(tmp_path):
+    train = _dataset(tmp_path / "train", 2, 1)
+    with pytest.raises(NanosegError, match="not a nanoseg dataset"):
+        receptive_field_study(train, tmp_path / "missing", tmp_path / "rf", dilations=(1,), width_factors=(1,))
+    assert not any((tmp_path / "rf").glob("*__s0"))

@@ -13,6 +13,18 @@ LATTICE_HELP = ("Known lattice spacings in nm, comma-separated (Au: 0.235,0.204)
                 "ablations; default: the peaks found in the power spectrum.")
 
 
+def _parse_numbers(text: str, option: str, kind=float) -> list:
+    """``"1,2,3"`` → ``[1.0, 2.0, 3.0]`` (``kind`` per item), or a one-line error naming ``option``."""
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise NanosegError(f"{option} must be numbers separated by commas, got {text!r}",
+                           hint=f"e.g. {option} 1,2,3")
+    return values
+
+
 def parse_spacings_nm(text: str | None) -> list[float] | None:
     """``"0.235,0.204"`` → ``[0.235, 0.204]``; None or empty → None.
 
@@ -91,17 +103,6 @@ def explain_study(
                          max_ablation_images=max_ablation_images,
                          lattice_spacings_nm=parse_spacings_nm(lattice_nm), progress=progress)
     console.print(f"report: {result.report}", highlight=False)
-
-
-def _parse_numbers(text: str, option: str, kind=float) -> list:
-    try:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise NanosegError(f"{option} must be numbers separated by commas, got {text!r}",
-                           hint=f"e.g. {option} 1,2,3")
-    return values
 
 
 @app.command("explain-rf")

@@ -355,6 +355,15 @@ def run_horwath(spec_path: str | os.PathLike, out_dir: str | os.PathLike, *, siz
     spec = load_spec(spec_dict)
     spec_dir = Path(spec_path).resolve().parent
     pool_dir = prepare_dataset(spec, POOL, out / "prep", spec_dir=spec_dir, progress=progress)
+    if lattice_spacings_nm:  # refuse unresolved spacings now, not after every training has run
+        from nanoseg.datasets.store import open_dataset
+        from nanoseg.explain.ablation import lattice_frequencies
+
+        try:
+            lattice_frequencies(lattice_spacings_nm, float(open_dataset(pool_dir).meta["pixel_size_nm"].mean()))
+        except NanosegError as exc:
+            raise NanosegError(f"{exc.message} (the pool frames' mean pixel size)", path=pool_dir,
+                               hint=exc.hint) from None
     for name, (labels, sigma) in derived.items():
         derive_dataset(pool_dir, spec_dict["datasets"][name]["path"], labels=labels, sigma_px=sigma,
                        progress=progress)

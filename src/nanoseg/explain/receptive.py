@@ -149,9 +149,11 @@ def receptive_field_study(train_dir: str | os.PathLike | Sequence[str | os.PathL
     ``dilation``, ``width_factor``, ``dice`` (mean over seeds of the mean per-image Dice), ``dice_std``
     (over seeds; 0 for one seed), ``train_wall_s``.
     """
+    from nanoseg.datasets.store import open_dataset
     from nanoseg.models import model_config
     from nanoseg.train import TrainConfig, train_model
 
+    open_dataset(test_dir)  # a bad test set fails now, not after the first training
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     variants = receptive_field_variants(architecture=architecture, base_config=base_config, dilations=dilations,
