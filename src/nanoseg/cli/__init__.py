@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="nanoseg")
     except NanosegError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import tempfile
+from pathlib import Path
+
 import typer
 from rich.console import Console
+
+from nanoseg.errors import NanosegError
 
 app = typer.Typer(
     name="nanoseg",
@@ -23,3 +29,21 @@ def fail_if(report_failed: bool, message: str = "some items failed; see the list
     if report_failed:
         console.print(f"[yellow]{message}[/]")
         raise typer.Exit(code=1)
+
+
+def writable_folder(folder: Path, option: str = "--out") -> Path:
+    """Create ``folder`` (with parents) and prove a file can be written in it, before any work starts.
+
+    Any failure (a regular file in the way, no permission, a read-only disk) becomes one
+    :class:`NanosegError` line: ``cannot write to OUT: <reason>; choose another --out``.
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise NanosegError(f"cannot write to {folder}: {exc.strerror or exc}; choose another {option}") from None
+    return folder

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -23,5 +23,6 @@ def demo(
     """
     from nanoseg.demo import DemoSettings, run_demo
 
+    writable_folder(out)
     report = run_demo(out, settings=DemoSettings(n_frames=frames), model=model)
     console.print(f"[green]demo finished[/] → open {report}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -45,6 +45,7 @@ def evaluate(
         write_evaluation,
     )
 
+    writable_folder(out)
     ds = open_dataset(dataset)
     loader, kind = resolve_predictions(source, ds, tta=tta, device=device)
     reference = None if sizes is None else read_size_measurements(sizes, column=size_column)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 from nanoseg.errors import NanosegError
 
 LATTICE_HELP = ("Known lattice spacings in nm, comma-separated (Au: 0.235,0.204), for the band-stop and Bragg "
@@ -64,6 +64,7 @@ def explain(
     """
     from nanoseg.explain.report import explain_report
 
+    writable_folder(out)
     result = explain_report(model, source, out, mask=mask, pixel_size_nm=pixel_size, max_images=max_images,
                             crop_px=crop, occlusion=occlusion, lattice_spacings_nm=parse_spacings_nm(lattice_nm),
                             progress=progress)
@@ -99,6 +100,7 @@ def explain_study(
     """
     from nanoseg.explain.horwath import run_horwath
 
+    writable_folder(out)
     result = run_horwath(spec, out, size=size, scheduler=None if scheduler == "local" else scheduler,
                          max_ablation_images=max_ablation_images,
                          lattice_spacings_nm=parse_spacings_nm(lattice_nm), progress=progress)
@@ -133,6 +135,7 @@ def explain_receptive_field(
     """
     from nanoseg.explain.receptive import receptive_field_study
 
+    writable_folder(out)
     training = {"epochs": epochs, "patch_size": patch_size, "stride": stride}
     table = receptive_field_study([str(t) for t in train], test, out, architecture=architecture,
                                   dilations=_parse_numbers(dilations, "--dilations", int),

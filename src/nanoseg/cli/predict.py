@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, fail_if
+from nanoseg.cli._app import app, console, fail_if, writable_folder
 from nanoseg.errors import NanosegError
 
 
@@ -62,6 +62,7 @@ def predict(
     """
     from nanoseg.infer import predict_files
 
+    writable_folder(out)
     if model is not None and ensemble is not None:
         raise NanosegError("give either --model or --ensemble, not both")
     chosen = str(ensemble) if ensemble is not None else (model or "default")

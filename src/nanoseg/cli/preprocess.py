@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, fail_if
+from nanoseg.cli._app import app, console, fail_if, writable_folder
 
 
 @app.command()
@@ -32,6 +32,7 @@ def preprocess(
     """
     from nanoseg.preprocess import process_files
 
+    writable_folder(out)
     report = process_files(inputs, out, pipeline=pipeline, fmt=fmt, overwrite=overwrite, progress=progress)
     console.print(report.summary(), highlight=False)
     fail_if(not report.ok)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -20,5 +20,7 @@ def report(
     """
     from nanoseg.report.folders import report_folder
 
+    if out is not None:
+        writable_folder(out.parent)
     path = report_folder(folder, out=out)
     console.print(f"[green]report[/] → {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -25,6 +25,7 @@ def simulate(
     from nanoseg.datasets import open_dataset
     from nanoseg.simulate import SimulationConfig, generate_dataset
 
+    writable_folder(out)
     config = SimulationConfig.from_yaml(spec)
     before = len(open_dataset(out)) if (out / "meta.parquet").exists() else 0
     generate_dataset(config, out, n_images=n, seed=seed, scheduler=scheduler, n_workers=workers, progress=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 study_app = typer.Typer(
     help=("Generalization studies: train on some datasets, test on others, over folds, seeds and options; "
@@ -35,6 +35,7 @@ def run(
     """
     from nanoseg.study import run_study, write_study_report
 
+    writable_folder(out)
     table = run_study(spec, out, size=size, scheduler=scheduler, n_workers=workers, progress=True)
     n_ok = int((table["status"] == "ok").sum()) if "status" in table else 0
     n_failed = len(table) - n_ok

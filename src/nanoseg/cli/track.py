@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -40,6 +40,7 @@ def track(
 
     Example (given masks): nanoseg track movie.tif --masks masks.tif --out tracked
     """
+    writable_folder(out)
     source = [str(p) for p in movie] if len(movie) > 1 else str(movie[0])
     client = None
     if dask:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, console, writable_folder
 
 
 @app.command()
@@ -36,6 +36,7 @@ def train(
     """
     from nanoseg.train import TrainConfig, cross_validate, train_model
 
+    writable_folder(out)
     cfg = TrainConfig.from_yaml(config) if config is not None else TrainConfig()
     changes = {"epochs": epochs, "device": device, "seed": seed, "num_threads": threads}
     if model is not None and model != cfg.model:
