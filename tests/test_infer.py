@@ -65,7 +65,7 @@ def test_tiled_equals_whole_image(name):
     want = _whole_image_probability(net, image)
     for engine in ("eager", "fused", "auto") if name == "norm_unet" else ("auto",):
         got = predict(image, net, pixel_size_nm=0.1, tile_size=tile, engine=engine, device="cpu", ood=False)
-        assert got.metadata["models"][0]["n_tiles"] == 4 if name == "sytwu_resunet" else 9
+        assert got.metadata["models"][0]["n_tiles"] == (4 if name == "sytwu_resunet" else 9)
         assert np.abs(got.probability - want).max() < 1e-4, engine
     whole = predict(image, net, pixel_size_nm=0.1, tile_size=None, engine="eager", device="cpu", ood=False)
     assert np.abs(whole.probability - want).max() < 1e-6
