@@ -46,6 +46,11 @@ def folder_kind(folder: str | os.PathLike) -> str:
                        hint="expected the output folder of `nanoseg predict`, `track`, `evaluate` or `study run`")
 
 
+def _count_tracks(tracks: pd.DataFrame) -> int:
+    """Distinct ``track_id`` values (the column :func:`nanoseg.insitu.link_particles` writes)."""
+    return int(tracks["track_id"].nunique()) if "track_id" in tracks else 0
+
+
 def track_sections(result) -> list[Section]:
     """Sections for a :class:`nanoseg.insitu.stream.TrackResult`: summary, verdict, kinetics, figures, events."""
     summary = result.summary or {}
@@ -53,7 +58,7 @@ def track_sections(result) -> list[Section]:
         {"quantity": "frames", "value": summary.get("n_frames", result.particles["frame"].nunique()
                                                     if len(result.particles) else 0)},
         {"quantity": "detections", "value": len(result.particles)},
-        {"quantity": "tracks", "value": result.tracks["particle"].nunique() if "particle" in result.tracks else 0},
+        {"quantity": "tracks", "value": summary.get("n_tracks", _count_tracks(result.tracks))},
         {"quantity": "events", "value": len(result.events)},
     ])
     sections = [Section("Tracking summary", text=summary.get("description", ""), tables=[facts],
@@ -77,6 +82,13 @@ def track_sections(result) -> list[Section]:
     return sections
 
 
+def _out_of_distribution(meta: dict) -> bool:
+    """The prediction JSON's own verdict; warnings (e.g. an unknown dose) are not out-of-distribution flags."""
+    if "out_of_distribution" in meta:
+        return bool(meta["out_of_distribution"])
+    return any(bool(v) for v in (meta.get("ood") or {}).values())
+
+
 def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
     """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, overlays."""
     rows, warnings, overlays = [], [], []
@@ -95,7 +107,7 @@ def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
         rows.append({"image": stem, "particles": len(table),
                      "mean_diameter_nm": float(diam.mean()) if len(diam) else float("nan"),
                      "pixel_size_nm": meta.get("pixel_size_nm"),
-                     "out_of_distribution": bool(meta.get("warnings"))})
+                     "out_of_distribution": _out_of_distribution(meta)})
         warnings += [f"{stem}: {w}" for w in meta.get("warnings", [])]
         overlay = folder / f"{stem}.overlay.png"
         if overlay.exists() and len(overlays) < max_images:
