@@ -251,3 +251,27 @@ def test_blend_weights_are_a_partition_of_unity():
 
     out = tiled_apply(identity, image, tile_px=48, margin_px=4, multiple=16, ramp_px=4)
     assert out.dtype == np.float32 and np.abs(out[0] - image).max() < 1e-6
+
+
+def test_predict_sees_weights_changed_after_the_first_call():
+    """The runner cache must not keep a snapshot of old weights (issue #16 item 2)."""
+    net = _randomized("unet3", seed=0)
+    image = np.random.default_rng(5).standard_normal((32, 48)).astype(np.float32)
+
+    def probability(engine):
+        return predict(image, net, pixel_size_nm=0.1, tile_size=None, engine=engine, device="cpu",
+                       ood=False).probability
+
+    before = probability("fused")
+    with torch.no_grad():  # in place, through the parameters (version counters bump)
+        for p in net.parameters():
+            p.mul_(-1.5)
+    changed = probability("fused")
+    assert np.abs(changed - before).max() > 1e-3
+    assert np.abs(changed - probability("eager")).max() < 1e-4
+    net.load_state_dict(_randomized("unet3", seed=7).state_dict())  # another checkpoint, same object
+    loaded = probability("fused")
+    assert np.abs(loaded - changed).max() > 1e-3 and np.abs(loaded - probability("eager")).max() < 1e-4
+    for p in net.parameters():  # through .data: no version counter sees this, the content does
+        p.data.copy_(p.data * 0.5)
+    assert np.abs(probability("fused") - probability("eager")).max() < 1e-4

@@ -13,7 +13,8 @@ Example
 >>> from nanoseg.io import Micrograph
 >>> from nanoseg.models import build_model
 >>> net = build_model("unet3")
->>> pred = predict(Micrograph(np.random.default_rng(0).random((64, 80)), pixel_size_nm=0.2), net)
+>>> image = Micrograph(np.random.default_rng(0).random((64, 80)), pixel_size_nm=0.2)
+>>> pred = predict(image, net, engine="fused")   # engine="auto" first times the engines on a 512² input
 >>> pred.probability.shape, pred.mask.dtype, pred.pixel_size_nm
 ((64, 80), dtype('uint8'), 0.2)
 """
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from nanoseg.errors import NanosegError
-from nanoseg.infer.engine import Runner, make_runner, resolve_device
+from nanoseg.infer.engine import Runner, make_runner, resolve_device, weights_fingerprint
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
@@ -225,20 +226,25 @@ _MAX_RUNNERS = 16
 
 
 def get_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto") -> Runner:
-    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device).
+    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device) and weights.
 
-    The cache holds at most 16 runners (oldest dropped first); entries are checked by identity, so a new
-    network that happens to reuse a freed object's id never gets a stale runner.
+    The cache holds at most 16 runners (oldest dropped first). An entry is used only while it belongs to
+    this very object (checked by identity, so a new network that reuses a freed object's id never gets a
+    stale runner) and while the network's :func:`~nanoseg.infer.engine.weights_fingerprint` is the one
+    the runner was built from: after the weights change (training steps, ``load_state_dict``, edits in
+    place) the runner is rebuilt instead of returning the old weights' output.
     """
     dev = resolve_device(device)
     key = (id(module), engine, str(dev))
+    fingerprint = weights_fingerprint(module)
     entry = _RUNNERS.get(key)
-    if entry is None or entry[0]() is not module:
+    if entry is None or entry[0]() is not module or entry[1] != fingerprint:
+        _RUNNERS.pop(key, None)
         if len(_RUNNERS) >= _MAX_RUNNERS:
             _RUNNERS.pop(next(iter(_RUNNERS)))
-        entry = (weakref.ref(module), make_runner(module, engine=engine, device=dev))
+        entry = (weakref.ref(module), fingerprint, make_runner(module, engine=engine, device=dev))
         _RUNNERS[key] = entry
-    return entry[1]
+    return entry[2]
 
 
 def predict(
