@@ -166,3 +166,78 @@ def test_bad_inputs():
         particle_table(np.ones((5, 5), np.int32), pixel_size_nm=PX, image=np.ones((4, 4)))
     with pytest.raises(NanosegError, match="2 ensemble members"):
         diameter_uncertainty(np.ones((5, 5), np.int32), np.ones((1, 5, 5)), pixel_size_nm=PX)
+
+
+# --- one definition of "a particle" (issue #16, items 3 and 4) ---
+
+
+@pytest.mark.parametrize("dtype, on", [(bool, True), (np.uint8, 1), (np.uint8, 255), (np.int64, 1),
+                                       (np.float32, 255.0)])
+def test_binary_masks_of_any_dtype_give_the_same_particles(dtype, on):
+    shape = (60, 80)
+    mask = disc(shape, 30, 20, 10) | disc(shape, 30, 58, 10)  # two separate particles
+    data = np.where(mask, on, 0).astype(dtype)
+    labels = label_particles(data, pixel_size_nm=PX)
+    assert labels.max() == 2 and labels.dtype == np.int32
+    np.testing.assert_array_equal(labels > 0, mask)
+
+
+def test_label_image_passes_through_validated():
+    labels = np.zeros((40, 60), np.int32)
+    labels[10:30, 10:30] = 3
+    labels[10:30, 30:50] = 7  # touches label 3: a label image keeps them apart (a mask would be one blob)
+    out = label_particles(labels.astype(np.uint16), pixel_size_nm=PX)
+    np.testing.assert_array_equal(out, labels)
+    assert out.dtype == np.int32
+    small = labels.copy()
+    small[2, 2] = 9  # one pixel: below the 0.5 nm minimum diameter at 0.2 nm/px
+    assert set(np.unique(label_particles(small, pixel_size_nm=PX)).tolist()) == {0, 3, 7}
+
+
+def test_bad_label_images_are_refused_with_the_fix():
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:15, 5:15] = 1
+    labels[25:35, 40:50] = 1  # label 1 in two separate pieces
+    labels[25:35, 5:15] = 2
+    with pytest.raises(NanosegError, match="label 1 .*2 separate parts") as info:
+        label_particles(labels, pixel_size_nm=PX)
+    assert "skimage.measure.label" in (info.value.hint or "")
+    with pytest.raises(NanosegError, match="negative"):
+        label_particles(np.where(labels == 2, -1, labels), pixel_size_nm=PX)
+    with pytest.raises(NanosegError, match="background"):
+        label_particles(np.where(labels > 0, 2, 1).astype(np.uint8), pixel_size_nm=PX)  # 1/2 mask, no 0
+
+
+@pytest.mark.parametrize("px", [0.02, 0.1, 0.2])
+@pytest.mark.parametrize("b", [6.0, 10.0, 20.0, 48.0])
+@pytest.mark.parametrize("aspect", [1.0, 1.1, 1.3, 2.0, 3.0, 5.0])
+def test_an_ellipse_is_never_split(px, b, aspect):
+    a = aspect * b
+    n = int(2 * a + 10)
+    for angle in (0.0, 0.3, 0.7, 1.2):
+        mask = ellipse((n, n), n / 2 + 0.3, n / 2 - 0.2, a, b, angle)
+        count = label_particles(mask, pixel_size_nm=px, min_diameter_nm=0.0).max()
+        assert count == 1, f"ellipse {2 * a:.0f}x{2 * b:.0f} px at {angle} rad, {px} nm/px split into {count}"
+
+
+@pytest.mark.parametrize("px", [0.02, 0.1, 0.2])
+@pytest.mark.parametrize("r", [8, 20, 45])
+def test_two_touching_discs_are_split_at_any_size(px, r):
+    shape = (2 * r + 20, 4 * r + 20)
+    cx = r + 10
+    mask = disc(shape, r + 10, cx, r) | disc(shape, r + 10, cx + 1.8 * r, r)  # overlap 0.2 r: a clear neck
+    labels = label_particles(mask, pixel_size_nm=px, min_diameter_nm=0.0)
+    assert labels.max() == 2
+    areas = np.bincount(labels.ravel())[1:]
+    assert areas.min() / areas.max() > 0.9
+
+
+def test_a_neck_almost_as_wide_as_the_particle_is_not_split():
+    shape = (80, 130)
+    # discs of radius 20, centres 21 px apart: the neck half-width sqrt(20² − 10.5²) ≈ 17 px is 0.85 of the
+    # inscribed radius (a 3 px dip, well above h = 1 px): a peanut-shaped single blob, not two particles
+    peanut = disc(shape, 40, 45, 20) | disc(shape, 40, 66, 20)
+    assert label_particles(peanut, pixel_size_nm=PX).max() == 1
+    # centres 32 px apart: neck half-width 12 px = 0.6 of the radius, clearly two particles
+    pair = disc(shape, 40, 45, 20) | disc(shape, 40, 77, 20)
+    assert label_particles(pair, pixel_size_nm=PX).max() == 2

@@ -3,16 +3,23 @@
 From a probability map (or a binary mask) to one integer label per particle, splitting particles that
 touch, then a table of physical properties per particle.
 
+**What counts as a particle.** :func:`label_particles` is the one definition, used by ``predict``, ``evaluate``,
+the size distributions and ``insitu``: a binary mask of any dtype (bool, 0/1, 0/255) or a thresholded
+probability map is split into 8-connected components and then along necks; an integer label image (three or
+more values) is validated (no negative values, every label one connected piece) and kept as it is.
+
 **Splitting rule (why touching particles are split and single ellipses are not).** Foreground components
-are split by a watershed of the Euclidean distance transform (EDT). A marker is an *h-maximum* of the EDT:
-a peak that rises at least ``h`` pixels above the saddle that joins it to a higher peak, and whose height
-(the inscribed radius) is at least the minimum particle radius. With ``h = max(1 px, r_min / 2)``
-(``r_min = min_diameter_nm / 2 / pixel_size_nm``) two touching discs of radii r1 ≥ r2 joined by a neck of
-half-width w are split only when ``r2 - w ≥ h``: the neck must be clearly narrower than the smaller particle.
-An ellipse has a single EDT maximum along its major axis (the ridge only descends towards the tips), so it
-is never split, whatever its aspect ratio; pixel-level ripples of the ridge are below 1 px and fall under
-``h``. Fragments that would be smaller than the minimum size are not created (the marker height rule), and
-objects smaller than ``min_diameter_nm`` (equivalent-circle diameter) are removed.
+are split by a watershed of the Euclidean distance transform (EDT). A marker is an *h-dome* of the EDT: the
+connected top of a peak that rises at least ``h`` pixels above the saddle that joins it to a higher peak, and
+whose height (the inscribed radius) is at least the minimum particle radius, ``h = max(1 px, r_min / 2)``
+(``r_min = min_diameter_nm / 2 / pixel_size_nm``). Neighbouring watershed regions are then merged again, highest
+saddle first, unless the neck is clearly narrower than the smaller lobe: two touching discs of radii r1 ≥ r2
+joined by a neck of half-width w are split only when ``r2 − w ≥ h`` **and** ``w ≤ 0.75 · r2``
+(:data:`NECK_FRACTION`). An ellipse has a single EDT maximum along its major axis (the ridge only descends
+towards the tips), so it is never split, whatever its aspect ratio, size or orientation; the pixel-level
+ripples of a digitized ridge (several equal maxima a few pixels apart) lie on one dome and give one marker.
+Fragments that would be smaller than the minimum size are not created (the marker height rule), and objects
+smaller than ``min_diameter_nm`` (equivalent-circle diameter) are removed.
 
 Example
 -------
@@ -35,7 +42,7 @@ from scipy import ndimage as ndi
 
 from nanoseg.errors import NanosegError
 
-__all__ = ["label_particles", "particle_table", "diameter_uncertainty", "TABLE_COLUMNS"]
+__all__ = ["label_particles", "particle_table", "diameter_uncertainty", "TABLE_COLUMNS", "NECK_FRACTION"]
 
 #: Columns of :func:`particle_table`, in order (``frame``, ``time_s``, ``diameter_std_nm`` are added when known).
 TABLE_COLUMNS = [
@@ -66,63 +73,134 @@ def _as_2d(array, name: str) -> np.ndarray:
     return data
 
 
-def _foreground(mask_or_probability, threshold: float) -> np.ndarray:
+#: A touching pair is split only where the neck's EDT value (the saddle, ≈ the neck's half-width) is at most this
+#: fraction of the smaller lobe's EDT peak (its inscribed radius): the neck must be narrower than 3/4 of the
+#: smaller particle's width. Near-round blobs with irregular outlines (a predicted mask) stay whole.
+NECK_FRACTION = 0.75
+
+
+def _kind_of_input(data: np.ndarray) -> tuple[str, np.ndarray | None]:
+    """Classify a 2-D array: ``("probability", None)``, ``("binary", foreground)`` or ``("labels", None)``.
+
+    Binary: a boolean array, any numeric array holding at most two values of which one is 0 (0/1, 0/255,
+    0.0/255.0), or a constant nonzero integer array. Probability: any other float array (checked to lie in
+    [0, 1] by the caller). Labels: an integer array with three or more values (0 = background).
+    """
+    if data.dtype == bool:
+        return "binary", data
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise NanosegError(f"mask/probability must be real numbers, got dtype {data.dtype}")
+    is_float = np.issubdtype(data.dtype, np.floating)
+    if is_float and not np.all(np.isfinite(data)):
+        raise NanosegError("probability map contains NaN/inf values",
+                           hint="check the prediction; NaNs usually mean a bad input frame")
+    low, high = data.min(), data.max()
+    if is_float and 0 <= low and high <= 1:
+        return "probability", None
+    two_valued = low == high or not np.any((data != low) & (data != high))
+    if two_valued and (low == 0 or (low == high and low > 0 and not is_float)):
+        return "binary", data != 0
+    if is_float:
+        return "probability", None  # out of [0, 1]: refused by the caller with the fix
+    if low < 0:
+        raise NanosegError(f"a label image must not hold negative values (found {low})",
+                           hint="0 is background and 1, 2, … are particles")
+    if two_valued:
+        raise NanosegError(f"a two-valued mask needs 0 as background, got the values {[int(low), int(high)]}",
+                           hint="save the mask as 0 = background, nonzero = particle")
+    return "labels", None
+
+
+def _foreground(mask_or_probability, threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(foreground, labels)``: a binary foreground, or (``None``, validated labels) for a label image."""
     if hasattr(mask_or_probability, "probability"):  # a nanoseg.infer.Prediction
         mask_or_probability = mask_or_probability.probability
     data = _as_2d(mask_or_probability, "mask/probability")
-    if data.dtype == bool:
-        return data
-    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        raise NanosegError(f"mask/probability must be real numbers, got dtype {data.dtype}")
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.all(np.isfinite(data)):
-            raise NanosegError("probability map contains NaN/inf values",
-                               hint="check the prediction; NaNs usually mean a bad input frame")
-        if not 0.0 < threshold < 1.0:
-            raise NanosegError(f"threshold must lie in (0, 1), got {threshold}")
-        if data.min() < 0 or data.max() > 1:
-            raise NanosegError("a float input must be a probability map in [0, 1]",
-                               hint="pass a boolean mask, or the particle probability (softmax channel 1)")
-        return data >= threshold
-    return data != 0
+    kind, fg = _kind_of_input(data)
+    if kind == "binary":
+        return fg, None
+    if kind == "labels":
+        return None, _validated_labels(data)
+    if not 0.0 < threshold < 1.0:
+        raise NanosegError(f"threshold must lie in (0, 1), got {threshold}")
+    if data.min() < 0 or data.max() > 1:
+        raise NanosegError("a float input must be a probability map in [0, 1] (or a two-valued 0/x mask)",
+                           hint="pass a boolean mask, or the particle probability (softmax channel 1)")
+    return data >= threshold, None
+
+
+def _validated_labels(data: np.ndarray) -> np.ndarray:
+    """An integer label image as int32 after checking that every label is one 8-connected piece."""
+    from skimage.measure import label as label_equal_regions
+
+    if data.max() > np.iinfo(np.int32).max:
+        raise NanosegError(f"label values must fit in int32, found {data.max()}",
+                           hint="relabel consecutively (skimage.segmentation.relabel_sequential)")
+    labels = data.astype(np.int32, copy=False)
+    pieces = label_equal_regions(labels, background=0, connectivity=2)
+    piece_owner = np.zeros(int(pieces.max()) + 1, dtype=np.int64)
+    piece_owner[pieces.ravel()] = labels.ravel()
+    counts = np.bincount(piece_owner[1:])
+    split = np.flatnonzero(counts > 1)
+    if split.size:
+        first = int(split[0])
+        raise NanosegError(
+            f"a label image must hold each particle in one connected piece, but label {first} has "
+            f"{int(counts[first])} separate parts ({split.size} label(s) affected: "
+            f"{', '.join(str(int(s)) for s in split[:5])}{', …' if split.size > 5 else ''})",
+            hint="relabel with skimage.measure.label(labels > 0) for a plain mask, or pass the binary mask "
+                 "(labels > 0) to let nanoseg split touching particles")
+    return labels
 
 
 def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_nm: float = 0.5,
                     split_touching: bool = True, threshold: float = 0.5) -> np.ndarray:
-    """Label particles: connected components, touching particles split by a distance-transform watershed.
+    """Label particles: the one definition of "a particle" used by predict, evaluate, insitu and the sizes.
 
     Parameters
     ----------
     mask_or_probability : 2-D array or a ``nanoseg.infer.Prediction``
-        Boolean/integer mask (nonzero = particle) or a float particle-probability map in [0, 1]
-        (a Prediction's ``probability`` is used).
+        * a **binary mask** of any dtype: bool, 0/1, 0/255, 0.0/255.0 (at most two values, one of them 0;
+          nonzero = particle) → 8-connected components, holes ≤ the minimum particle area filled, touching
+          particles split (``split_touching``);
+        * an **integer label image** (three or more values: 0 = background, each other value one particle) →
+          validated (no negative values, each label one 8-connected piece; a clear error otherwise) and kept
+          with its ids; it is not split again;
+        * a **float probability map** in [0, 1] (a Prediction's ``probability`` is used) → thresholded, then
+          as a binary mask.
     pixel_size_nm : float
         Pixel size in nm (required: the minimum size and the split rule are physical).
     min_diameter_nm : float
         Objects with a smaller equivalent-circle diameter are removed; also sets the split rule
         (a watershed marker must be an EDT h-maximum with ``h = max(1 px, r_min/2)`` and height ``≥ r_min``).
     split_touching : bool
-        Split touching particles (False: plain 8-connected components).
+        Split touching particles of a binary mask (False: plain 8-connected components).
     threshold : float
-        Probability threshold for float inputs.
+        Probability threshold for float probability maps.
 
     Returns
     -------
-    labels : int32 array, 0 = background, particles 1..N in raster order of their first pixel.
+    labels : int32 array, 0 = background; from a mask or probability particles 1..N in raster order of their
+    first pixel; from a label image its own ids (objects below the minimum size set to 0).
 
     Example
     -------
     >>> import numpy as np
-    >>> m = np.zeros((20, 20), bool); m[5:12, 5:12] = True
+    >>> m = np.zeros((20, 20), np.uint8); m[5:12, 5:12] = 255
     >>> int(label_particles(m, pixel_size_nm=0.2).max())
     1
     """
     px = _check_pixel_size(pixel_size_nm)
     if not np.isfinite(min_diameter_nm) or min_diameter_nm < 0:
         raise NanosegError(f"min_diameter_nm must be ≥ 0, got {min_diameter_nm}")
-    fg = _foreground(mask_or_probability, threshold)
+    fg, given = _foreground(mask_or_probability, threshold)
     r_min_px = 0.5 * float(min_diameter_nm) / px
     min_area_px = np.pi * r_min_px**2
+    if given is not None:
+        sizes = np.bincount(given.ravel())
+        small = sizes < min_area_px
+        small[0] = False
+        return np.where(small[given], 0, given).astype(np.int32) if small.any() else given
     # fill small holes (pinholes of a noisy probability map), not whole rings
     if fg.any():
         holes = ndi.binary_fill_holes(fg) & ~fg
@@ -150,9 +228,7 @@ def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_n
 
 
 def _split(components: np.ndarray, n: int, r_min_px: float) -> np.ndarray:
-    from skimage.morphology import h_maxima
-    from skimage.segmentation import watershed
-
+    """Split each component along the necks of its distance transform (see the module docstring)."""
     h = max(1.0, 0.5 * r_min_px)
     out = np.zeros(components.shape, dtype=np.int32)
     next_id = 1
@@ -162,36 +238,83 @@ def _split(components: np.ndarray, n: int, r_min_px: float) -> np.ndarray:
         # pad by one pixel so the EDT sees background around the object
         sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in slc)
         region = components[sl] == index
-        padded = np.pad(region, 1)
-        dist = ndi.distance_transform_edt(padded)
-        peak = dist.max()
-        if peak < 2 * h + max(r_min_px, 1.0) or region.sum() < 20:
-            # too small to hold two particles that each pass the split rule: keep whole
-            out[sl][region] = next_id
+        parts = _split_one(np.pad(region, 1), h, max(r_min_px, 1.0))
+        for part in parts:
+            out[sl][part[1:-1, 1:-1] & region] = next_id
             next_id += 1
-            continue
-        # quantize to 1/8 px so float noise cannot create spurious h-maxima
-        quantized = np.round(dist * 8).astype(np.int32)
-        # fast path: one connected set of (non-strict) local maxima means one regional maximum, one particle
-        candidates = (quantized == ndi.maximum_filter(quantized, size=3)) & (dist >= max(r_min_px, 1.0))
-        if ndi.label(candidates, structure=np.ones((3, 3), bool))[1] <= 1:
-            out[sl][region] = next_id
-            next_id += 1
-            continue
-        maxima = h_maxima(quantized, int(round(h * 8))).astype(bool)
-        maxima &= dist >= max(r_min_px, 1.0)
-        markers, n_markers = ndi.label(maxima, structure=np.ones((3, 3), bool))
-        if n_markers <= 1:
-            out[sl][region] = next_id
-            next_id += 1
-            continue
-        ws = watershed(-dist, markers, mask=padded)[1:-1, 1:-1]
-        for value in range(1, n_markers + 1):
-            part = (ws == value) & region
-            if part.any():
-                out[sl][part] = next_id
-                next_id += 1
     return out
+
+
+def _split_one(padded: np.ndarray, h_px: float, min_peak_px: float) -> list[np.ndarray]:
+    """The particles of one connected component (a padded boolean crop), as boolean masks.
+
+    Markers are the regional maxima of the h-maximum transform of the EDT (one connected plateau per EDT dome
+    whose dynamic is ≥ ``h_px``) with an inscribed radius ≥ ``min_peak_px``. The watershed regions are then
+    merged along their saddles, highest saddle first, unless the neck is clearly narrower than the smaller lobe
+    (``saddle ≤ NECK_FRACTION · lower peak`` and ``lower peak − saddle ≥ h_px``).
+    """
+    from skimage.morphology import local_maxima, reconstruction
+    from skimage.segmentation import watershed
+
+    dist = ndi.distance_transform_edt(padded)
+    peak = dist.max()
+    if peak < 2 * h_px + min_peak_px or padded.sum() < 20:
+        return [padded]  # too small to hold two particles that each pass the split rule
+    # quantize to 1/8 px so float noise cannot create spurious maxima
+    quantized = np.round(dist * 8).astype(np.float64)
+    # fast path: one connected set of (non-strict) local maxima means one regional maximum, one particle
+    candidates = (quantized == ndi.maximum_filter(quantized, size=3)) & (dist >= min_peak_px)
+    if ndi.label(candidates, structure=np.ones((3, 3), bool))[1] <= 1:
+        return [padded]
+    h_q = round(h_px * 8)
+    domes = reconstruction(np.maximum(quantized - h_q, 0), quantized, method="dilation")
+    tops = local_maxima(domes, connectivity=2, allow_borders=True) & padded & (dist >= min_peak_px)
+    markers, n_markers = ndi.label(tops, structure=np.ones((3, 3), bool))
+    if n_markers <= 1:
+        return [padded]
+    ws = watershed(-dist, markers, mask=padded)
+    peaks = ndi.maximum(dist, ws, index=np.arange(n_markers + 1))
+    groups = _merge_shallow_necks(ws, dist, np.asarray(peaks, dtype=float), h_px)
+    return [np.isin(ws, members) for members in groups]
+
+
+def _merge_shallow_necks(ws: np.ndarray, dist: np.ndarray, peaks: np.ndarray, h_px: float) -> list[list[int]]:
+    """Groups of watershed regions that form one particle: adjacent regions are merged, highest saddle first,
+    when the neck between them is not clearly narrower than the smaller lobe."""
+    n = len(peaks)
+    best = np.full(n * n, -1.0)
+    height, width = ws.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # every 8-neighbour pair once
+        here = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
+        there = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
+        a, b = ws[here], ws[there]
+        edge = (a != b) & (a > 0) & (b > 0)
+        lo, hi = np.minimum(a[edge], b[edge]), np.maximum(a[edge], b[edge])
+        np.maximum.at(best, lo * n + hi, np.minimum(dist[here][edge], dist[there][edge]))
+    pairs = np.flatnonzero(best >= 0)
+    order = pairs[np.argsort(-best[pairs], kind="stable")]
+    parent = list(range(len(peaks)))
+    top = peaks.copy()
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in order:
+        saddle = best[key]
+        ri, rj = root(int(key // n)), root(int(key % n))
+        if ri == rj:
+            continue
+        lower = min(top[ri], top[rj])
+        if lower - saddle < h_px or saddle > NECK_FRACTION * lower:
+            parent[rj] = ri
+            top[ri] = max(top[ri], top[rj])
+    groups: dict[int, list[int]] = {}
+    for i in range(1, len(peaks)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def _equivalent_diameter(area_px: np.ndarray, px: float) -> np.ndarray:
