@@ -109,6 +109,46 @@ class BatchReport:
         return "\n".join(lines)
 
 
+def settings_digest(settings: dict) -> str:
+    """A short sha1 of ``settings`` as canonical JSON (sorted keys): equal settings, equal digest.
+
+    >>> settings_digest({"b": 1, "a": 0.5}) == settings_digest({"a": 0.5, "b": 1})
+    True
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(settings, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def require_same_settings(stored: dict | None, settings: dict, *, path, hint: str) -> None:
+    """Refuse to resume a run whose recorded ``stored`` settings differ from ``settings``; name what changed.
+
+    Both sides are compared as JSON (what was written to disk), so tuples and lists, or ints and floats
+    that print alike, do not count as changes.
+
+    >>> require_same_settings({"threshold": 0.5}, {"threshold": 0.5}, path="out", hint="use --overwrite")
+    >>> require_same_settings({"threshold": 0.5}, {"threshold": 0.3}, path="out", hint="use --overwrite")
+    Traceback (most recent call last):
+    ...
+    nanoseg.errors.NanosegError: out: this folder holds a run with other settings (threshold: 0.5 → 0.3) (use --overwrite)
+    """
+    import json
+
+    def as_json(value):
+        return json.loads(json.dumps(value, default=str))
+
+    old, new = as_json(stored or {}), as_json(settings)
+    if old == new:
+        return
+    changed = [f"{key}: {old.get(key, 'unset')} → {new.get(key, 'unset')}"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    shown = "; ".join(change if len(change) <= 120 else change[:117] + "..." for change in changed[:4])
+    more = f"; {len(changed) - 4} more" if len(changed) > 4 else ""
+    raise NanosegError(f"this folder holds a run with other settings ({shown}{more})", path=path, hint=hint)
+
+
 def local_cluster(n_workers: int, *, processes: bool = True, **kwargs):
     """A Dask ``LocalCluster`` of ``n_workers`` one-thread workers, with glibc's malloc left at its defaults.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from nanoseg.cli._app import app, console, writable_folder
+from nanoseg.errors import NanosegError
 
 
 @app.command()
@@ -18,6 +21,9 @@ def track(
                                      help="Track from given masks instead of a model: a mask stack or one file "
                                           "per frame (repeat the option)."),
     dt: float = typer.Option(None, "--dt", help="Seconds between frames, when the files carry no timestamps."),
+    assume_dt: float = typer.Option(None, "--assume-dt",
+                                    help="Seconds between frames as an assumption (the interval is not known): "
+                                         "written into summary.json, every table and the report."),
     pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
     search_range_nm: float = typer.Option(1.0, "--search-range-nm", help="Largest move between frames (nm)."),
     memory: int = typer.Option(2, "--memory", help="Frames a particle may be missed and keep its track."),
@@ -42,6 +48,7 @@ def track(
     """
     writable_folder(out)
     source = [str(p) for p in movie] if len(movie) > 1 else str(movie[0])
+    series, assumption = _timed_series(source, dt, assume_dt)
     client = None
     if dask:
         from dask.distributed import Client
@@ -49,21 +56,75 @@ def track(
         client = Client(processes=True, dashboard_address=":0") if dask == "local" else Client(dask)
         console.print(f"Dask: {client}")
     try:
-        result = _run(source, masks, model, out, pixel_size, dt, min_diameter_nm, threshold, search_range_nm, memory,
+        result = _run(series, masks, model, out, pixel_size, min_diameter_nm, threshold, search_range_nm, memory,
                       no_drift, chunk_frames, bootstrap, no_figures, gif, restart, client)
     finally:
         if client is not None:
             client.close()
+    if assumption:
+        record_time_assumption(out, assumption)
+        result.summary = json.loads((Path(out) / "summary.json").read_text())
     _print_summary(result, out)
 
 
-def _run(source, masks, model, out, pixel_size, dt, min_diameter_nm, threshold, search_range_nm, memory, no_drift,
+def _timed_series(source, dt: float | None, assume_dt: float | None):
+    """Open the movie lazily with real times: the file's, ``--dt``'s, or an explicit ``--assume-dt``.
+
+    Returns ``(series, assumption)``; ``assumption`` is the sentence to write into every output, or None.
+    A movie without timestamps and without either option is refused: k would come out in nm^n per *frame*.
+    """
+    from nanoseg.io import read_series
+
+    if dt is not None and assume_dt is not None:
+        raise NanosegError("give --dt or --assume-dt, not both",
+                           hint="--dt when the interval is known, --assume-dt when it is a guess")
+    if dt is not None:
+        return read_series(source, frame_interval_s=dt), None
+    series = read_series(source)
+    untimed = series.timing == "index"
+    if assume_dt is None:
+        if untimed:
+            raise NanosegError("the frames carry no timestamps, so rates in nm^n/s cannot be computed",
+                               path=series.source,
+                               hint="give --dt SECONDS (the time between frames), or --assume-dt SECONDS to run "
+                                    "with a guessed interval written into every output")
+        return series, None
+    if not untimed:
+        raise NanosegError(f"the frames carry timestamps ({series.timing}); --assume-dt would override them",
+                           path=series.source, hint="drop --assume-dt, or use --dt SECONDS to replace them")
+    assumption = (f"time axis assumed: the frames carry no timestamps; assumed {assume_dt:g} s per frame "
+                  "(--assume-dt), so every time and rate (k in nm^n/s) scales with this guess")
+    return read_series(source, frame_interval_s=assume_dt), assumption
+
+
+def record_time_assumption(out: Path, assumption: str) -> None:
+    """Write ``assumption`` into summary.json (``time_assumption`` + a warning) and a column of every table."""
+    from nanoseg._util import atomic_path
+
+    out = Path(out)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["time_assumption"] = assumption
+    summary["warnings"] = [assumption, *[w for w in summary.get("warnings", []) if w != assumption]]
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    for path in sorted(out.glob("*.csv")):
+        try:
+            table = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            continue
+        table["time_assumption"] = assumption
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+
+
+def _run(series, masks, model, out, pixel_size, min_diameter_nm, threshold, search_range_nm, memory, no_drift,
          chunk_frames, bootstrap, no_figures, gif, restart, client):
     from nanoseg.insitu import track_movie
 
     return track_movie(
-        source, model=None if masks else model, masks=([str(p) for p in masks] if masks else None),
-        out_dir=out, pixel_size_nm=pixel_size, frame_interval_s=dt, min_diameter_nm=min_diameter_nm,
+        series, model=None if masks else model, masks=([str(p) for p in masks] if masks else None),
+        out_dir=out, pixel_size_nm=pixel_size, min_diameter_nm=min_diameter_nm,
         threshold=threshold, search_range_nm=search_range_nm, memory=memory, correct_drift=not no_drift,
         chunk_frames=chunk_frames, n_boot=bootstrap, figures=not no_figures, gif=gif, restart=restart,
         client=client, progress=True,
@@ -74,11 +135,12 @@ def _print_summary(result, out) -> None:
     s = result.summary
     console.print(f"{s['n_frames']} frames, {s['n_detections']} detections, {s['n_tracks']} tracks, "
                   f"events: {s['events'] or 'none'}")
+    units = "nm^n/s" + (" (assumed time axis, see the warning)" if s.get("time_assumption") else "")
     for row in result.fits.itertuples():
         console.print(f"  {row.model}: n = {row.n:.2f} ± {row.n_std:.2f}, k = {row.k:.4g} ± {row.k_std:.2g} "
-                      f"nm^n/s, ΔAIC = {row.delta_aic:.1f}")
+                      f"{units}, ΔAIC = {row.delta_aic:.1f}")
     v = s["verdict"]
     console.print(f"verdict: [bold]{v['mechanism']}[/] (support {v['support']:.2f}; {v['note']})")
     for warning in s.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     console.print(f"[green]results[/] → {out}")

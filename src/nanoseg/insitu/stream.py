@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanoseg._util import atomic_path, progress_iter
+from nanoseg._util import atomic_path, progress_iter, require_same_settings
 from nanoseg.errors import NanosegError
 from nanoseg.io import Micrograph, Series
 from nanoseg.particles import TABLE_COLUMNS, label_particles, particle_table
@@ -223,7 +223,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     settings = {"n_frames": n, "first_frame_sha1": hashlib.sha1(first.tobytes()).hexdigest(),
                 "pixel_size_nm": pixel_size_nm, "min_diameter_nm": min_diameter_nm,
                 "threshold": threshold, "split_touching": split_touching, "correct_drift": correct_drift,
-                "source": str(getattr(series, "source", None)), "segmentation": None}
+                "source": str(getattr(series, "source", None)), "segmentation": None,
+                "times_s_sha1": hashlib.sha1(np.asarray(series.times_s, dtype=float).tobytes()).hexdigest()}
     segment, source = _segment_fn(predict_fn, model, masks, n)
     settings["segmentation"] = source
     state_path, drift_state_path = out / "state.json", out / "drift_state.npz"
@@ -231,9 +232,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     tracker = DriftTracker()
     if state_path.exists() and not restart:
         state = json.loads(state_path.read_text())
-        if state.get("settings") != settings:
-            raise NanosegError("this folder holds a run with other settings", path=out,
-                               hint="use another --out folder, or restart=True (--restart) to overwrite it")
+        require_same_settings(state.get("settings"), settings, path=out,
+                              hint="use another --out folder, or restart=True (--restart) to overwrite it")
         start = int(state["next_frame"])
         if correct_drift and start > 0 and drift_state_path.exists():
             with np.load(drift_state_path) as z:
