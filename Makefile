@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 demo: $(STAMP)
 	$(VENV)/bin/nanoseg demo --out demo-output
 
+# one pytest run, one count: the tests and every docstring example (>>>) of the package
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider --doctest-modules tests src/nanoseg
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -29,7 +29,7 @@ Example
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> img = apply_detector(np.ones((256, 256)), dose_e_per_A2=400, pixel_size_A=0.2, detector="counting", rng=rng)
->>> abs(img.mean() / 16.0 - 1) < 0.01       # 400 e/Å² × 0.04 Å² = 16 e/px
+>>> bool(abs(img.mean() / 16.0 - 1) < 0.01)       # 400 e/Å² × 0.04 Å² = 16 e/px
 True
 """
 

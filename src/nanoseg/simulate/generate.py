@@ -161,8 +161,8 @@ def _oversampling(pixel_A: float, sampling_A: float) -> int:
 def fft_grid_key(config: SimulationConfig, seed: int) -> tuple:
     """What decides the FFT sizes of image ``seed`` (its drawn size and sampling), without simulating it.
 
-    >>> cfg = SimulationConfig(image_size_px=64, pixel_size_nm=0.05)
-    >>> fft_grid_key(cfg, 1)
+    >>> cfg = SimulationConfig(image_size_px=64, pixel_size_nm=0.05, diameter_nm=2.0)
+    >>> fft_grid_key(cfg, 1)   # 0.5 Å pixels at ≤ 0.2 Å sampling: 3 samples per pixel, 64 × 3
     ('multislice', 192)
     """
     params = config.draw(np.random.default_rng(int(seed)))

@@ -42,7 +42,7 @@ SUPPORTS = {
 def number_density_per_A3(composition: dict[str, float], density_g_cm3: float) -> float:
     """Atoms per Å³ of a material with the given atomic fractions and mass density.
 
-    >>> round(number_density_per_A3({"C": 1.0}, 2.0), 4)
+    >>> round(float(number_density_per_A3({"C": 1.0}, 2.0)), 4)   # 2 g/cm³ / 12.011 g/mol × N_A
     0.1003
     """
     mean_mass = sum(frac * atomic_masses[atomic_numbers[sym]] for sym, frac in composition.items())

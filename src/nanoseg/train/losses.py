@@ -7,10 +7,13 @@
 Example
 -------
 >>> import torch
->>> logits = torch.zeros(1, 2, 4, 4); logits[:, 1, :2] = 5.0
->>> labels = torch.zeros(1, 4, 4, dtype=torch.long); labels[:, :2] = 1
->>> round(float(hard_dice(logits, labels)[0]), 3)
+>>> labels = torch.zeros(1, 4, 4, dtype=torch.long); labels[:, :2] = 1   # top half is particle
+>>> logits = torch.zeros(1, 2, 4, 4); logits[:, 1, :2] = 5.0; logits[:, 0, 2:] = 5.0   # confident, right
+>>> round(float(hard_dice(logits, labels)[0]), 3)                       # (2·8 + 1) / (8 + 8 + 1)
 1.0
+>>> logits[:, 0, 2:] = 0.0   # bottom half now a tie (p = 0.5), which counts as particle
+>>> round(float(hard_dice(logits, labels)[0]), 3)                       # (2·8 + 1) / (16 + 8 + 1)
+0.68
 """
 
 from __future__ import annotations
