@@ -5,13 +5,14 @@ Example
 -------
 >>> import numpy as np
 >>> from nanoseg.models import build_model
->>> pred = predict(np.zeros((48, 48), np.float32), build_model("unet3"), pixel_size_nm=0.2)
+>>> pred = predict(np.zeros((48, 48), np.float32), build_model("unet3"), pixel_size_nm=0.2, engine="fused")
 >>> pred.mask.shape
 (48, 48)
 """
 
 from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
 from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, onnx_available, resolve_device
+from nanoseg.infer.network_input import NetworkInput, network_input
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.predict import (
     DEFAULT_TILE_PX,
