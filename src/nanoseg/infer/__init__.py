@@ -12,7 +12,6 @@ Example
 
 from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
 from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, onnx_available, resolve_device
-from nanoseg.infer.network_input import NetworkInput, network_input
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.predict import (
     DEFAULT_TILE_PX,
