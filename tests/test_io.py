@@ -137,12 +137,35 @@ def test_tiff_stack(tmp_path):
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, stack, photometric="minisblack")
     np.testing.assert_array_equal(read_series(plain)[2].data, stack[2])
-    rgb = tmp_path / "rgb.tif"  # RGB, interleaved and planar → grey
+    rgb = tmp_path / "rgb.tif"  # interleaved RGB → grey
     grey = np.arange(24 * 20, dtype=np.uint8).reshape(24, 20)
     tifffile.imwrite(rgb, np.stack([grey] * 3, axis=-1), photometric="rgb")
     np.testing.assert_allclose(read(rgb).data, grey, atol=0.01)
-    tifffile.imwrite(rgb, np.stack([grey] * 3), photometric="rgb", planarconfig="separate")
-    np.testing.assert_allclose(read(rgb).data, grey, atol=0.01)
+    # planar samples are how a 3-frame stack without metadata is stored: frames, never averaged away
+    tifffile.imwrite(rgb, np.stack([grey, grey + 1, grey + 2]), photometric="rgb", planarconfig="separate")
+    assert len(read_series(rgb)) == 3
+    np.testing.assert_array_equal(read(rgb, frame=2).data, grey + 2)
+
+
+@pytest.mark.parametrize("how", ["imwrite", "imwrite-no-metadata", "append-pages"])
+def test_plain_multipage_tiff_keeps_every_frame(tmp_path, how):
+    """Issue #16 item 7: a 3-frame TIFF from plain tifffile.imwrite is 3 frames in info, read and read_series."""
+    stack = np.stack([image(seed=i) for i in range(3)]).astype(np.uint16)
+    path = tmp_path / "movie.tif"
+    if how == "imwrite":
+        tifffile.imwrite(path, stack)
+    elif how == "imwrite-no-metadata":
+        tifffile.imwrite(path, stack, metadata=None)
+    else:
+        for frame in stack:
+            tifffile.imwrite(path, frame, append=True)
+    assert describe(path)["n_frames"] == 3
+    with pytest.raises(NanosegError, match="3 frames"):
+        read(path)
+    series = read_series(path)
+    assert len(series) == 3
+    for i in range(3):
+        np.testing.assert_array_equal(series[i].data, stack[i])
 
 
 # ------------------------------------------------------------------------------------------ NPY / PNG

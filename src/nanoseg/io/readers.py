@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import glob
 import json
@@ -23,6 +24,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +34,15 @@ import numpy as np
 
 from nanoseg.errors import NanosegError
 from nanoseg.io.micrograph import Micrograph, Series
-from nanoseg.io.units import length_to_nm
+from nanoseg.io.units import check_plausible_pixel_nm, is_reciprocal, length_to_nm
 
 FORMATS = {
     ".dm3": "Gatan DigitalMicrograph", ".dm4": "Gatan DigitalMicrograph", ".emd": "EMD",
-    ".ser": "TIA SER", ".mrc": "MRC", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG",
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NumPy",
+    ".ser": "TIA SER", ".emi": "TIA EMI", ".mrc": "MRC", ".img": "JEOL IMG", ".tif": "TIFF", ".tiff": "TIFF",
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NumPy",
 }
+#: a signal of a multi-signal file: its position or its title (``General.title``, e.g. ``"HAADF"``)
+SignalChoice = int | str | None
 _HINT_CORRUPT = "the file may be corrupt or truncated; re-export or copy it again"
 
 
@@ -237,29 +241,115 @@ def _axes_calibration(axes: list[dict], path) -> tuple[float | None, dict[str, A
     return pixel, meta, times
 
 
-def _pick_image(signals: list[dict], path) -> dict:
-    """Among the signals of a multi-signal file (Velox EMD, DM with several images) take the
-    largest real-space image (2-D, or a 3-D stack of images)."""
-    candidates = []
-    for s in signals:
-        shape = tuple(getattr(s["data"], "shape", ()))
-        units = [str(a.get("units") or "") for a in s.get("axes", [])]
-        if len(shape) in (2, 3) and not any(u.lower() in ("ev", "kev") for u in units):
-            candidates.append((int(np.prod(shape[-2:])), -len(shape), s))
-    if not candidates:
-        shapes = [tuple(getattr(s["data"], "shape", ())) for s in signals]
-        raise NanosegError(f"no 2-D image or image stack in this file (found data of shapes {shapes})",
-                           path=path, hint="export the image you want to analyse as its own file")
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    return candidates[0][2]
+def _not_an_image(signal: dict) -> str | None:
+    """Why a RosettaSciIO signal is not a real-space 2-D image or stack of them (None when it is one)."""
+    data = signal["data"]
+    shape = tuple(getattr(data, "shape", ()))
+    units = [str(a.get("units") or "") for a in signal.get("axes", [])]
+    if len(shape) not in (2, 3):
+        return f"{len(shape)}-D data"
+    if np.issubdtype(np.dtype(data.dtype), np.complexfloating):
+        return "complex"
+    if any(u.strip().lower() in ("ev", "kev") for u in units):
+        return "spectrum"
+    if any(is_reciprocal(u) for u in units[-2:]):
+        return "reciprocal space"
+    return None
+
+
+def _signal_label(index: int, signal: dict) -> str:
+    """``2 'iDPC' 2×2 float32`` (plus why it is not an image, if it is not)."""
+    title = _lookup(signal.get("metadata") or {}, "General.title") or _lookup(
+        signal.get("metadata") or {}, "General.original_filename") or ""
+    data = signal["data"]
+    shape = "×".join(str(int(n)) for n in getattr(data, "shape", ()))
+    dtype = "rgb" if np.dtype(data.dtype).names else str(data.dtype)
+    why = _not_an_image(signal)
+    return f"{index} {str(title)!r} {shape} {dtype}" + (f" ({why})" if why else "")
+
+
+def _pick_image(signals: list[dict], path, choice: SignalChoice = None) -> tuple[int, dict]:
+    """The signal to read from a (possibly multi-signal) file and its index.
+
+    ``choice`` None: the only real-space image (or stack) in the file; several → an error listing them.
+    An int picks by position, a str by title (case-insensitive)."""
+    labels = [_signal_label(i, s) for i, s in enumerate(signals)]
+    listing = "; ".join(labels)
+    if not signals:
+        raise NanosegError("the file holds no data", path=path, hint=_HINT_CORRUPT)
+    if choice is not None:
+        index = _choice_index(signals, choice, path, listing)
+    else:
+        images = [i for i, s in enumerate(signals) if _not_an_image(s) is None]
+        if len(images) == 1:
+            index = images[0]
+        elif len(signals) == 1:  # not an image: processing it gives the precise reason
+            index = 0
+        elif not images:
+            raise NanosegError(
+                f"no real-space 2-D image or image stack among the {len(signals)} signals in this file: {listing}",
+                path=path, hint="spectra, FFTs, diffraction patterns and 4-D data are not images nanoseg can "
+                "segment; export the image itself")
+        else:
+            raise NanosegError(
+                f"this file holds {len(images)} images; choose one with signal= (its index or title): {listing}",
+                path=path, hint=f"e.g. read(path, signal={images[0]}), or nanoseg info FILE --signal {images[0]}")
+    signal = signals[index]
+    if len(signals) > 1:
+        signal = dict(signal)
+        signal["metadata"] = dict(signal.get("metadata") or {})
+        signal["_nanoseg_signal"] = {"signal_index": index, "signals": labels}
+    return index, signal
+
+
+def _choice_index(signals: list[dict], choice: int | str, path, listing: str) -> int:
+    if isinstance(choice, bool) or not isinstance(choice, int | str):
+        raise NanosegError(f"signal must be an index or a title, got {choice!r}", path=path)
+    if isinstance(choice, int):
+        if -len(signals) <= choice < len(signals):
+            return choice % len(signals)
+        raise NanosegError(f"no signal {choice} in this file; it holds {len(signals)}: {listing}", path=path)
+    titles = [str(_lookup(s.get("metadata") or {}, "General.title") or "").strip().lower() for s in signals]
+    if choice.strip().lower() in titles:
+        return titles.index(choice.strip().lower())
+    if choice.strip().lstrip("-").isdigit():
+        return _choice_index(signals, int(choice), path, listing)
+    raise NanosegError(f"no signal {choice!r} in this file; it holds: {listing}", path=path)
+
+
+def _missing_package(exc: BaseException) -> str | None:
+    """The pip name of an optional package that a reading library said it needs, or None."""
+    text = str(exc)
+    for pattern in (r"requires the '?([A-Za-z0-9_.-]+)'? (?:package|library|module)",
+                    r"'([A-Za-z0-9_.-]+)' (?:library|package|module) (?:was|is) not (?:found|installed)",
+                    r"No module named '([A-Za-z0-9_.-]+)'"):
+        match = re.search(pattern, text)
+        if match:
+            return match.group(1).split(".")[0]
+    if isinstance(exc, ImportError) and getattr(exc, "name", None):
+        return str(exc.name).split(".")[0]
+    return None
+
+
+def _structured_rgb_to_grey(array: np.ndarray) -> np.ndarray:
+    """RosettaSciIO's RGB(A) records (fields R, G, B[, A]) → grey, as for RGB PNGs."""
+    rgb = np.stack([array[name] for name in ("R", "G", "B")], axis=-1)
+    return _rgb_to_grey(rgb)
 
 
 def _from_rsciio(signal: dict, path, extra_meta: dict | None = None, original_tags: dict | None = None) -> _Opened:
     data = signal["data"]
     shape = tuple(int(n) for n in data.shape)
     if len(shape) not in (2, 3):
-        raise NanosegError(f"expected a 2-D image or a 3-D stack, got data of shape {shape}", path=path,
-                           hint="spectra and 4-D STEM data are not images nanoseg can segment")
+        raise NanosegError(f"expected a 2-D image or a 3-D stack, got {len(shape)}-D data of shape {shape}",
+                           path=path, hint="spectra and 4-D STEM data are not images nanoseg can segment")
+    kind = np.dtype(data.dtype)
+    if np.issubdtype(kind, np.complexfloating):
+        raise NanosegError(f"the data are complex numbers ({kind}): an FFT or exit wave, not a micrograph",
+                           path=path, hint="export the real-space image itself")
+    if kind == np.bool_:
+        raise NanosegError("the data are booleans (a binary mask), not a micrograph", path=path,
+                           hint="read masks with nanoseg.io.read_mask; export the micrograph itself")
     pixel, meta, times = _axes_calibration(signal.get("axes", []), path)
     hs = dict(signal.get("metadata") or {})
     mapped = _apply_mapping(signal.get("original_metadata") or {}, signal.get("mapping"))
@@ -271,11 +361,13 @@ def _from_rsciio(signal: dict, path, extra_meta: dict | None = None, original_ta
                                      pixel)
     if dose_tag:
         meta["dose_tag"] = dose_tag
+    meta.update(signal.get("_nanoseg_signal") or {})
 
     def get(index: int | None) -> np.ndarray:
         part = data if index is None else data[index]
         # synchronous: a memory-mapped slice is cheap, and it must not be shipped to a Dask cluster
-        return np.asarray(part.compute(scheduler="synchronous") if hasattr(part, "compute") else part)
+        array = np.asarray(part.compute(scheduler="synchronous") if hasattr(part, "compute") else part)
+        return _structured_rgb_to_grey(array) if array.dtype.names else array
 
     return _Opened(shape, str(data.dtype), get, pixel, dose, meta, times)
 
@@ -289,20 +381,46 @@ def _merge(into: dict, other: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------------- openers
-def _lazy_frames(file_reader, path: Path) -> dict:
+def _lazy_frames(file_reader, path: Path, choice: SignalChoice = None) -> dict:
     """Open memory-mapped (DM, MRC) data lazily with one chunk per frame, so that reading frame i
-    of a stack touches only that frame (RosettaSciIO's automatic chunks can span the whole file)."""
-    signal = _pick_image(file_reader(str(path), lazy=True), path)
+    of a stack touches only that frame (RosettaSciIO's automatic chunks can span the whole file).
+    RGB(A) DM images cannot be opened lazily by RosettaSciIO: those are read whole."""
+    try:
+        signals = file_reader(str(path), lazy=True)
+    except ValueError as exc:
+        if "lazy" not in str(exc).lower():
+            raise
+        return _pick_image(file_reader(str(path), lazy=False), path, choice)[1]
+    index, signal = _pick_image(signals, path, choice)
     data = signal["data"]
     if data.ndim == 3 and getattr(data, "chunks", None) is not None and max(data.chunks[0]) > 1:
-        signal = _pick_image(file_reader(str(path), lazy=True, chunks=(1, -1, -1)), path)
+        _, signal = _pick_image(file_reader(str(path), lazy=True, chunks=(1, -1, -1)), path, index)
     return signal
 
 
-def _open_dm(path: Path) -> _Opened:
+def _check_dm_length(path: Path) -> None:
+    """A DM3/DM4 header holds the length of its tag tree, which follows the 12- or 16-byte header
+    (then up to 8 bytes of end padding): a shorter file was cut off (RosettaSciIO would read what is
+    there, or fail with an obscure error)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    version = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
+    if version not in (3, 4) or len(head) < 16:
+        raise NanosegError("not a DigitalMicrograph file (its header does not say DM3 or DM4)", path=path,
+                           hint=_HINT_CORRUPT)
+    root = int.from_bytes(head[4:8], "big") if version == 3 else int.from_bytes(head[4:12], "big")
+    expected = root + (12 if version == 3 else 16)
+    size = path.stat().st_size
+    if size < expected:
+        raise NanosegError(f"the DM{version} file is truncated ({size} of {expected} bytes)", path=path,
+                           hint=_HINT_CORRUPT)
+
+
+def _open_dm(path: Path, choice: SignalChoice = None) -> _Opened:
     from rsciio.digitalmicrograph import file_reader
 
-    signal = _lazy_frames(file_reader, path)
+    _check_dm_length(path)
+    signal = _lazy_frames(file_reader, path, choice)
     image_tags = _lookup(signal.get("original_metadata") or {}, "ImageList.TagGroup0.ImageTags") or {}
     extra: dict[str, Any] = {}
     # DM keeps the exposure in one of a few places depending on the camera software
@@ -320,14 +438,14 @@ def _open_dm(path: Path) -> _Opened:
     return _from_rsciio(signal, path, extra, original_tags=image_tags)
 
 
-def _open_emd(path: Path) -> _Opened:
+def _open_emd(path: Path, choice: SignalChoice = None) -> _Opened:
     from rsciio.emd import file_reader
 
     try:
         signals = file_reader(str(path), lazy=True, sum_frames=False)
     except TypeError:
         signals = file_reader(str(path), lazy=True)
-    signal = _pick_image(signals, path)
+    _, signal = _pick_image(signals, path, choice)
     original = signal.get("original_metadata") or {}
     extra: dict[str, Any] = {}
     # Velox: voltage in V, nominal magnification, acquisition start as Unix time
@@ -348,22 +466,86 @@ def _open_emd(path: Path) -> _Opened:
     return _from_rsciio(signal, path, extra)
 
 
-def _open_ser(path: Path) -> _Opened:
+_SER_NAME = re.compile(r"^(?P<stem>.+)_\d+$")
+
+
+def _companion_emi(path: Path) -> Path | None:
+    """``name_1.ser`` → ``name.emi`` beside it (TIA keeps units and acquisition metadata there)."""
+    match = _SER_NAME.match(path.stem)
+    if match is None:
+        return None
+    for candidate in path.parent.glob(glob.escape(match["stem"]) + ".*"):
+        if candidate.suffix.lower() == ".emi" and candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_ser(path: Path, choice: SignalChoice = None) -> _Opened:
+    """A TIA ``.ser``: read through its ``.emi`` when it lies beside it (the units, nm or 1/nm, and the
+    acquisition metadata live there). Without one, RosettaSciIO assumes metres, which turns a
+    diffraction pattern's 1/m calibration into an absurd pixel size: that is refused."""
     from rsciio.tia import file_reader
 
+    emi = _companion_emi(path)
+    if emi is not None:
+        with _quiet_rsciio():
+            signals = file_reader(str(emi), lazy=False)
+        mine = [s for s in signals if _lookup(s.get("metadata") or {}, "General.original_filename") == path.name]
+        if len(mine) == 1:
+            opened = _from_rsciio(mine[0], path)
+            opened.metadata["calibration_from"] = emi.name
+            return opened
     # RosettaSciIO's SER reader loads every element of the file even when lazy, so read it once
-    signal = _pick_image(file_reader(str(path), lazy=False), path)
+    _, signal = _pick_image(file_reader(str(path), lazy=False), path, choice)
+    opened = _from_rsciio(signal, path)
+    opened.metadata["calibration_note"] = "no .emi beside the .ser: units assumed to be metres"
+    try:
+        check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
+    except NanosegError as exc:
+        raise NanosegError(
+            f"{exc.message}; without its .emi a .ser cannot say whether it is an image (m) or a diffraction "
+            "pattern (1/m), and this calibration looks like a diffraction pattern", path=path,
+            hint="put the .emi written with it in the same folder, or pass the pixel size yourself") from None
+    return opened
+
+
+def _open_emi(path: Path, choice: SignalChoice = None) -> _Opened:
+    """A TIA ``.emi`` with its ``name_N.ser`` data files (one signal per .ser)."""
+    from rsciio.tia import file_reader
+
+    with _quiet_rsciio():
+        signals = file_reader(str(path), lazy=False)
+    if not signals:
+        raise NanosegError("no data files (name_1.ser, ...) beside this .emi", path=path,
+                           hint="copy the .ser files written with it into the same folder")
+    _, signal = _pick_image(signals, path, choice)
     return _from_rsciio(signal, path)
 
 
-def _open_mrc(path: Path) -> _Opened:
+def _open_jeol(path: Path, choice: SignalChoice = None) -> _Opened:
+    """A JEOL Analysis Station ``.img`` image."""
+    from rsciio.jeol import file_reader
+
+    _, signal = _pick_image(file_reader(str(path), lazy=False), path, choice)
+    return _from_rsciio(signal, path)
+
+
+@contextlib.contextmanager
+def _quiet_rsciio():
+    """RosettaSciIO warns (UserWarning) about guesses it makes; nanoseg reports its own assumptions."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _open_mrc(path: Path, choice: SignalChoice = None) -> _Opened:
     from rsciio.mrc import file_reader
 
     expected = _mrc_expected_size(path)
     if expected is not None and path.stat().st_size < expected:
         raise NanosegError(f"the MRC file is truncated ({path.stat().st_size} of {expected} bytes)",
                            path=path, hint=_HINT_CORRUPT)
-    signal = _lazy_frames(file_reader, path)
+    signal = _lazy_frames(file_reader, path, choice)
     opened = _from_rsciio(signal, path)
     header = (signal.get("original_metadata") or {}).get("std_header", {})
     if "fei_header" not in (signal.get("original_metadata") or {}):
@@ -397,29 +579,117 @@ def _mrc_expected_size(path: Path) -> int | None:
     return 1024 + int(header[23]) + nx * ny * nz * itemsize
 
 
-def _open_tiff(path: Path) -> _Opened:
+def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, bool]:
+    """Which TIFF series to read, and whether the file's pages are the frames of one stack.
+
+    Single-page series of one shape and dtype (pages appended one by one, no ImageJ/shaped metadata)
+    are one stack. Series that differ (e.g. Olympus SIS: an RGB preview and the raw data) are separate
+    signals, chosen like those of other multi-signal files."""
+    if len(series_list) == 1:
+        if choice not in (None, 0, "0"):
+            raise NanosegError(f"no signal {choice!r}: this TIFF holds one image (series)", path=path)
+        return 0, False
+    same = {(tuple(x.shape), str(x.dtype)) for x in series_list}
+    if len(same) == 1 and all(len(x.pages) == 1 for x in series_list) and choice is None:
+        return 0, True
+    labels = [f"{i} {'×'.join(str(n) for n in x.shape)} {x.dtype} ({x.axes})" for i, x in enumerate(series_list)]
+    listing = "; ".join(labels)
+    if choice is None:
+        raise NanosegError(f"this TIFF holds {len(series_list)} images; choose one with signal= (its index): "
+                           f"{listing}", path=path, hint="e.g. read(path, signal=1), or nanoseg info FILE --signal 1")
+    index = int(choice) if isinstance(choice, int) or str(choice).strip().lstrip("-").isdigit() else None
+    if index is None or not -len(series_list) <= index < len(series_list):
+        raise NanosegError(f"no signal {choice!r} in this TIFF; it holds: {listing}", path=path)
+    return index % len(series_list), False
+
+
+def _tiff_vendor_calibration(path: Path, series_index: int) -> dict | None:
+    """RosettaSciIO's reading of vendor TIFF tags (DigitalMicrograph, JEOL SightX, FEI/Thermo, TVIPS,
+    Olympus SIS, Zeiss, ImageJ) for one series: its signal dict (lazy), or None when it has no
+    calibrated axis or RosettaSciIO cannot parse the file."""
+    try:
+        from rsciio.tiff import file_reader
+
+        with _quiet_rsciio():
+            signals = file_reader(str(path), lazy=True)
+    except Exception:  # nanoseg's own TIFF parsing still applies
+        return None
+    if series_index >= len(signals):
+        return None
+    signal = signals[series_index]
+    if not any(a.get("units") for a in signal.get("axes", [])[-2:]):
+        return None
+    return signal
+
+
+class _Recorder(logging.Handler):
+    """Collects the problems tifffile logs instead of raising (it drops a page or tag it cannot read)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tiff_problems(path: Path):
+    """Turn the damage tifffile only logs (invalid page or tag offsets: a cut-off file) into one error,
+    rather than reading what is left and silently losing frames or the calibration."""
+    logger = logging.getLogger("tifffile")
+    recorder = _Recorder()
+    logger.addHandler(recorder)
+    try:
+        yield
+    finally:
+        logger.removeHandler(recorder)
+    damage = [m for m in recorder.messages if "invalid" in m.lower() or "raised" in m.lower()]
+    if damage:
+        why = " ".join(damage[0].split())[:200]
+        raise NanosegError(f"the TIFF is damaged or truncated ({why})", path=path, hint=_HINT_CORRUPT)
+
+
+def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
+    with _tiff_problems(path), tifffile.TiffFile(path) as tif:
+        series_list = list(tif.series)
+        series_index, pages_are_frames = _tiff_series_choice(series_list, path, choice)
+        series = series_list[series_index]
         shape = tuple(int(n) for n in series.shape)
+        if pages_are_frames:
+            shape = (len(series_list), *shape)
         dtype = str(series.dtype)
-        axes = series.axes
-        page = tif.pages[0]
+        axes = ("I" if pages_are_frames else "") + series.axes
+        page = series.pages[0]
         meta: dict[str, Any] = {}
-        pixel = _tiff_pixel_size(tif, page, path, meta)
+        if len(series_list) > 1 and not pages_are_frames:
+            meta["signal_index"] = series_index
         dose = None
         ij = tif.imagej_metadata or {}
         info = ij.get("Info")
+        stored = None
         if isinstance(info, str) and info.startswith("{"):
             try:
-                stored = json.loads(info).get("nanoseg", {})
+                stored = json.loads(info).get("nanoseg")
             except ValueError:
-                stored = {}
+                stored = None
+        if isinstance(stored, dict):
             dose = _to_float(stored.get("dose_e_per_A2"))
             meta.update({k: v for k, v in (stored.get("metadata") or {}).items()})
             if dose:
                 meta["dose_tag"] = "ImageJ Info nanoseg.dose_e_per_A2"
+        vendor = None if isinstance(stored, dict) else _tiff_vendor_calibration(path, series_index)
+        times = None
+        if vendor is not None:  # vendor tags, read by RosettaSciIO
+            pixel, axis_meta, times = _axes_calibration(vendor["axes"], path)
+            meta.update(axis_meta)
+            hs = dict(vendor.get("metadata") or {})
+            _merge(hs, _apply_mapping(vendor.get("original_metadata") or {}, vendor.get("mapping")))
+            meta.update({k: v for k, v in _standard_metadata(hs).items() if k != "title"})
+        else:
+            pixel = _tiff_pixel_size(tif, page, path, meta)
         tag = page.tags.get("DateTime")
         if tag is not None and "timestamp_s" not in meta:
             try:
@@ -428,36 +698,37 @@ def _open_tiff(path: Path) -> _Opened:
             except ValueError:
                 pass
         interval = _to_float(ij.get("finterval"))
-    planar_rgb = axes == "SYX" and shape[0] in (3, 4)
-    if planar_rgb:  # RGB(A) stored as separate planes → grey, handled in get
-        shape = shape[1:]
-    elif "S" in axes and shape[-1] in (3, 4):  # RGB(A) TIFF → grey, handled in get
+    # planar samples (tifffile's "SYX"): a 3- or 4-frame stack written without metadata is stored this
+    # way, indistinguishable from planar RGB; taken as frames, so that no frame silently vanishes
+    if "S" in axes and axes != "SYX" and shape[-1] in (3, 4):  # interleaved RGB(A) TIFF → grey, in get
         shape = shape[:-1]
     squeezed = tuple(n for n in shape if n != 1) if len(shape) > 3 else shape
     if len(squeezed) not in (2, 3):
         raise NanosegError(f"expected a 2-D image or a 3-D stack, got a TIFF of shape {shape} ({axes})",
                            path=path, hint="save one image or one stack of images per file")
-    times = None
-    if len(squeezed) == 3 and interval:
+    if len(squeezed) == 3 and interval and times is None:
         times = [i * interval for i in range(squeezed[0])]
+    if times is not None and len(times) != (squeezed[0] if len(squeezed) == 3 else 1):
+        times = None
+    rgb = "S" in axes and axes != "SYX"
 
     def get(index: int | None) -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
-            if index is None:
-                array = tif.series[0].asarray()
+            if pages_are_frames:
+                array = tif.series[0 if index is None else index].asarray()
+            elif index is None:
+                array = tif.series[series_index].asarray()
             else:  # one frame of a stack, without reading the others (pages or contiguous data)
                 import zarr
 
-                with tif.series[0].aszarr() as store:
+                with tif.series[series_index].aszarr() as store:
                     stack = zarr.open(store, mode="r")
                     if stack.shape[0] == squeezed[0]:
                         array = stack[index]
                     else:  # singleton axes before the frame axis (e.g. ImageJ TZCYX): squeeze first
                         array = np.squeeze(np.asarray(stack))[index]
         array = np.asarray(array)
-        if planar_rgb:
-            array = np.moveaxis(array, 0, -1)
-        if array.ndim >= 3 and array.shape[-1] in (3, 4) and "S" in axes:
+        if rgb and array.ndim >= 3 and array.shape[-1] in (3, 4):
             array = _rgb_to_grey(array)
         return np.squeeze(array) if array.ndim > 2 else array
 
@@ -522,18 +793,62 @@ def _open_npy(path: Path) -> _Opened:
                    None, None, {}, None)
 
 
-_OPENERS = {".dm3": _open_dm, ".dm4": _open_dm, ".emd": _open_emd, ".ser": _open_ser, ".mrc": _open_mrc,
-            ".tif": _open_tiff, ".tiff": _open_tiff, ".png": _open_imageio, ".jpg": _open_imageio,
-            ".jpeg": _open_imageio, ".npy": _open_npy}
+_OPENERS = {".dm3": _open_dm, ".dm4": _open_dm, ".emd": _open_emd, ".ser": _open_ser, ".emi": _open_emi,
+            ".mrc": _open_mrc, ".img": _open_jeol, ".tif": _open_tiff, ".tiff": _open_tiff}
+_SINGLE_SIGNAL = {".png": _open_imageio, ".jpg": _open_imageio, ".jpeg": _open_imageio, ".npy": _open_npy}
 
 
-def _open(path: str | os.PathLike) -> tuple[Path, _Opened]:
+def _library_failure(exc: Exception, path: Path, fmt: str, what: str) -> NanosegError:
+    """One clear error for a reading library's exception: a missing optional package, or a bad file."""
+    package = _missing_package(exc)
+    if package is not None:
+        return NanosegError(f"reading this {fmt} file needs the optional package '{package}', which is not "
+                            "installed (the file itself may be fine)", path=path,
+                            hint=f"install it: pip install {package}")
+    why = " ".join(str(exc).split())[:300]
+    return NanosegError(f"cannot read {what} ({type(exc).__name__}: {why})", path=path, hint=_HINT_CORRUPT)
+
+
+def _apply_pixel_size(path: Path, opened: _Opened, pixel_size_nm: float | None) -> None:
+    """A given pixel size replaces the file's; the file's must be square and plausible."""
+    if pixel_size_nm is not None:
+        value = _to_float(pixel_size_nm)
+        if value is None or value <= 0:
+            raise NanosegError(f"pixel_size_nm must be a positive number of nm, got {pixel_size_nm!r}", path=path)
+        check_plausible_pixel_nm(value, path=path, source="pixel_size_nm")
+        if opened.pixel_size_nm is not None:
+            opened.metadata["file_pixel_size_nm"] = opened.pixel_size_nm
+        if "pixel_size_y_nm" in opened.metadata:
+            opened.metadata["file_pixel_size_y_nm"] = opened.metadata.pop("pixel_size_y_nm")
+        opened.pixel_size_nm = value
+        opened.metadata["pixel_size_from"] = "given (pixel_size_nm)"
+        return
+    y_nm = opened.metadata.get("pixel_size_y_nm")
+    if y_nm is not None and opened.pixel_size_nm is not None:
+        raise NanosegError(
+            f"the pixels are not square ({opened.pixel_size_nm:.6g} nm wide, {y_nm:.6g} nm high): nanoseg "
+            "measures areas with square pixels", path=path,
+            hint="resample the image to square pixels, or pass the pixel size yourself (pixel_size_nm=... / "
+            "--pixel-size) if the file's calibration is wrong")
+    check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
+
+
+def _open(path: str | os.PathLike, signal: SignalChoice = None,
+          pixel_size_nm: float | None = None) -> tuple[Path, _Opened]:
     path = Path(path)
     ext = _check_path(path)
     fmt = FORMATS[ext]
-    logging.getLogger("rsciio").setLevel(logging.ERROR)
+    logging.getLogger("rsciio").setLevel(logging.CRITICAL)
     try:
-        opened = _OPENERS[ext](path)
+        if ext in _SINGLE_SIGNAL:
+            if signal not in (None, 0, "0"):
+                raise NanosegError(f"no signal {signal!r}: a {fmt} file holds one image", path=path)
+            opened = _SINGLE_SIGNAL[ext](path)
+        else:
+            opened = _OPENERS[ext](path, signal)
+        if any(n == 0 for n in opened.shape):
+            raise NanosegError(f"the image has no pixels (shape {opened.shape})", path=path)
+        _apply_pixel_size(path, opened, pixel_size_nm)
     except NanosegError as exc:
         if exc.path is None:
             exc = NanosegError(exc.message, path=path, hint=exc.hint)
@@ -541,11 +856,7 @@ def _open(path: str | os.PathLike) -> tuple[Path, _Opened]:
     except MemoryError:
         raise NanosegError(f"not enough memory to open this {fmt} file", path=path) from None
     except Exception as exc:  # any library failure on a bad file becomes one clear line
-        why = " ".join(str(exc).split())[:300]
-        raise NanosegError(f"cannot read this {fmt} file ({type(exc).__name__}: {why})", path=path,
-                           hint=_HINT_CORRUPT) from None
-    if any(n == 0 for n in opened.shape):
-        raise NanosegError(f"the image has no pixels (shape {opened.shape})", path=path)
+        raise _library_failure(exc, path, fmt, f"this {fmt} file") from None
     return path, opened
 
 
@@ -554,10 +865,10 @@ def _load(path: Path, opened: _Opened, index: int | None) -> np.ndarray:
         return opened.get(index)
     except NanosegError:
         raise
+    except MemoryError:
+        raise NanosegError("not enough memory to load the pixel data", path=path) from None
     except Exception as exc:
-        why = " ".join(str(exc).split())[:300]
-        raise NanosegError(f"cannot read the pixel data ({type(exc).__name__}: {why})", path=path,
-                           hint=_HINT_CORRUPT) from None
+        raise _library_failure(exc, path, FORMATS[path.suffix.lower()], "the pixel data") from None
 
 
 def _micrograph(path: Path, opened: _Opened, array: np.ndarray, extra: dict | None = None) -> Micrograph:
@@ -571,15 +882,22 @@ def _micrograph(path: Path, opened: _Opened, array: np.ndarray, extra: dict | No
 
 
 # --------------------------------------------------------------------------------------------- public
-def read(path: str | os.PathLike, *, frame: int | None = None) -> Micrograph:
+def read(path: str | os.PathLike, *, frame: int | None = None, signal: SignalChoice = None,
+         pixel_size_nm: float | None = None) -> Micrograph:
     """Read one image file into a calibrated :class:`Micrograph`.
 
     Parameters
     ----------
-    path : an image file: ``.dm3 .dm4 .emd .ser .mrc .tif .tiff .png .jpg .jpeg .npy``.
+    path : an image file: ``.dm3 .dm4 .emd .ser .emi .mrc .img .tif .tiff .png .jpg .jpeg .npy``.
     frame : for a file holding a stack of frames (an in situ movie), the frame to take (0-based,
         negative counts from the end). A stack read without ``frame`` is an error: use
         :func:`read_series` for movies.
+    signal : for a file holding several images (Velox HAADF + DF, a TIA .emi with BF and DF, DM
+        files with several images), which one: its index or its title. Without it, a file with one
+        real-space image (others being spectra, FFTs or plots) gives that image, and a file with
+        several is an error that lists them (``nanoseg info`` lists them too).
+    pixel_size_nm : the pixel size in nm, replacing the file's calibration (for uncalibrated files,
+        or ones whose calibration is wrong); recorded in ``metadata["pixel_size_from"]``.
 
     Returns
     -------
@@ -590,7 +908,10 @@ def read(path: str | os.PathLike, *, frame: int | None = None) -> Micrograph:
     Raises
     ------
     NanosegError
-        missing, empty, truncated, corrupt, unknown-format, NaN-filled or 3-D-without-``frame`` files.
+        missing, empty, truncated, corrupt, unknown-format, NaN-filled or 3-D-without-``frame`` files;
+        diffraction patterns and FFTs (reciprocal units, complex data); non-square or implausible
+        pixel sizes; an optional package that the file needs and is missing (named, with its pip
+        command); several images and no ``signal``.
 
     Example
     -------
@@ -601,7 +922,7 @@ def read(path: str | os.PathLike, *, frame: int | None = None) -> Micrograph:
     >>> read(path).pixel_size_nm
     0.02
     """
-    path, opened = _open(path)
+    path, opened = _open(path, signal, pixel_size_nm)
     if len(opened.shape) == 3:
         n = opened.shape[0]
         if frame is None:
@@ -622,11 +943,14 @@ def read(path: str | os.PathLike, *, frame: int | None = None) -> Micrograph:
     return _micrograph(path, opened, _load(path, opened, None))
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+def describe(path: str | os.PathLike, *, signal: SignalChoice = None,
+             pixel_size_nm: float | None = None) -> dict[str, Any]:
     """A summary of one file without loading a whole stack: what ``nanoseg info`` shows.
 
     Returns a dict with ``path, format, shape, dtype, n_frames, pixel_size_nm, field_of_view_nm,
-    dose_e_per_A2, metadata``. The first (or only) image is loaded and checked for NaN.
+    dose_e_per_A2, metadata``. The first (or only) image is loaded and checked for NaN. ``signal``
+    and ``pixel_size_nm`` as for :func:`read`; ``metadata["signals"]`` lists a multi-signal file's
+    signals.
 
     Example
     -------
@@ -637,7 +961,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     >>> describe(p)["shape"]
     [256, 256]
     """
-    path, opened = _open(path)
+    path, opened = _open(path, signal, pixel_size_nm)
     first = _micrograph(path, opened, _load(path, opened, 0 if len(opened.shape) == 3 else None))
     rows, cols = opened.shape[-2:]
     fov = None
@@ -724,7 +1048,8 @@ def _expand(paths_or_stack) -> list[Path]:
     return out
 
 
-def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Series:
+def read_series(paths_or_stack, *, frame_interval_s: float | None = None, signal: SignalChoice = None,
+                pixel_size_nm: float | None = None) -> Series:
     """Open a movie lazily: one stacked file, a list of single-frame files, a glob pattern (``**``
     allowed), or a folder (all image files below it, e.g. a Gatan in situ capture folder).
 
@@ -738,7 +1063,8 @@ def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Ser
     3. natural sort of the names, times ``i · frame_interval_s`` (1 s per frame if not given).
 
     For a stacked file: a time axis in the file, else ``i · frame_interval_s`` (1 s if not given).
-    ``series.timing`` says which rule was used.
+    ``series.timing`` says which rule was used. ``signal`` and ``pixel_size_nm`` as for :func:`read`
+    (applied to every file).
 
     Example
     -------
@@ -753,7 +1079,7 @@ def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Ser
         raise NanosegError(f"frame_interval_s must be > 0 s, got {frame_interval_s}")
     paths = _expand(paths_or_stack)
     if len(paths) == 1:
-        path, opened = _open(paths[0])
+        path, opened = _open(paths[0], signal, pixel_size_nm)
         if len(opened.shape) == 2:
             n, timing = 1, "single"
             times = [0.0]
@@ -781,7 +1107,7 @@ def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Ser
     if times is None:
         stamps = []
         for p in paths:
-            _, opened = _open(p)
+            _, opened = _open(p, signal, pixel_size_nm)
             if len(opened.shape) != 2:
                 raise NanosegError(f"expected one image per file in a list of frames, found shape {opened.shape}",
                                    path=p, hint="pass a stacked file on its own")
@@ -800,7 +1126,7 @@ def read_series(paths_or_stack, *, frame_interval_s: float | None = None) -> Ser
     times = [float(times[i]) for i in order]
 
     def load_file(i: int) -> Micrograph:
-        m = read(paths[i])
+        m = read(paths[i], signal=signal, pixel_size_nm=pixel_size_nm)
         m.metadata.update({"frame_index": i, "time_s": times[i]})
         return m
 

@@ -31,7 +31,10 @@ _NM_PER_UNIT = {
     "m": 1e9, "meter": 1e9, "metre": 1e9,
 }
 # units that say "no physical calibration"
-_UNCALIBRATED = {"", "px", "pixel", "pixels", "<undefined>", "undefined", "none", "unknown", "t", "a.u.", "au"}
+_UNCALIBRATED = {"", "px", "pixel", "pixels", "<undefined>", "undefined", "none", "unknown", "t", "a.u.", "au", "[]"}
+# the range of real-space pixel sizes any microscope produces: 0.1 pm (sub-Å STEM sampling) … 1 mm
+# (a stage navigation camera, ~0.26 mm/px); anything outside is a unit or reader mistake
+PLAUSIBLE_PIXEL_NM = (1e-4, 1e6)
 
 
 def is_reciprocal(unit: str | None) -> bool:
@@ -73,3 +76,22 @@ def length_to_nm(scale: float, unit: str | None, *, path=None) -> float | None:
     if not math.isfinite(value) or value <= 0:
         return None
     return float(f"{value:.12g}")
+
+
+def check_plausible_pixel_nm(pixel_size_nm: float | None, *, path=None, source: str = "the file's calibration") -> None:
+    """Raise :class:`NanosegError` unless ``pixel_size_nm`` lies in :data:`PLAUSIBLE_PIXEL_NM` (None passes).
+
+    >>> check_plausible_pixel_nm(0.02)
+    >>> check_plausible_pixel_nm(1e17)
+    Traceback (most recent call last):
+    ...
+    nanoseg.errors.NanosegError: implausible pixel size 1e+17 nm from the file's calibration: a real-space pixel is 0.0001 to 1e+06 nm (pass the pixel size yourself, pixel_size_nm=... or --pixel-size, if you know it)
+    """
+    if pixel_size_nm is None:
+        return
+    low, high = PLAUSIBLE_PIXEL_NM
+    if not low <= pixel_size_nm <= high:
+        raise NanosegError(
+            f"implausible pixel size {pixel_size_nm:.6g} nm from {source}: a real-space pixel is {low:g} to {high:g} nm",
+            path=path, hint="pass the pixel size yourself, pixel_size_nm=... or --pixel-size, if you know it",
+        )
