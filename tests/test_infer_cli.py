@@ -58,9 +58,11 @@ def test_predict_cli_outputs_skip_and_resume(tmp_path, checkpoint, frames):
     assert (out / "frame0.overlay.png").exists()
     table = pd.read_csv(out / "frame0.particles.csv")
     assert {"diameter_nm", "major_axis_nm", "minor_axis_nm"} <= set(table.columns)
-    # rerun: finished inputs are skipped; the assumed pixel size rescues the uncalibrated file
+    # rerun with the same settings: finished inputs are skipped; the assumed pixel size rescues the
+    # uncalibrated file (it only decides whether such a file can run at all, so it is not a resume setting)
     again = CliRunner().invoke(app, ["predict", *inputs[:2], inputs[3], "--out", str(out), "--model",
-                                     str(checkpoint), "--no-progress", "--assume-model-pixel-size"])
+                                     str(checkpoint), "--no-progress", "--threshold", "otsu",
+                                     "--assume-model-pixel-size"])
     assert again.exit_code == 0, again.output
     assert "1 done, 2 skipped" in again.output
     assert json.loads((out / "uncalibrated.json").read_text())["particle_table_pixel_size_nm"] == 0.2
@@ -97,3 +99,55 @@ def test_predict_on_dask_workers(tmp_path, checkpoint, frames):
     assert sorted(result.report.done) == sorted([str(frames / "frame0.tif"), str(frames / "frame1.tif")])
     assert [name for name, _ in result.report.failed] == [str(frames / "broken.tif")]
     assert (tmp_path / "d" / "frame1.mask.tif").exists()
+
+
+def _predict(out, frame, model, *extra):
+    return CliRunner().invoke(app, ["predict", str(frame), "--out", str(out), "--model", str(model), "--no-progress",
+                                    *extra])
+
+
+def test_predict_rerun_with_other_settings_is_refused(tmp_path, checkpoint, frames):
+    """A rerun resumes only with the same settings; another threshold or model must not say '1 skipped'."""
+    out, frame = tmp_path / "out", frames / "frame0.tif"
+    assert _predict(out, frame, checkpoint).exit_code == 0
+    before = (out / "frame0.json").read_text()
+    same = _predict(out, frame, checkpoint)
+    assert same.exit_code == 0 and "0 done, 1 skipped" in same.output
+    other = _predict(out, frame, checkpoint, "--threshold", "0.3")
+    assert other.exit_code != 0
+    message = str(other.exception)
+    assert "other settings" in message and "threshold: 0.5 → 0.3" in message and "--overwrite" in message
+    torch.manual_seed(1)
+    other_model = save_model(tmp_path / "model2", build_model("unet3"), ModelCard(architecture="unet3",
+                                                                                  pixel_size_nm=0.2))
+    refused = _predict(out, frame, other_model)
+    assert refused.exit_code != 0 and "model" in str(refused.exception)
+    assert (out / "frame0.json").read_text() == before  # nothing was overwritten
+    redo = _predict(out, frame, checkpoint, "--threshold", "0.3", "--overwrite")
+    assert redo.exit_code == 0 and "1 done, 0 skipped" in redo.output, redo.output
+    assert json.loads((out / "frame0.json").read_text())["threshold"] == pytest.approx(0.3)
+    resumed = _predict(out, frame, checkpoint, "--threshold", "0.3")
+    assert resumed.exit_code == 0 and "0 done, 1 skipped" in resumed.output
+
+
+def test_predict_refuses_finished_outputs_of_unknown_settings(tmp_path, checkpoint, frames):
+    """Outputs without a settings record (an older nanoseg) are not silently taken as this run's."""
+    out, frame = tmp_path / "out", frames / "frame0.tif"
+    assert _predict(out, frame, checkpoint).exit_code == 0
+    (out / "predict_settings.json").unlink()
+    result = _predict(out, frame, checkpoint)
+    assert result.exit_code != 0 and "--overwrite" in str(result.exception)
+
+
+def test_model_fingerprint_tells_models_apart(tmp_path, checkpoint):
+    from nanoseg.infer.batch import model_fingerprint
+    from nanoseg.models import load_model
+
+    loaded = load_model(checkpoint)
+    assert model_fingerprint(str(checkpoint)) == model_fingerprint(checkpoint) == model_fingerprint(loaded)
+    assert model_fingerprint("default") != model_fingerprint(checkpoint)
+    module = build_model("unet3")
+    before = model_fingerprint(module)
+    with torch.no_grad():
+        next(module.parameters()).add_(1.0)
+    assert model_fingerprint(module) != before

@@ -61,3 +61,16 @@ def test_predict_report_out_of_distribution_follows_the_json(tmp_path):
         "warnings": ["pixel size outside the training range"]}))
     table = predict_sections(tmp_path)[0].tables[0].set_index("image")
     assert not table.loc["a", "out_of_distribution"] and table.loc["b", "out_of_distribution"]
+
+
+def test_predict_report_skips_the_settings_record(tmp_path):
+    """predict_settings.json (the resume key) is not an image: no row for it."""
+    import json
+
+    from nanoseg.infer.batch import SETTINGS_FILE
+    from nanoseg.report.folders import predict_sections
+
+    (tmp_path / "a.mask.tif").write_bytes(b"")
+    (tmp_path / "a.json").write_text(json.dumps({"pixel_size_nm": 0.2, "out_of_distribution": False}))
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({"settings": {"threshold": 0.5}}))
+    assert list(predict_sections(tmp_path)[0].tables[0]["image"]) == ["a"]

@@ -49,14 +49,17 @@ def predict(
                                                         "(see docs/performance.md)."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
     workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster with this many workers."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo finished inputs (default: skip = resume)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo finished inputs, also with new settings (default: skip = resume, same "
+                                                        "settings only)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Segment nanoparticles in microscope files.
 
     Writes per input: <stem>.mask.tif (calibrated), <stem>.probability.tif, <stem>.particles.csv,
     <stem>.overlay.png and <stem>.json (warnings, out-of-distribution flags); <stem>.variance.tif with
-    --ensemble or --tta. Bad files are skipped and listed (exit code 1); reruns skip finished files.
+    --ensemble or --tta. Bad files are skipped and listed (exit code 1); reruns with the same settings skip
+    finished files, reruns with another model, threshold, --tta, --pixel-size, --tile-size or --min-diameter are
+    refused (--overwrite redoes them).
 
     Example: nanoseg predict frames/*.dm4 --out masks --ensemble runs/cv5 --tta --pixel-size 0.02
     """

@@ -12,7 +12,11 @@ For every input file ``<stem>.<ext>`` the output folder receives
 =========================  ===========================================================================
 
 The JSON is written last, so its presence marks a finished input: a rerun skips it (resume) unless
-``overwrite``. Bad files (unreadable, NaNs, no pixel size, ...) are skipped and reported
+``overwrite``. A rerun resumes only with the same settings: ``predict_settings.json`` records the model
+(a sha1 of its card and weights files), the threshold, ``tta``, the pixel-size override, the tile size and
+the smallest particle kept; a rerun with other settings is refused (redo with ``overwrite``, or use another
+folder). How the work runs (device, engine, batch size, Dask) and ``assume_model_pixel_size`` (which only
+decides whether an uncalibrated file can run at all) are not part of it. Bad files (unreadable, NaNs, no pixel size, ...) are skipped and reported
 (:class:`nanoseg._util.BatchReport`). With ``scheduler`` (a Dask scheduler address) or ``workers`` (a local
 Dask cluster of that many processes), files are spread over Dask workers; each worker loads the model
 once and keeps it for every file it gets.
@@ -25,6 +29,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -37,6 +42,9 @@ import numpy as np
 from nanoseg._util import BatchReport, progress_iter
 from nanoseg.errors import NanosegError
 
+SETTINGS_FILE = "predict_settings.json"
+#: options of :func:`nanoseg.infer.predict` that change no finished output, so a resume may differ in them
+RUN_ONLY_OPTIONS = frozenset({"batch_size", "device", "engine", "assume_model_pixel_size"})
 SUFFIXES = {"mask": ".mask.tif", "probability": ".probability.tif", "variance": ".variance.tif",
             "particles": ".particles.csv", "overlay": ".overlay.png", "metadata": ".json"}
 
@@ -63,6 +71,71 @@ def output_paths(out_dir: str | os.PathLike, stem: str) -> dict[str, Path]:
 def is_finished(out_dir: str | os.PathLike, stem: str) -> bool:
     """True when the input's metadata JSON (written last) exists."""
     return output_paths(out_dir, stem)["metadata"].exists()
+
+
+def model_fingerprint(model) -> str | list:
+    """What identifies a model for resuming: a sha1 of its checkpoint files (``card.json`` + weights, so a
+    changed card counts too), or :func:`nanoseg.infer.engine.weights_fingerprint` of a network in memory; a
+    list for an ensemble given as a list. ``None``/"default": the shipped model."""
+    from nanoseg.models import LoadedModel
+    from nanoseg.models.checkpoint import default_model_path
+
+    if model is None or (isinstance(model, str) and model == "default"):
+        return _files_sha1(default_model_path())
+    if isinstance(model, (list, tuple)):
+        return [model_fingerprint(m) for m in model]
+    if isinstance(model, (str, os.PathLike)):
+        if not Path(model).exists():
+            raise NanosegError("model not found", path=model,
+                               hint="give a checkpoint directory, a .nanoseg file, or 'default'")
+        return _files_sha1(Path(model))
+    if isinstance(model, LoadedModel) and model.path.exists():
+        return _files_sha1(model.path)
+    from nanoseg.infer.engine import weights_fingerprint
+
+    return "weights:" + weights_fingerprint(getattr(model, "module", model))
+
+
+def _files_sha1(path: Path) -> str:
+    """sha1 over a checkpoint file, or over the cards and weights below a checkpoint/ensemble folder."""
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and (p.name == "card.json" or p.suffix in {
+            ".safetensors", ".pt", ".nanoseg"}))
+    digest = hashlib.sha1()
+    for file in files:
+        digest.update((file.relative_to(path).as_posix() if file != path else file.name).encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def resume_settings(model, *, min_diameter_nm: float, **options) -> dict[str, Any]:
+    """The settings every finished output depends on: the key for resuming a folder (see the module docstring)."""
+    settings: dict[str, Any] = {"model": model_fingerprint(model), "min_diameter_nm": min_diameter_nm}
+    settings.update({k: v for k, v in sorted(options.items()) if k not in RUN_ONLY_OPTIONS})
+    return settings
+
+
+def check_resume_settings(out: Path, settings: dict[str, Any], *, overwrite: bool, any_finished: bool) -> None:
+    """Refuse to mix outputs of other settings into ``out`` (unless ``overwrite``); then record ``settings``."""
+    from nanoseg._util import atomic_path, require_same_settings, settings_digest
+
+    path = out / SETTINGS_FILE
+    hint = "rerun with --overwrite (overwrite=True) to redo the inputs with these settings, or choose another --out"
+    if not overwrite:
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8")).get("settings")
+            except (json.JSONDecodeError, AttributeError):
+                raise NanosegError("unreadable settings record", path=path, hint=hint) from None
+            require_same_settings(stored, settings, path=out, hint=hint)
+        elif any_finished:
+            raise NanosegError("this folder holds finished predictions whose settings were not recorded",
+                               path=out, hint=hint)
+    record = {"settings": settings, "settings_sha1": settings_digest(settings)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
 
 
 def _stems(paths: Sequence[Path]) -> list[str]:
@@ -196,6 +269,9 @@ def predict_files(
         raise NanosegError("the output path exists and is not a folder", path=out)
     out.mkdir(parents=True, exist_ok=True)
     stems = _stems(paths)
+    settings = resume_settings(model, min_diameter_nm=min_diameter_nm, **options)
+    check_resume_settings(out, settings, overwrite=overwrite,
+                          any_finished=any(is_finished(out, stem) for stem in stems))
     result = BatchResult(report=BatchReport())
     todo = []
     for path, stem in zip(paths, stems, strict=True):

@@ -91,9 +91,11 @@ def _out_of_distribution(meta: dict) -> bool:
 
 def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
     """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, overlays."""
+    from nanoseg.infer.batch import SETTINGS_FILE
+
     rows, warnings, overlays = [], [], []
     for meta_path in sorted(folder.glob("*.json")):
-        if meta_path.name in {"summary.json", "preprocess.json"}:
+        if meta_path.name in {"summary.json", "preprocess.json", SETTINGS_FILE}:
             continue
         stem = meta_path.name[: -len(".json")]
         try:
