@@ -289,3 +289,42 @@ def test_known_lattice_spacings_become_frequencies_and_unresolved_ones_are_refus
         lattice_frequencies([0.235], None)
     with pytest.raises(NanosegError, match="positive"):
         lattice_frequencies([-0.2], 0.05)
+
+
+def _random_unet3(seed: int = 0):
+    from nanoseg.models import build_model
+
+    torch.manual_seed(seed)
+    net = build_model("unet3")
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("preprocessing,input_px", [
+    ([], 0.2 * 1.005),  # no pipeline; a 0.5 % pixel-size mismatch (resampled by predict, not by explain)
+    ([{"name": "standardize"}], 0.1),  # standardized, resampled 2×
+    (None, None),  # a bare network: no card at all
+])
+def test_explain_sees_the_network_input_predict_sees(preprocessing, input_px):
+    """Issue #16 item 1: one function builds the network input; predict's probability = explain's softmax."""
+    from nanoseg.infer import predict
+    from nanoseg.io import Micrograph
+    from nanoseg.models import LoadedModel, ModelCard
+
+    net = _random_unet3()
+    model = net if preprocessing is None else LoadedModel(
+        net, ModelCard(architecture="unet3", pixel_size_nm=0.2, preprocessing=preprocessing), path=None)
+    image, _ = disks_image(shape=(150, 166), centers_radii=((50, 60, 18), (100, 110, 24)), noise=0.05)
+    micrograph = Micrograph(image * 50 + 300, pixel_size_nm=input_px)  # raw counts: standardizing matters
+    pred = predict(micrograph, model, pixel_size_nm=None if input_px else 0.2, tile_size=None, engine="eager",
+                   device="cpu", ood=False)
+    prepared = prepare_input(model, micrograph)
+    assert list(prepared.image.shape) == pred.metadata["models"][0]["network_grid_shape"]
+    assert prepared.image.shape[0] % 8 and prepared.image.shape[1] % 8  # padded to the size multiple
+    raw = raw_output_maps(model, prepared.image)
+    explained = prepared.network_input.to_input_grid(raw.probability)
+    assert explained.shape == pred.probability.shape
+    assert np.abs(explained - pred.probability).max() < 1e-5

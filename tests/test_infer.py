@@ -275,3 +275,15 @@ def test_predict_sees_weights_changed_after_the_first_call():
     for p in net.parameters():  # through .data: no version counter sees this, the content does
         p.data.copy_(p.data * 0.5)
     assert np.abs(probability("fused") - probability("eager")).max() < 1e-4
+
+
+def test_tensor_padding_equals_array_padding():
+    """explain pads tensors (differentiable), predict pads arrays: the same values, tiny images included."""
+    from nanoseg.infer.tiling import pad_tensor_to_multiple, pad_to_multiple
+
+    rng = np.random.default_rng(6)
+    for shape in ((75, 83), (3, 5), (16, 7), (1, 2), (32, 32)):
+        image = rng.standard_normal(shape).astype(np.float32)
+        want = pad_to_multiple(image, 16)[0]
+        got = pad_tensor_to_multiple(torch.from_numpy(image)[None], 16)[0].numpy()
+        assert got.shape == want.shape and (got == want).all(), shape

@@ -3,7 +3,8 @@
 Every ``nanoseg.explain`` function takes either a bare ``torch.nn.Module`` (which then sees the arrays
 exactly as given) or a loaded checkpoint (``nanoseg.models.LoadedModel``: ``.module`` + ``.card``). Arrays are
 **network inputs**: already preprocessed. :func:`prepare_input` turns a raw :class:`~nanoseg.io.Micrograph`
-into that input for a checkpoint (resampling to the card's pixel size, then the card's preprocessing).
+into that input for a checkpoint with the function ``predict`` uses (:mod:`nanoseg.infer.network_input`), and
+:func:`forward_logits` pads it as ``predict`` does, so explain's maps are the maps ``predict`` computes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nanoseg.errors import NanosegError
@@ -54,16 +54,32 @@ def check_mask(mask, shape: tuple[int, ...], name: str = "mask") -> np.ndarray:
     return array > 0
 
 
-def _pad_amounts(size: int, multiple: int) -> tuple[int, int]:
-    total = (-size) % multiple
-    return total // 2, total - total // 2
+def forward_tensor(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits ``(N, 2, H, W)`` of network inputs ``x`` ``(N, H, W)`` in eval mode, autograd as the caller sets it.
+
+    Padded exactly as in ``predict`` (:func:`nanoseg.infer.tiling.pad_tensor_to_multiple`: reflect,
+    bottom/right, to the network's ``size_multiple``) and cropped back."""
+    from nanoseg.infer.tiling import pad_tensor_to_multiple
+
+    multiple = int(getattr(module, "size_multiple", 1) or 1)
+    h, w = x.shape[-2:]
+    was_training = module.training
+    module.eval()
+    try:
+        y = module(pad_tensor_to_multiple(x[:, None], multiple))
+    finally:
+        module.train(was_training)
+    if y.ndim != 4 or y.shape[1] != 2:
+        raise NanosegError(f"the network returned shape {tuple(y.shape)}, expected (N, 2, H, W)")
+    return y[:, :, :h, :w]
 
 
 def forward_logits(model: Any, images, *, batch_size: int = 8, grad: bool = False) -> np.ndarray | torch.Tensor:
     """Logits ``(N, 2, H, W)`` (or ``(2, H, W)`` for one image) of ``images`` ``(N, H, W)`` or ``(H, W)``.
 
-    Inputs are padded by reflection to a multiple of the network's ``size_multiple`` and the output is
-    cropped back; the network runs in eval mode (BatchNorm uses its running statistics).
+    Inputs are padded by reflection (bottom/right, as in ``predict``) to a multiple of the network's
+    ``size_multiple`` and the output is cropped back; the network runs in eval mode (BatchNorm uses its
+    running statistics).
     """
     module = as_module(model)
     single = np.ndim(images) == 2
@@ -74,26 +90,12 @@ def forward_logits(model: Any, images, *, batch_size: int = 8, grad: bool = Fals
         raise NanosegError(f"expected an image (H, W) or a stack (N, H, W), got shape {stack.shape}")
     if not np.isfinite(stack).all():
         raise NanosegError("network input contains NaN/inf pixels")
-    multiple = int(getattr(module, "size_multiple", 1) or 1)
-    (top, bottom), (left, right) = _pad_amounts(stack.shape[1], multiple), _pad_amounts(stack.shape[2], multiple)
-    was_training = module.training
-    module.eval()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
     outputs = []
-    try:
-        with torch.set_grad_enabled(grad):
-            for start in range(0, len(stack), max(1, int(batch_size))):
-                x = torch.from_numpy(stack[start:start + batch_size, None]).to(device)
-                if top or bottom or left or right:
-                    mode = "reflect" if min(stack.shape[1:]) > max(top, bottom, left, right) else "replicate"
-                    x = F.pad(x, (left, right, top, bottom), mode=mode)
-                y = module(x)
-                if y.ndim != 4 or y.shape[1] != 2:
-                    raise NanosegError(f"the network returned shape {tuple(y.shape)}, expected (N, 2, H, W)")
-                y = y[:, :, top:top + stack.shape[1], left:left + stack.shape[2]]
-                outputs.append(y if grad else y.detach().cpu())
-    finally:
-        module.train(was_training)
+    with torch.set_grad_enabled(grad):
+        for start in range(0, len(stack), max(1, int(batch_size))):
+            y = forward_tensor(module, torch.from_numpy(stack[start:start + batch_size]).to(device))
+            outputs.append(y if grad else y.detach().cpu())
     out = torch.cat(outputs)
     if grad:
         return out[0] if single else out
@@ -120,48 +122,37 @@ class PreparedInput:
     mask: np.ndarray | None
     pixel_size_nm: float | None
     steps: list[str]
+    network_input: Any = None  # the nanoseg.infer.network_input.NetworkInput (maps outputs back to the input grid)
 
 
 def prepare_input(model: Any, micrograph, mask=None) -> PreparedInput:
     """Turn a raw micrograph into the network input of ``model`` (and resample its mask alongside).
 
-    For a checkpoint: resample to the card's training pixel size (when the card has one, the image has a
-    pixel size and the card's pipeline has no ``resample`` step of its own), then run the card's
-    preprocessing pipeline. For a bare module (no card) the image is only standardized (mean 0, std 1).
+    The input is built by :func:`nanoseg.infer.network_input.network_input`, the function ``predict`` uses:
+    for a checkpoint, resampled to the card's training pixel size, then the card's preprocessing pipeline
+    exactly as recorded (an empty one changes nothing); for a bare module (no card) the pixels are used as
+    they are. An image without a pixel size is assumed to be at the model's (the ``steps`` say so).
     ``mask`` (optional) is resampled onto the output grid (bilinear, thresholded at 0.5).
 
     >>> import numpy as np, torch
-    >>> prepared = prepare_input(torch.nn.Conv2d(1, 2, 1), np.arange(16.0).reshape(4, 4))
+    >>> from nanoseg.io import Micrograph
+    >>> from nanoseg.models import ModelCard
+    >>> loaded = type("Loaded", (), {"module": torch.nn.Conv2d(1, 2, 1),
+    ...                              "card": ModelCard(architecture="x", preprocessing=[{"name": "standardize"}])})
+    >>> prepared = prepare_input(loaded, Micrograph(np.arange(16.0).reshape(4, 4)))
     >>> prepared.steps, round(float(prepared.image.std()), 3)
     (['standardize'], 1.0)
     """
+    from nanoseg.infer.network_input import network_input
     from nanoseg.io import Micrograph
-    from nanoseg.preprocess import Pipeline, resample_micrograph, resample_to_shape, standardize
+    from nanoseg.preprocess import resample_to_shape
 
     if not isinstance(micrograph, Micrograph):
         micrograph = Micrograph(check_image(micrograph))
-    micrograph.check_finite()
     if mask is not None:
         mask = check_mask(mask, micrograph.shape)
-    steps: list[str] = []
-    card = card_of(model)
-    pipeline = Pipeline.from_spec(list(getattr(card, "preprocessing", None) or [])) if card is not None else None
-    has_resample = pipeline is not None and any(step.name == "resample" for step in pipeline.steps)
-    pixel = micrograph.pixel_size_nm
-    target = getattr(card, "pixel_size_nm", None) if card is not None else None
-    if target and not pixel:
-        steps.append(f"image has no pixel size; assumed the model's {target:.4g} nm/px")
-        micrograph = micrograph.with_data(micrograph.data, pixel_size_nm=target)
-    elif target and pixel and abs(pixel / target - 1) > 0.01 and not has_resample:
-        micrograph = resample_micrograph(micrograph, target)
-        steps.append(f"resampled {pixel:.4g} → {micrograph.pixel_size_nm:.4g} nm/px")
-    if pipeline is not None and len(pipeline):
-        out = pipeline.apply(micrograph)
-        steps += [step.name for step in pipeline.steps]
-    else:
-        out = micrograph.with_data(standardize(micrograph.data))
-        steps.append("standardize")
-    if mask is not None and out.shape != mask.shape:
-        mask = np.asarray(resample_to_shape(mask.astype(np.float32), out.shape, method="spatial")) >= 0.5
-    return PreparedInput(image=np.asarray(out.data, dtype=np.float32), mask=mask, pixel_size_nm=out.pixel_size_nm,
-                         steps=steps)
+    net_in = network_input(micrograph, card_of(model), assume_model_pixel_size=True)
+    if mask is not None and net_in.image.shape != mask.shape:
+        mask = np.asarray(resample_to_shape(mask.astype(np.float32), net_in.image.shape, method="spatial")) >= 0.5
+    return PreparedInput(image=net_in.image, mask=mask, pixel_size_nm=net_in.pixel_size_nm, steps=net_in.steps,
+                         network_input=net_in)

@@ -37,6 +37,7 @@ from nanoseg.explain._network import (
     check_image,
     check_mask,
     forward_logits,
+    forward_tensor,
     particle_probability,
     softmax_particle,
 )
@@ -185,23 +186,7 @@ def gradient_saliency(model, image, *, region=None, target: str = "probability",
 
 def _forward_differentiable(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Logits (2, H, W) of one image tensor (H, W), padded like :func:`forward_logits`, with gradients."""
-    import torch.nn.functional as F
-
-    multiple = int(getattr(module, "size_multiple", 1) or 1)
-    h, w = x.shape
-    ph, pw = (-h) % multiple, (-w) % multiple
-    top, left = ph // 2, pw // 2
-    inp = x[None, None]
-    if ph or pw:
-        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-        inp = F.pad(inp, (left, pw - left, top, ph - top), mode=mode)
-    was_training = module.training
-    module.eval()
-    try:
-        out = module(inp)
-    finally:
-        module.train(was_training)
-    return out[0, :, top:top + h, left:left + w]
+    return forward_tensor(module, x[None])[0]
 
 
 # --------------------------------------------------------------------------------------------- profiles

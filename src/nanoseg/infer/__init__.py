@@ -12,6 +12,7 @@ Example
 
 from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
 from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, onnx_available, resolve_device
+from nanoseg.infer.network_input import NetworkInput, network_input
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.predict import (
     DEFAULT_TILE_PX,
@@ -21,7 +22,6 @@ from nanoseg.infer.predict import (
     get_runner,
     predict,
     predict_many,
-    preprocess_for_model,
     probability_from_logits,
     resolve_models,
 )
@@ -35,9 +35,9 @@ from nanoseg.infer.tiling import (
 )
 
 __all__ = [
-    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "GPU_TILE_PX", "Prediction", "Runner", "axis_weights", "check_distribution",
-    "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics", "make_runner",
-    "onnx_available", "output_paths", "pad_to_multiple", "predict", "predict_file", "predict_files", "predict_many",
-    "preprocess_for_model", "probability_from_logits", "resolve_device", "resolve_models", "tile_layout", "tile_starts",
-    "tiled_apply", "write_prediction",
+    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "GPU_TILE_PX", "NetworkInput", "Prediction", "Runner", "axis_weights",
+    "check_distribution", "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics",
+    "make_runner", "network_input", "onnx_available", "output_paths", "pad_to_multiple", "predict", "predict_file",
+    "predict_files", "predict_many", "probability_from_logits", "resolve_device", "resolve_models", "tile_layout",
+    "tile_starts", "tiled_apply", "write_prediction",
 ]

@@ -1,11 +1,12 @@
 """``predict``: segment a micrograph of any size with a model (or an ensemble), the way it was trained.
 
-For each model: the input is resampled to the model's training pixel size (card ``pixel_size_nm``), the
-card's preprocessing pipeline is applied, the image is cut into tiles that overlap by more than the
-network's receptive field and blended so the result equals a whole-image pass (:mod:`.tiling`); the
-particle probability ``softmax(logits)[1]`` is resampled back to the input grid (bilinear). Ensembles and
-8-fold dihedral test-time augmentation average probabilities; their per-pixel variance is the uncertainty
-map. Out-of-distribution checks compare the input with the card's training ranges (:mod:`.ood`).
+For each model: the input becomes the network input exactly as in training and in ``nanoseg.explain``
+(:func:`nanoseg.infer.network_input.network_input`: resampled to the card's ``pixel_size_nm``, the card's
+preprocessing pipeline, bottom/right reflect padding to the network's ``size_multiple``), the image is cut
+into tiles that overlap by more than the network's receptive field and blended so the result equals a
+whole-image pass (:mod:`.tiling`); the particle probability ``softmax(logits)[1]`` is resampled back to the
+input grid (bilinear). Ensembles and 8-fold dihedral test-time augmentation average probabilities; their
+per-pixel variance is the uncertainty map. Out-of-distribution checks compare the input with the card's training ranges (:mod:`.ood`).
 
 Example
 -------
@@ -35,6 +36,7 @@ from torch import nn
 
 from nanoseg.errors import NanosegError
 from nanoseg.infer.engine import Runner, make_runner, resolve_device, weights_fingerprint
+from nanoseg.infer.network_input import network_input
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
@@ -126,66 +128,6 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
             return [load_model(p, device=device) for p in members]
         raise NanosegError("not a model checkpoint", path=path, hint="expected a .nanoseg file or a folder")
     raise NanosegError(f"cannot use {type(model).__name__} as a model")
-
-
-# ------------------------------------------------------------------------------------------ preprocessing
-def _input_pixel_size(micrograph, card, *, pixel_size_nm, assume_model_pixel_size) -> tuple[float | None, list]:
-    notes = []
-    px = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
-    if px is not None:
-        px = float(px)
-        if not np.isfinite(px) or px <= 0:
-            raise NanosegError(f"pixel size must be a positive number of nm, got {px}", path=micrograph.source)
-        return px, notes
-    if card.pixel_size_nm is None:
-        return None, notes  # an uncalibrated model: nothing to resample to
-    if assume_model_pixel_size:
-        notes.append(f"the image has no pixel size; assumed the model's {card.pixel_size_nm:g} nm/px "
-                     "(sizes in nm are only as right as this assumption)")
-        return None, notes
-    raise NanosegError(
-        "the image has no pixel size, and the model must know it to resample the image to its training "
-        f"pixel size ({card.pixel_size_nm:g} nm/px)",
-        path=micrograph.source,
-        hint="pass --pixel-size NM (pixel_size_nm=...), or --assume-model-pixel-size if the image was taken "
-             "at the model's pixel size",
-    )
-
-
-def preprocess_for_model(micrograph, card, *, pixel_size_nm: float | None) -> tuple[np.ndarray, float | None]:
-    """The network input for one model: resampled to the card's pixel size, then the card's pipeline.
-
-    Returns ``(image, model_grid_pixel_size_nm)``. A pipeline that holds its own ``resample`` step is run
-    as it is (its step does the resampling).
-    """
-    from nanoseg.preprocess import Pipeline, resample
-
-    pipeline = Pipeline.from_spec(card.preprocessing or [])
-    has_resample = any(step.name == "resample" for step in pipeline)
-    data = micrograph.data
-    target = card.pixel_size_nm
-    if has_resample:
-        if pixel_size_nm is None:  # assumed to be at the model's pixel size: nothing to resample
-            kept = Pipeline([step for step in pipeline if step.name != "resample"])
-            return kept(data), target
-        out = pipeline.apply(micrograph.with_data(data, pixel_size_nm=pixel_size_nm))
-        return out.data, out.pixel_size_nm
-    grid_px = pixel_size_nm
-    if target is not None and pixel_size_nm is not None and abs(pixel_size_nm / target - 1) > 1e-3:
-        data = resample(data, from_pixel_size_nm=pixel_size_nm, to_pixel_size_nm=target, method="fourier")
-        grid_px = target
-    return (pipeline(data) if len(pipeline) else np.asarray(data, np.float32)), grid_px
-
-
-def _back_to_input(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear, pixel-centre-aligned resampling of (C, h, w) maps to (C, *shape)."""
-    if array.shape[-2:] == tuple(shape):
-        return array
-    from skimage.transform import resize
-
-    shrinking = array.shape[-2] > shape[0] or array.shape[-1] > shape[1]
-    return np.stack([resize(a, shape, order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True)
-                     for a in array]).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ TTA
@@ -312,11 +254,10 @@ def predict(
     input_px = None
     for loaded in models:
         card, module = loaded.card, loaded.module
-        px, px_notes = _input_pixel_size(micrograph, card, pixel_size_nm=pixel_size_nm,
-                                         assume_model_pixel_size=assume_model_pixel_size)
-        input_px = px
-        notes += [n for n in px_notes if n not in notes]
-        image, grid_px = preprocess_for_model(micrograph, card, pixel_size_nm=px)
+        net_in = network_input(micrograph, card, pixel_size_nm=pixel_size_nm,
+                               assume_model_pixel_size=assume_model_pixel_size)
+        input_px, image, grid_px = net_in.input_pixel_size_nm, net_in.image, net_in.pixel_size_nm
+        notes += [n for n in net_in.notes if n not in notes]
         multiple = int(getattr(module, "size_multiple", 1))
         context = context_px(module, receptive_field_px=card.receptive_field_px)
         if overlap_px is None:
@@ -338,9 +279,9 @@ def predict(
                                     margin_px=margin, ramp_px=ramp, batch_size=batch_size)
             logits = np.ascontiguousarray(_undo_dihedral(logits, k))
             if return_logits:
-                back = _back_to_input(logits, shape)
+                back = net_in.to_input_grid(logits)
                 logit_sum = back if logit_sum is None else logit_sum + back
-            probs.append(_back_to_input(probability_from_logits(logits)[None], shape)[0])
+            probs.append(net_in.to_input_grid(probability_from_logits(logits)))
         member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
                             "engine": runner.engine, "onnx_level": runner.onnx_level,
                             "engine_calibration_s": dict(runner.calibration),

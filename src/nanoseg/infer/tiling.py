@@ -163,15 +163,44 @@ def axis_weights(size: int, *, at_start: bool, at_end: bool, margin_px: int, ram
     return w
 
 
-def pad_to_multiple(image: np.ndarray, multiple: int, *, minimum: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflect-pad a 2-D image at the bottom/right to a multiple of ``multiple`` (and at least ``minimum``)."""
-    h, w = image.shape
+def _pad_plan(h: int, w: int, multiple: int, minimum: int = 0) -> tuple[int, int, str]:
+    """Bottom/right padding (rows, columns) to a multiple of ``multiple`` (and at least ``minimum``) and the
+    NumPy mode: ``reflect`` when it fits, else ``symmetric``, else ``wrap`` (tiny images)."""
     ph = max(math.ceil(h / multiple) * multiple, minimum) - h
     pw = max(math.ceil(w / multiple) * multiple, minimum) - w
+    mode = "reflect" if ph < h and pw < w else "symmetric" if ph <= h and pw <= w else "wrap"
+    return ph, pw, mode
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int, *, minimum: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad a 2-D image at the bottom/right to a multiple of ``multiple`` (and at least ``minimum``).
+
+    This is the padding of every network input (:mod:`nanoseg.infer.network_input`); returns the padded image
+    and the original ``(h, w)`` to crop outputs back to."""
+    h, w = image.shape
+    ph, pw, mode = _pad_plan(h, w, multiple, minimum)
     if ph == 0 and pw == 0:
         return image, (h, w)
-    mode = "reflect" if ph < h and pw < w else "symmetric" if ph <= h and pw <= w else "wrap"
     return np.pad(image, ((0, ph), (0, pw)), mode=mode), (h, w)
+
+
+def pad_tensor_to_multiple(x, multiple: int):
+    """:func:`pad_to_multiple` of a tensor ``(..., H, W)``: the same values, differentiable (index gathers).
+
+    >>> import torch
+    >>> x = torch.arange(12.0).reshape(3, 4)
+    >>> bool((pad_tensor_to_multiple(x, 4).numpy() == pad_to_multiple(x.numpy(), 4)[0]).all())
+    True
+    """
+    import torch
+
+    h, w = x.shape[-2:]
+    ph, pw, mode = _pad_plan(h, w, multiple)
+    if ph == 0 and pw == 0:
+        return x
+    rows = torch.from_numpy(np.pad(np.arange(h), (0, ph), mode=mode)).to(x.device)
+    cols = torch.from_numpy(np.pad(np.arange(w), (0, pw), mode=mode)).to(x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def _axis_plan(length: int, tile: int, starts: list[int], *, margin_px: int, ramp_px: int) -> list[tuple]:
