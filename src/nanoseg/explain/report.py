@@ -172,7 +172,7 @@ def explain_report(model: Any, source: Any, out_dir: str | os.PathLike, *, mask:
     figs: list[Path] = []
     sections = [Section("Model", text=f"Input: {inputs[0].name}" + (f" and {len(inputs) - 1} more image(s)"
                                                                      if len(inputs) > 1 else "")
-                        + f". Preprocessing applied: {', '.join(prepared[0].steps)}.",
+                        + f". Preprocessing applied: {', '.join(prepared[0].steps) or 'none (the pixels as they are)'}.",
                         tables=[_model_table(model, module)])]
 
     first = prepared[0]
