@@ -229,3 +229,106 @@ def test_speckles_below_min_diameter_are_ignored(tmp_path):
     assert kept["f1@0.5"] == 1.0 and kept["count_error"] == 0
     raw = evaluate_dataset(ds, {"img0": pred}, n_worst=0, min_diameter_nm=0).per_image.iloc[0]
     assert raw["count_error"] == 1 and raw["precision@0.5"] == pytest.approx(2 / 3)
+
+
+# --- issue #16: one definition of a particle; border particles out of the size distributions ---
+
+
+def _two_discs(shape=(60, 80), gap_px=18.0, r=10):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ((yy - 30) ** 2 + (xx - 20) ** 2 <= r**2) | ((yy - 30) ** 2 + (xx - 20 - gap_px) ** 2 <= r**2)
+
+
+def test_a_0_255_mask_counts_every_particle():
+    mask = _two_discs(gap_px=36)  # two separate discs
+    as_255 = np.where(mask, 255, 0).astype(np.uint8)
+    assert len(particle_sizes(as_255, pixel_size_nm=0.2)) == 2
+    m = match_instances(as_255, mask)
+    assert (m.n_true, m.n_pred, m.tp) == (2, 2, 2)
+
+
+def test_matching_and_sizes_split_touching_particles_like_predict():
+    from nanoseg.particles import label_particles
+
+    touching = _two_discs(gap_px=18)  # one connected blob of two discs
+    assert label_particles(touching, pixel_size_nm=0.2).max() == 2
+    assert len(particle_sizes(touching, pixel_size_nm=0.2)) == 2
+    m = match_instances(touching, touching, pixel_size_nm=0.2)
+    assert (m.n_true, m.n_pred, m.tp) == (2, 2, 2)
+
+
+def test_evaluate_counts_touching_particles_as_predict_does(tmp_path):
+    mask = _two_discs(gap_px=18)
+    image = np.where(mask, 0.6, 1.0).astype(np.float32)
+    with DatasetWriter(tmp_path / "ds") as w:
+        w.add("pair", image, mask, {"pixel_size_nm": 0.2})
+    ds = open_dataset(tmp_path / "ds")
+    row = evaluate_dataset(ds, {"pair": mask.astype(np.float32)}, n_worst=0).per_image.iloc[0]
+    assert row["n_true"] == 2 and row["n_pred"] == 2 and row["f1@0.5"] == 1.0
+
+
+def test_evaluate_names_the_image_of_a_bad_instance_image(tmp_path):
+    mask = _two_discs(gap_px=36)
+    instances = np.zeros(mask.shape, np.int32)
+    instances[mask] = 1
+    instances[:5, :5] = 2  # label 1 holds both discs: two separate parts
+    with DatasetWriter(tmp_path / "ds") as w:
+        w.add("bad", mask.astype(np.float32), mask | (instances > 0), {"pixel_size_nm": 0.2}, instances=instances)
+    ds = open_dataset(tmp_path / "ds")
+    with pytest.raises(NanosegError, match="'bad'.*label 1"):
+        evaluate_dataset(ds, {"bad": mask.astype(np.float32)}, n_worst=0)
+
+
+def _border_case():
+    """100×100 px at 0.1 nm/px: interior squares of 10 and 20 px, a 30×30 px particle cut by the top-right corner."""
+    mask = np.zeros((100, 100), bool)
+    mask[20:30, 20:30] = True
+    mask[50:70, 50:70] = True
+    mask[0:30, 70:100] = True
+    return mask
+
+
+def test_size_distribution_excludes_border_particles_with_miles_lantuejoul_weights():
+    mask = _border_case()
+    table = particle_sizes(mask, pixel_size_nm=0.1)
+    assert len(table) == 2 and table.attrs["n_border_excluded"] == 1
+    table = table.sort_values("diameter_nm")
+    # weight W·H / ((W − w)(H − h)) with the bounding box w × h in px
+    w10, w20 = 100 * 100 / (90 * 90), 100 * 100 / (80 * 80)
+    np.testing.assert_allclose(table["ml_weight"], [w10, w20])
+    d10, d20 = 2 * np.sqrt(100 / np.pi) * 0.1, 2 * np.sqrt(400 / np.pi) * 0.1
+    np.testing.assert_allclose(table["diameter_nm"], [d10, d20])
+    everything = particle_sizes(mask, pixel_size_nm=0.1, exclude_border=False)
+    assert len(everything) == 3 and everything.attrs["n_border_excluded"] == 0
+    assert everything["ml_weight"].isna().sum() == 1  # the cut particle has no weight
+    r = compare_size_distributions(table["diameter_nm"], [1.0, 2.0], predicted_weights=table["ml_weight"])
+    assert r["mean_pred_nm"] == pytest.approx((w10 * d10 + w20 * d20) / (w10 + w20))
+    # equal weights reproduce the unweighted statistics (median of an even sample = midpoint)
+    same = compare_size_distributions([1.0, 2.0, 4.0, 7.0], [1.0, 3.0], predicted_weights=[2.0] * 4)
+    plain = compare_size_distributions([1.0, 2.0, 4.0, 7.0], [1.0, 3.0])
+    for key in ("mean_pred_nm", "median_pred_nm", "ks_statistic", "wasserstein_nm", "p10_pred_nm", "p90_pred_nm"):
+        assert same[key] == pytest.approx(plain[key]), key
+    assert plain["median_pred_nm"] == pytest.approx(3.0)
+
+
+def test_evaluate_size_report_says_border_particles_were_excluded(tmp_path):
+    mask = _border_case()
+    with DatasetWriter(tmp_path / "ds") as w:
+        w.add("cut", np.where(mask, 0.6, 1.0).astype(np.float32), mask, {"pixel_size_nm": 0.1})
+    ds = open_dataset(tmp_path / "ds")
+    ev = evaluate_dataset(ds, {"cut": mask.astype(np.float32)}, n_worst=0)
+    sc = ev.size_comparison
+    assert sc["n_pred"] == sc["n_ref"] == 2
+    assert sc["n_border_excluded_pred"] == sc["n_border_excluded_ref"] == 1
+    w10, w20 = 100 * 100 / (90 * 90), 100 * 100 / (80 * 80)
+    d10, d20 = 2 * np.sqrt(100 / np.pi) * 0.1, 2 * np.sqrt(400 / np.pi) * 0.1
+    assert sc["mean_pred_nm"] == pytest.approx((w10 * d10 + w20 * d20) / (w10 + w20))
+    assert ev.per_image.iloc[0]["mean_diameter_pred_nm"] == pytest.approx(sc["mean_pred_nm"])
+    assert "1 border particles excluded; Miles–Lantuéjoul weighted" in sc["note"]
+    kinds = set(ev.summary["kind"])
+    assert any("border particles excluded; Miles–Lantuéjoul weighted" in k for k in kinds)
+    write_evaluation(ev, tmp_path / "out", figures=False)
+    written = pd.read_csv(tmp_path / "out" / "particles_pred.csv")
+    assert len(written) == 3 and written["touches_edge"].sum() == 1 and "ml_weight" in written
+    kept = evaluate_dataset(ds, {"cut": mask.astype(np.float32)}, n_worst=0, exclude_border=False).size_comparison
+    assert kept["n_pred"] == 3 and kept["n_border_excluded_pred"] == 0 and "included" in kept["note"]

@@ -241,3 +241,20 @@ def test_a_neck_almost_as_wide_as_the_particle_is_not_split():
     # centres 32 px apart: neck half-width 12 px = 0.6 of the radius, clearly two particles
     pair = disc(shape, 40, 45, 20) | disc(shape, 40, 77, 20)
     assert label_particles(pair, pixel_size_nm=PX).max() == 2
+
+
+def test_overlay_of_labels_shows_where_touching_particles_were_split(tmp_path):
+    import imageio.v3 as iio
+
+    from nanoseg.io import write_png_preview
+
+    shape = (80, 100)
+    mask = disc(shape, 40, 35, 12) | disc(shape, 40, 57, 12)
+    labels = label_particles(mask, pixel_size_nm=PX)
+    assert labels.max() == 2
+    image = np.random.default_rng(0).normal(size=shape)
+    write_png_preview(tmp_path / "mask.png", image, overlay_mask=mask)
+    write_png_preview(tmp_path / "labels.png", image, overlay_mask=labels)
+    red = [np.all(iio.imread(tmp_path / name) == (255, 40, 40), axis=-1) for name in ("mask.png", "labels.png")]
+    neck = red[1] & ~red[0]  # drawn only from the labels: the line between the two particles
+    assert neck[30:51, 44:49].sum() >= 15 and not neck[:, :40].any()

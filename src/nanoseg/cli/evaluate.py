@@ -66,5 +66,6 @@ def evaluate(
     sc = ev.size_comparison
     if sc.get("n_pred") and sc.get("n_ref"):
         console.print(f"sizes: mean {sc['mean_pred_nm']:.2f} nm vs {sc['mean_ref_nm']:.2f} nm ({sc['reference']}), "
-                      f"KS {sc['ks_statistic']:.3f}, Wasserstein {sc['wasserstein_nm']:.3f} nm", highlight=False)
+                      f"KS {sc['ks_statistic']:.3f}, Wasserstein {sc['wasserstein_nm']:.3f} nm"
+                      + (f"; {sc['note']}" if sc.get("note") else ""), highlight=False)
     console.print(f"[green]wrote[/] {len(written)} files to {out}", highlight=False)

@@ -32,17 +32,21 @@ import numpy as np
 from nanoseg.errors import NanosegError
 
 
-def instance_labels(mask) -> np.ndarray:
-    """Connected components (8-connectivity) of a binary mask as int32 labels; labels pass through.
+def instance_labels(mask, *, pixel_size_nm: float | None = None, min_diameter_nm: float = 0.0) -> np.ndarray:
+    """Instance labels by :func:`nanoseg.particles.label_particles`, the project's one definition of a particle.
 
-    An integer array with values other than 0/1 is taken to be instance labels already.
+    A binary mask of any dtype (bool, 0/1, 0/255) becomes 8-connected components; with ``pixel_size_nm``
+    touching particles are also split (as ``nanoseg predict`` does) and objects below ``min_diameter_nm``
+    dropped; without a pixel size nothing is split (the split rule is physical). An integer image with three or
+    more values is a label image: validated (each label one connected piece) and kept with its ids.
     """
-    from skimage.measure import label
+    from nanoseg.particles import label_particles
 
-    array = np.asarray(mask)
-    if np.issubdtype(array.dtype, np.integer) and array.max(initial=0) > 1:
-        return array.astype(np.int32, copy=False)
-    return label(array > 0, connectivity=2).astype(np.int32)
+    if pixel_size_nm is None:
+        if min_diameter_nm:
+            raise NanosegError("a minimum particle diameter needs the pixel size", hint="pass pixel_size_nm")
+        return label_particles(mask, pixel_size_nm=1.0, min_diameter_nm=0.0, split_touching=False)
+    return label_particles(mask, pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm)
 
 
 def iou_matrix(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,16 +129,18 @@ def _assign(ious: np.ndarray, threshold: float, method: str) -> list[tuple[int, 
     raise NanosegError(f"unknown matching method {method!r}", hint="use 'hungarian' or 'greedy'")
 
 
-def match_instances(true_labels, pred_labels, *, iou_threshold: float = 0.5, method: str = "hungarian"
-                    ) -> MatchResult:
+def match_instances(true_labels, pred_labels, *, iou_threshold: float = 0.5, method: str = "hungarian",
+                    pixel_size_nm: float | None = None) -> MatchResult:
     """Match predicted particles to true particles one-to-one at ``iou_threshold`` (see module docs).
 
-    ``true_labels``/``pred_labels`` are instance label images (0 = background) or binary masks (labelled
-    here by connected components).
+    ``true_labels``/``pred_labels`` are instance label images (0 = background) or binary masks of any dtype
+    (labelled here by :func:`instance_labels`: components, and touching particles split when ``pixel_size_nm``
+    is given).
     """
     if not 0.0 < float(iou_threshold) <= 1.0:
         raise NanosegError(f"IoU threshold must lie in (0, 1], got {iou_threshold}")
-    ious, true_ids, pred_ids = iou_matrix(instance_labels(true_labels), instance_labels(pred_labels))
+    ious, true_ids, pred_ids = iou_matrix(instance_labels(true_labels, pixel_size_nm=pixel_size_nm),
+                                          instance_labels(pred_labels, pixel_size_nm=pixel_size_nm))
     pairs = _assign(ious, float(iou_threshold), method)
     n_true, n_pred, tp = len(true_ids), len(pred_ids), len(pairs)
     fp, fn = n_pred - tp, n_true - tp
@@ -157,9 +163,10 @@ def match_instances(true_labels, pred_labels, *, iou_threshold: float = 0.5, met
 
 
 def matching_scores(true_labels, pred_labels, *, iou_thresholds: Sequence[float] = (0.5, 0.75),
-                    method: str = "hungarian") -> dict[str, float]:
+                    method: str = "hungarian", pixel_size_nm: float | None = None) -> dict[str, float]:
     """Flat dict of instance scores at several IoU thresholds, keys like ``f1@0.5``, ``pq@0.5``."""
-    t, p = instance_labels(true_labels), instance_labels(pred_labels)
+    t = instance_labels(true_labels, pixel_size_nm=pixel_size_nm)
+    p = instance_labels(pred_labels, pixel_size_nm=pixel_size_nm)
     out: dict[str, float] = {}
     for th in iou_thresholds:
         m = match_instances(t, p, iou_threshold=th, method=method)

@@ -137,6 +137,7 @@ def evaluate_dataset(
     reference_sizes_nm: Sequence[float] | None = None,
     n_worst: int = 4,
     progress: bool = False,
+    exclude_border: bool = True,
 ) -> Evaluation:
     """Score predictions against a dataset's ground-truth masks (see module docstring).
 
@@ -153,6 +154,14 @@ def evaluate_dataset(
     reference_sizes_nm : manual size measurements (nm) to compare the predicted size distribution against,
         instead of the sizes measured on the ground-truth masks.
     n_worst : keep this many lowest-Dice images for the worst-case figure.
+    exclude_border : leave particles touching the image border out of the size distributions (they are cut, so
+        their sizes are lower bounds and large particles are cut more often) and weight the others by their
+        Miles–Lantuéjoul weight (:func:`nanoseg.evaluate.sizes.particle_sizes`); the count left out is reported
+        (``n_border_excluded_*`` and the ``note`` of the size comparison). Matching always uses every particle.
+
+    Particles on both sides are defined by :func:`nanoseg.particles.label_particles`, as in ``nanoseg predict``:
+    binary masks are split into touching particles (when the pixel size is known), the dataset's instance
+    labels are used as they are (validated).
     """
     from nanoseg._util import progress_iter
 
@@ -178,22 +187,22 @@ def evaluate_dataset(
         pred_mask = binarize(prob, scores["threshold"])
         pooled = pooled + confusion(pred_mask, truth)
         true_inst = dataset.instances(image_id) if hasattr(dataset, "instances") else None
-        true_lab = instance_labels(truth if true_inst is None else true_inst)
-        pred_lab = instance_labels(pred_mask)
-        if min_diameter_nm > 0 and pixel is not None:  # the same size cut on both sides, as `nanoseg predict`
-            min_area_px = np.pi * (0.5 * min_diameter_nm / pixel) ** 2
-            true_lab, pred_lab = _drop_small(true_lab, min_area_px), _drop_small(pred_lab, min_area_px)
+        true_lab = _particles(truth, pixel, min_diameter_nm, image_id, "ground-truth mask")
+        if true_inst is not None:
+            true_lab = _particles(true_inst, pixel, min_diameter_nm, image_id, "ground-truth instances",
+                                  split_touching=False)
+        pred_lab = _particles(pred_mask, pixel, min_diameter_nm, image_id, "prediction")
         out = {"id": image_id, **{k2: row.get(k2) for k2 in ("pixel_size_nm", "dose_e_per_A2", "material",
                                                              "diameter_nm") if k2 in row}}
         out.update(scores)
         out.update(matching_scores(true_lab, pred_lab, iou_thresholds=iou_thresholds))
         if pixel is not None:
-            tp_ = particle_sizes(pred_lab, pixel_size_nm=pixel, min_diameter_nm=min_diameter_nm)
-            tt_ = particle_sizes(true_lab, pixel_size_nm=pixel, min_diameter_nm=min_diameter_nm)
-            out["mean_diameter_pred_nm"] = float(tp_["diameter_nm"].mean()) if len(tp_) else float("nan")
-            out["mean_diameter_true_nm"] = float(tt_["diameter_nm"].mean()) if len(tt_) else float("nan")
-            pred_tables.append(tp_.assign(id=image_id))
-            true_tables.append(tt_.assign(id=image_id))
+            for side, lab, tables in (("pred", pred_lab, pred_tables), ("true", true_lab, true_tables)):
+                table = _size_table(lab, pixel, exclude_border)
+                used = table[table["in_size_distribution"]]
+                out[f"mean_diameter_{side}_nm"] = _mean_diameter(used, exclude_border)
+                out[f"n_border_{side}"] = int(table["touches_edge"].sum())
+                tables.append(table.assign(id=image_id))
         rows.append(out)
         sweeps.append(threshold_sweep([prob], [truth], thresholds=thresholds, smooth=smooth, ids=[image_id]))
         if n_worst > 0:
@@ -207,14 +216,17 @@ def evaluate_dataset(
     sweep = pd.concat(sweeps, ignore_index=True)
     particles_pred = pd.concat(pred_tables, ignore_index=True) if pred_tables else pd.DataFrame()
     particles_true = pd.concat(true_tables, ignore_index=True) if true_tables else pd.DataFrame()
-    pred_d = particles_pred["diameter_nm"].to_numpy() if len(particles_pred) else np.array([])
+    pred_d, pred_w, n_border_pred = _distribution(particles_pred, exclude_border)
     if reference_sizes_nm is not None:
-        ref_d, reference = np.asarray(reference_sizes_nm, dtype=float), "manual"
+        ref_d, ref_w, n_border_ref, reference = np.asarray(reference_sizes_nm, dtype=float), None, 0, "manual"
     else:
-        ref_d = particles_true["diameter_nm"].to_numpy() if len(particles_true) else np.array([])
+        ref_d, ref_w, n_border_ref = _distribution(particles_true, exclude_border)
         reference = "ground_truth_masks"
-    sizes = compare_size_distributions(pred_d, ref_d) if (len(pred_tables) or reference == "manual") else {}
+    sizes = (compare_size_distributions(pred_d, ref_d, predicted_weights=pred_w, reference_weights=ref_w)
+             if (len(pred_tables) or reference == "manual") else {})
     sizes["reference"] = reference
+    if sizes.keys() - {"reference"}:
+        sizes.update(_border_note(n_border_pred, n_border_ref, exclude_border, manual=reference == "manual"))
     summary = _summary(per_image, scores_from_counts(pooled, smooth=smooth), sizes)
     return Evaluation(
         per_image=per_image, sweep=sweep, thresholds=summarize_sweep(sweep), summary=summary,
@@ -222,20 +234,57 @@ def evaluate_dataset(
         reference_sizes_nm=np.asarray(ref_d, dtype=float),
         worst=[w[2] for w in sorted(worst, reverse=True)],
         settings={"threshold": threshold, "smooth": smooth, "iou_thresholds": list(iou_thresholds),
-                  "min_diameter_nm": min_diameter_nm, "n_images": len(ids), "size_reference": reference},
+                  "min_diameter_nm": min_diameter_nm, "n_images": len(ids), "size_reference": reference,
+                  "exclude_border": exclude_border},
     )
 
 
-def _drop_small(labels: np.ndarray, min_area_px: float) -> np.ndarray:
-    """Labels with objects of fewer than ``min_area_px`` pixels set to background."""
-    areas = np.bincount(labels.ravel())
-    small = areas < min_area_px
-    small[0] = False
-    if not small.any():
-        return labels
-    out = labels.copy()
-    out[small[labels]] = 0
-    return out
+def _particles(mask, pixel: float | None, min_diameter_nm: float, image_id: str, what: str, *,
+               split_touching: bool = True) -> np.ndarray:
+    """Instance labels by the project's one definition (``label_particles``); errors name the image."""
+    from nanoseg.particles import label_particles
+
+    try:
+        if pixel is None:  # no physical scale: components only, no size cut
+            return instance_labels(mask)
+        return label_particles(mask, pixel_size_nm=pixel, min_diameter_nm=min_diameter_nm,
+                               split_touching=split_touching)
+    except NanosegError as exc:
+        raise NanosegError(f"{what} of image {image_id!r}: {exc.message}", hint=exc.hint, path=exc.path) from None
+
+
+def _size_table(labels: np.ndarray, pixel: float, exclude_border: bool) -> pd.DataFrame:
+    """Every particle with ``ml_weight`` and ``in_size_distribution`` (False for border ones when excluded)."""
+    table = particle_sizes(labels, pixel_size_nm=pixel, exclude_border=False, split_touching=False)
+    table["in_size_distribution"] = ~table["touches_edge"].to_numpy(dtype=bool) if exclude_border else True
+    return table
+
+
+def _mean_diameter(used: pd.DataFrame, exclude_border: bool) -> float:
+    if not len(used):
+        return float("nan")
+    weights = used["ml_weight"].to_numpy() if exclude_border else None
+    return float(np.average(used["diameter_nm"].to_numpy(), weights=weights))
+
+
+def _distribution(particles: pd.DataFrame, exclude_border: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(diameters, Miles–Lantuéjoul weights or None, number of border particles left out) of a particle table."""
+    if not len(particles):
+        return np.array([]), None, 0
+    used = particles[particles["in_size_distribution"].to_numpy(dtype=bool)]
+    weights = used["ml_weight"].to_numpy(dtype=float) if exclude_border else None
+    return used["diameter_nm"].to_numpy(dtype=float), weights, len(particles) - len(used)
+
+
+def _border_note(n_pred: int, n_ref: int, exclude_border: bool, *, manual: bool) -> dict:
+    """The size comparison's statement of how border particles were treated (read in summary.csv and the CLI)."""
+    if not exclude_border:
+        note = "border particles included (their sizes are lower bounds); unweighted"
+    else:
+        ref = "manual reference unweighted" if manual else f"reference: {n_ref} border particles excluded"
+        note = f"predicted: {n_pred} border particles excluded; {ref}; Miles–Lantuéjoul weighted"
+    return {"n_border_excluded_pred": n_pred if exclude_border else 0,
+            "n_border_excluded_ref": n_ref if exclude_border and not manual else 0, "note": note}
 
 
 def _summary(per_image: pd.DataFrame, pooled: dict[str, float], sizes: dict) -> pd.DataFrame:
@@ -251,10 +300,12 @@ def _summary(per_image: pd.DataFrame, pooled: dict[str, float], sizes: dict) -> 
     for name in ("dice", "iou", "precision", "recall", "f1", "pixel_error"):
         rows.append({"metric": name, "kind": "pooled", "mean": pooled[name], "std": np.nan,
                      "n": len(per_image)})
+    kind = f"size distribution vs {sizes.get('reference')}"
+    if sizes.get("note"):
+        kind += f" ({sizes['note']})"
     for name, value in sizes.items():
         if isinstance(value, (int, float)):
-            rows.append({"metric": name, "kind": f"size distribution vs {sizes.get('reference')}",
-                         "mean": float(value), "std": np.nan, "n": 1})
+            rows.append({"metric": name, "kind": kind, "mean": float(value), "std": np.nan, "n": 1})
     return pd.DataFrame(rows)
 
 
@@ -276,7 +327,10 @@ def write_evaluation(evaluation: Evaluation, out_dir: str | os.PathLike, *, figu
         from nanoseg.evaluate import figures as fig
 
         written.append(fig.threshold_curves(evaluation.thresholds, out / "threshold_curves.png"))
-        pred_d = evaluation.particles_pred.get("diameter_nm", pd.Series(dtype=float)).to_numpy()
+        pred = evaluation.particles_pred
+        if "in_size_distribution" in pred:  # border particles out, as in the size comparison
+            pred = pred[pred["in_size_distribution"].to_numpy(dtype=bool)]
+        pred_d = pred.get("diameter_nm", pd.Series(dtype=float)).to_numpy()
         if len(pred_d) or len(evaluation.reference_sizes_nm):
             label = "manual" if evaluation.settings.get("size_reference") == "manual" else "ground truth"
             written.append(fig.size_distributions(pred_d, evaluation.reference_sizes_nm,

@@ -131,8 +131,11 @@ def compare_labels(dataset_dir: str | os.PathLike, *, auto_label_options: dict[s
         pixel = float(ds.row(image_id).get("pixel_size_nm") or np.nan)
         scores = scores_from_counts(confusion(auto, exact))
         match = match_instances(exact_lab, auto_lab, iou_threshold=iou_threshold)
-        true_sizes = particle_sizes(exact_lab, pixel_size_nm=pixel).set_index("label")
-        auto_sizes = particle_sizes(auto_lab, pixel_size_nm=pixel).set_index("label")
+        # every particle, as labelled here (border ones are counted separately below)
+        true_sizes = particle_sizes(exact_lab, pixel_size_nm=pixel, exclude_border=False,
+                                    split_touching=False).set_index("label")
+        auto_sizes = particle_sizes(auto_lab, pixel_size_nm=pixel, exclude_border=False,
+                                    split_touching=False).set_index("label")
         matched = {t: p for t, p, _ in match.pairs}
         # error kinds
         exact_ids = [int(i) for i in np.unique(exact_lab) if i]

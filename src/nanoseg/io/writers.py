@@ -126,8 +126,9 @@ def write_png_preview(path: str | os.PathLike, array, *, percentile_clip: tuple[
     path : output ``.png`` file (written atomically).
     array : a 2-D image or :class:`Micrograph`.
     percentile_clip : (low, high) percentiles mapped to black and white.
-    overlay_mask : optional 2-D mask (nonzero = particle) of the same shape; its one-pixel
-        outline is drawn in ``outline_color`` (RGB 0–255).
+    overlay_mask : optional 2-D mask (nonzero = particle) or integer label image of the same shape; its
+        one-pixel outline is drawn in ``outline_color`` (RGB 0–255); for a label image also the line between
+        touching particles, so a split is visible.
 
     Example
     -------
@@ -150,6 +151,11 @@ def write_png_preview(path: str | os.PathLike, array, *, percentile_clip: tuple[
             raise NanosegError(f"overlay mask shape {mask.shape} differs from the image shape {grey.shape}",
                                path=path)
         outline = mask & ~ndimage.binary_erosion(mask, border_value=0)
+        labels = np.asarray(overlay_mask)
+        if np.issubdtype(labels.dtype, np.integer):  # label image: also where two particles meet
+            from skimage.segmentation import find_boundaries
+
+            outline |= mask & find_boundaries(labels, mode="inner")
         rgb = np.repeat(grey[..., None], 3, axis=2)
         rgb[outline] = np.asarray(outline_color, dtype=np.uint8)
         out = rgb
