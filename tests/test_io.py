@@ -542,6 +542,94 @@ def test_missing_unknown_nan_and_3d(tmp_path):
         read(tmp_path)
 
 
+# ------------------------------------------------------------------------ issue #16: no silent wrong numbers
+def test_ser_without_emi_with_a_reciprocal_calibration_is_refused(tmp_path):
+    # a TIA diffraction pattern (0.0425 1/nm = 4.25e7 1/m) whose .emi is missing: RosettaSciIO assumes metres
+    path = make_ser.write_ser(tmp_path / "diff_1.ser", image(), pixel_size_m=4.25e7)
+    with pytest.raises(NanosegError, match="implausible pixel size.*emi") as err:
+        read(path)
+    assert "diff_1.ser" in str(err.value)
+    # and the user who knows better can say so
+    assert read(path, pixel_size_nm=0.1).pixel_size_nm == 0.1
+    assert read(make_ser.write_ser(tmp_path / "ok_1.ser", image())).metadata["calibration_note"].startswith("no .emi")
+
+
+def test_pixel_size_override_for_uncalibrated_files(tmp_path):
+    np.save(tmp_path / "a.npy", image())
+    assert read(tmp_path / "a.npy").pixel_size_nm is None
+    m = read(tmp_path / "a.npy", pixel_size_nm=0.18)
+    assert m.pixel_size_nm == 0.18 and m.metadata["pixel_size_from"].startswith("given")
+    assert describe(tmp_path / "a.npy", pixel_size_nm=0.18)["field_of_view_nm"] == [pytest.approx(24 * 0.18),
+                                                                                     pytest.approx(20 * 0.18)]
+    np.save(tmp_path / "s.npy", np.stack([image(), image()]))
+    assert read_series(tmp_path / "s.npy", pixel_size_nm=0.2)[1].pixel_size_nm == 0.2
+    for bad in (0, -1.0, "abc", 1e12):
+        with pytest.raises(NanosegError, match="pixel"):
+            read(tmp_path / "a.npy", pixel_size_nm=bad)
+
+
+def test_berkeley_emd_without_units_is_uncalibrated_and_non_square_pixels_are_refused(tmp_path):
+    from rsciio.emd import file_writer
+
+    def write(name, units, scale_y, scale_x):
+        axes = [{"name": "y", "size": 24, "scale": scale_y, "offset": 0, "units": units, "navigate": False},
+                {"name": "x", "size": 20, "scale": scale_x, "offset": 0, "units": units, "navigate": False}]
+        file_writer(str(tmp_path / name), {"data": image(), "axes": axes, "metadata": {"General": {"title": "t"}, "Signal": {}},
+                                           "original_metadata": {}})
+        return tmp_path / name
+
+    assert read(write("u.emd", "[]", 1.0, 1.0)).pixel_size_nm is None
+    skewed = write("s.emd", "nm", 2.0, 0.2)
+    with pytest.raises(NanosegError, match="not square.*0.2 nm wide, 2 nm high"):
+        read(skewed)
+    assert read(skewed, pixel_size_nm=0.2).metadata["file_pixel_size_y_nm"] == pytest.approx(2.0)
+
+
+def test_tiff_with_two_different_images_needs_a_signal(tmp_path):
+    path = tmp_path / "two.tif"  # like Olympus SIS: a preview page and the raw data page
+    raw = image((24, 20)).astype(np.uint16)
+    tifffile.imwrite(path, raw[:12, :10].astype(np.uint8))
+    tifffile.imwrite(path, raw, append=True)
+    with pytest.raises(NanosegError, match="2 images; choose one with signal=.*1 24×20 uint16"):
+        read(path)
+    np.testing.assert_array_equal(read(path, signal=1).data, raw)
+    assert describe(path, signal="1")["shape"] == [24, 20]
+    with pytest.raises(NanosegError, match="no signal 5"):
+        read(path, signal=5)
+    np.save(tmp_path / "one.npy", raw)
+    with pytest.raises(NanosegError, match="holds one image"):
+        read(tmp_path / "one.npy", signal=1)
+
+
+def test_missing_optional_package_is_named_not_called_corruption(tmp_path):
+    path = tmp_path / "jpeg.tif"
+    tifffile.imwrite(path, image().astype(np.uint8))
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["Compression"]
+        offset = tag.valueoffset
+    raw[offset:offset + 2] = (7).to_bytes(2, "little")  # claim JPEG compression (decoded by imagecodecs)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(NanosegError) as err:
+        read(path)
+    if importlib.util.find_spec("imagecodecs") is None:
+        assert "optional package 'imagecodecs'" in str(err.value) and "pip install imagecodecs" in str(err.value)
+        assert "corrupt" not in str(err.value)
+    from nanoseg.io.readers import _missing_package
+
+    assert _missing_package(ModuleNotFoundError("The 'sparse' library was not found. To load ...")) == "sparse"
+    assert _missing_package(ValueError("unrelated")) is None
+
+
+def test_dm_cut_short_is_truncated_even_when_rosettasciio_would_read_it(tmp_path):
+    path = make_dm.write_dm(tmp_path / "full.dm4", image((64, 64)))
+    raw = path.read_bytes()
+    (tmp_path / "cut.dm4").write_bytes(raw[:-40])
+    with pytest.raises(NanosegError, match="truncated") as err:
+        read(tmp_path / "cut.dm4")
+    assert "cut.dm4" in str(err.value)
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 def test_info_cli_good_and_bad_files(tmp_path):
     from typer.testing import CliRunner
@@ -563,6 +651,33 @@ def test_info_cli_good_and_bad_files(tmp_path):
     assert rows[0]["pixel_size_nm"] == pytest.approx(0.18) and rows[0]["metadata"]["voltage_kV"] == 300.0
     assert rows[0]["field_of_view_nm"] == [pytest.approx(24 * 0.18), pytest.approx(20 * 0.18)]
     assert describe(good)["dose_e_per_A2"] == 420.0
+
+
+def test_info_cli_keeps_hints_lists_signals_and_takes_signal_and_pixel_size(tmp_path):
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4, 5), np.float32))
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(two, image((12, 10)).astype(np.uint8))
+    tifffile.imwrite(two, image().astype(np.uint16), append=True)
+    np.save(tmp_path / "plain.npy", image())
+    runner = CliRunner()
+    def output(*args):
+        result = runner.invoke(app, ["info", *map(str, args)])
+        return result.exit_code, " ".join(result.output.split())  # Rich wraps long lines
+
+    code, text = output(tmp_path / "cube.npy", two)
+    assert code == 1
+    assert "save one image (rows, cols) or a stack" in text  # the hint is shown, not dropped
+    assert "nanoseg info FILE --signal 1" in text
+    code, text = output(two, "--signal", "1")
+    assert code == 0, text
+    assert "24 × 20" in text and "signal 1 of: 0 12×10 uint8 (YX); 1 24×20 uint16 (YX)" in text
+    code, text = output(tmp_path / "plain.npy", "--pixel-size", "0.5")
+    assert code == 0, text
+    assert "0.5 nm (given)" in text and "field of view 12 × 10 nm" in text
 
 
 def test_example_reads_back_through_every_writer(tmp_path):

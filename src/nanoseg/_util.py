@@ -91,8 +91,10 @@ class BatchReport:
     def item(self, name: str) -> Iterator[None]:
         try:
             yield
-        except NanosegError as exc:
-            self.failed.append((str(name), str(exc.message if exc.path in (None, str(name)) else exc)))
+        except NanosegError as exc:  # the message and its hint (what to do); the path only if it is another
+            text = str(exc) if exc.path not in (None, str(name)) else (
+                f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+            self.failed.append((str(name), text))
         else:
             self.done.append(str(name))
 

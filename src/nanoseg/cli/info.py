@@ -9,7 +9,8 @@ import typer
 
 from nanoseg.cli._app import app, console, fail_if
 
-_SHOWN = ("voltage_kV", "magnification", "exposure_s", "acquired", "microscope", "dose_tag", "title")
+_SHOWN = ("voltage_kV", "magnification", "exposure_s", "acquired", "microscope", "dose_tag", "title",
+          "calibration_from", "calibration_note")
 
 
 def _fmt(value, unit: str = "") -> str:
@@ -24,10 +25,14 @@ def _fmt(value, unit: str = "") -> str:
 def info(
     files: list[Path] = typer.Argument(..., help="Image files (dm3 dm4 emd ser mrc tif png jpg npy)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file (a JSON list)."),
+    signal: str = typer.Option(None, "--signal", help="For files holding several images (Velox, TIA .emi, "
+                               "multi-image DM/TIFF): the image to describe, by index or title."),
+    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
 ) -> None:
     """Show shape, dtype, pixel size (nm), field of view, dose and main metadata of each file.
 
-    Bad files are listed at the end and make the exit code 1.
+    Bad files are listed at the end, each with what to do about it, and make the exit code 1. A file
+    holding several images lists them: pick one with --signal.
 
     Example: nanoseg info capture/*.dm4 --json
     """
@@ -38,7 +43,7 @@ def info(
     results = []
     for path in files:
         with report.item(str(path)):
-            results.append(describe(path))
+            results.append(describe(path, signal=signal, pixel_size_nm=pixel_size))
     if as_json:
         typer.echo(json.dumps(results, indent=2, default=str))
     else:
@@ -49,10 +54,13 @@ def info(
                 f"  shape         {' × '.join(str(n) for n in r['shape'])}"
                 + (f"  ({r['n_frames']} frames)" if r["n_frames"] > 1 else "") + f"   dtype {r['dtype']}",
                 f"  pixel size    {_fmt(r['pixel_size_nm'], ' nm')}"
+                + (" (given)" if "pixel_size_from" in r["metadata"] else "")
                 + (f"   field of view {fov[0]:.4g} × {fov[1]:.4g} nm" if fov else ""),
                 f"  dose          {_fmt(r['dose_e_per_A2'], ' e/Å²')}",
             ]
             meta = r["metadata"]
+            if meta.get("signals"):
+                lines.append(f"  signal        {meta['signal_index']} of: {'; '.join(meta['signals'])}")
             for key in _SHOWN:
                 if key in meta:
                     lines.append(f"  {key:<13} {_fmt(meta[key])}")

@@ -57,6 +57,7 @@ class _Opened:
     dose_e_per_A2: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     frame_times_s: list[float] | None = None
+    implausible_why: str | None = None  # what an implausible calibration most likely means, for the error
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -499,13 +500,9 @@ def _open_ser(path: Path, choice: SignalChoice = None) -> _Opened:
     _, signal = _pick_image(file_reader(str(path), lazy=False), path, choice)
     opened = _from_rsciio(signal, path)
     opened.metadata["calibration_note"] = "no .emi beside the .ser: units assumed to be metres"
-    try:
-        check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
-    except NanosegError as exc:
-        raise NanosegError(
-            f"{exc.message}; without its .emi a .ser cannot say whether it is an image (m) or a diffraction "
-            "pattern (1/m), and this calibration looks like a diffraction pattern", path=path,
-            hint="put the .emi written with it in the same folder, or pass the pixel size yourself") from None
+    opened.implausible_why = ("without its .emi a .ser cannot say whether it is an image (m) or a diffraction "
+                              "pattern (1/m), and this calibration looks like a diffraction pattern; put the .emi "
+                              "written with it in the same folder")
     return opened
 
 
@@ -579,7 +576,7 @@ def _mrc_expected_size(path: Path) -> int | None:
     return 1024 + int(header[23]) + nx * ny * nz * itemsize
 
 
-def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, bool]:
+def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, bool, list[str]]:
     """Which TIFF series to read, and whether the file's pages are the frames of one stack.
 
     Single-page series of one shape and dtype (pages appended one by one, no ImageJ/shaped metadata)
@@ -588,10 +585,10 @@ def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, b
     if len(series_list) == 1:
         if choice not in (None, 0, "0"):
             raise NanosegError(f"no signal {choice!r}: this TIFF holds one image (series)", path=path)
-        return 0, False
+        return 0, False, []
     same = {(tuple(x.shape), str(x.dtype)) for x in series_list}
     if len(same) == 1 and all(len(x.pages) == 1 for x in series_list) and choice is None:
-        return 0, True
+        return 0, True, []
     labels = [f"{i} {'×'.join(str(n) for n in x.shape)} {x.dtype} ({x.axes})" for i, x in enumerate(series_list)]
     listing = "; ".join(labels)
     if choice is None:
@@ -600,7 +597,7 @@ def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, b
     index = int(choice) if isinstance(choice, int) or str(choice).strip().lstrip("-").isdigit() else None
     if index is None or not -len(series_list) <= index < len(series_list):
         raise NanosegError(f"no signal {choice!r} in this TIFF; it holds: {listing}", path=path)
-    return index % len(series_list), False
+    return index % len(series_list), False, labels
 
 
 def _tiff_vendor_calibration(path: Path, series_index: int) -> dict | None:
@@ -655,7 +652,7 @@ def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
 
     with _tiff_problems(path), tifffile.TiffFile(path) as tif:
         series_list = list(tif.series)
-        series_index, pages_are_frames = _tiff_series_choice(series_list, path, choice)
+        series_index, pages_are_frames, labels = _tiff_series_choice(series_list, path, choice)
         series = series_list[series_index]
         shape = tuple(int(n) for n in series.shape)
         if pages_are_frames:
@@ -664,8 +661,8 @@ def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
         axes = ("I" if pages_are_frames else "") + series.axes
         page = series.pages[0]
         meta: dict[str, Any] = {}
-        if len(series_list) > 1 and not pages_are_frames:
-            meta["signal_index"] = series_index
+        if labels:
+            meta.update(signal_index=series_index, signals=labels)
         dose = None
         ij = tif.imagej_metadata or {}
         info = ij.get("Info")
@@ -830,7 +827,12 @@ def _apply_pixel_size(path: Path, opened: _Opened, pixel_size_nm: float | None) 
             "measures areas with square pixels", path=path,
             hint="resample the image to square pixels, or pass the pixel size yourself (pixel_size_nm=... / "
             "--pixel-size) if the file's calibration is wrong")
-    check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
+    try:
+        check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
+    except NanosegError as exc:
+        if opened.implausible_why is None:
+            raise
+        raise NanosegError(f"{exc.message}; {opened.implausible_why}", path=path, hint=exc.hint) from None
 
 
 def _open(path: str | os.PathLike, signal: SignalChoice = None,

@@ -31,7 +31,7 @@ _NM_PER_UNIT = {
     "m": 1e9, "meter": 1e9, "metre": 1e9,
 }
 # units that say "no physical calibration"
-_UNCALIBRATED = {"", "px", "pixel", "pixels", "<undefined>", "undefined", "none", "unknown", "t", "a.u.", "au", "[]"}
+_UNCALIBRATED = {"", "px", "pixel", "pixels", "<undefined>", "undefined", "none", "unknown", "t", "a.u.", "au"}
 # the range of real-space pixel sizes any microscope produces: 0.1 pm (sub-Å STEM sampling) … 1 mm
 # (a stage navigation camera, ~0.26 mm/px); anything outside is a unit or reader mistake
 PLAUSIBLE_PIXEL_NM = (1e-4, 1e6)
@@ -52,7 +52,7 @@ def length_to_nm(scale: float, unit: str | None, *, path=None) -> float | None:
     Raises :class:`NanosegError` for reciprocal units (diffraction patterns / FFTs) and for units
     that are not lengths.
     """
-    text = "" if unit is None else str(unit).strip()
+    text = "" if unit is None else str(unit).strip().strip("[]").strip()  # "[nm]"; "[]" = no unit (HyperSpy EMD)
     if is_reciprocal(text):
         raise NanosegError(
             f"the image is calibrated in reciprocal units ({text}): a diffraction pattern or FFT, not a "
