@@ -42,12 +42,17 @@ from nanoseg.evaluate.run import (
     resolve_predictions,
     write_evaluation,
 )
-from nanoseg.evaluate.sizes import compare_size_distributions, particle_sizes, read_size_measurements
+from nanoseg.evaluate.sizes import (
+    compare_size_distributions,
+    miles_lantuejoul_weights,
+    particle_sizes,
+    read_size_measurements,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "Counts", "Evaluation", "MatchResult", "binarize", "compare_size_distributions",
     "confusion", "dice", "evaluate_dataset", "instance_labels", "iou", "iou_matrix", "match_instances",
-    "matching_scores", "model_predictor", "otsu_threshold", "particle_sizes", "pixel_metrics", "pooled_metrics",
+    "matching_scores", "miles_lantuejoul_weights", "model_predictor", "otsu_threshold", "particle_sizes", "pixel_metrics", "pooled_metrics",
     "prediction_dir_loader", "read_size_measurements", "resolve_predictions", "scores_from_counts", "soft_dice", "summarize_sweep",
     "threshold_sweep", "write_evaluation",
 ]
