@@ -795,13 +795,17 @@ _OPENERS = {".dm3": _open_dm, ".dm4": _open_dm, ".emd": _open_emd, ".ser": _open
 _SINGLE_SIGNAL = {".png": _open_imageio, ".jpg": _open_imageio, ".jpeg": _open_imageio, ".npy": _open_npy}
 
 
+_VENDOR_EXTRA = ("imagecodecs", "sparse")  # pyproject's optional 'vendor' dependencies
+
+
 def _library_failure(exc: Exception, path: Path, fmt: str, what: str) -> NanosegError:
     """One clear error for a reading library's exception: a missing optional package, or a bad file."""
     package = _missing_package(exc)
     if package is not None:
         return NanosegError(f"reading this {fmt} file needs the optional package '{package}', which is not "
                             "installed (the file itself may be fine)", path=path,
-                            hint=f"install it: pip install {package}")
+                            hint=f"install it: pip install {package}"
+                            + (" (or nanoseg's extra: pip install 'nanoseg[vendor]')" if package in _VENDOR_EXTRA else ""))
     why = " ".join(str(exc).split())[:300]
     return NanosegError(f"cannot read {what} ({type(exc).__name__}: {why})", path=path, hint=_HINT_CORRUPT)
 
