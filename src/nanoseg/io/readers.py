@@ -1,9 +1,10 @@
 """Readers: microscope files → calibrated :class:`Micrograph` / lazy :class:`Series`.
 
-Formats (by extension): Gatan ``.dm3``/``.dm4``, ``.emd`` (Velox and Berkeley/NCEM), ``.ser`` (TIA),
-``.mrc``, ``.tif``/``.tiff``, ``.png``/``.jpg``/``.jpeg``, ``.npy``. Vendor formats go through
-RosettaSciIO, TIFF through tifffile, PNG/JPEG through imageio. Every failure becomes one
-:class:`NanosegError` naming the file.
+Formats (by extension): Gatan ``.dm3``/``.dm4``, ``.emd`` (Velox and Berkeley/NCEM), ``.ser``/``.emi``
+(TIA), ``.mrc``, ``.img`` (JEOL), ``.tif``/``.tiff``, ``.png``/``.jpg``/``.jpeg``, ``.npy``. Vendor formats
+go through RosettaSciIO, TIFF through tifffile (vendor TIFF tags through RosettaSciIO), PNG/JPEG through
+imageio. Every failure becomes one :class:`NanosegError` naming the file and what to do; numbers that
+cannot be right (reciprocal units, implausible or non-square pixels) are refused, never passed on.
 
 Example
 -------
