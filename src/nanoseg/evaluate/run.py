@@ -84,7 +84,8 @@ def prediction_dir_loader(directory: str | os.PathLike) -> Callable[[str], np.nd
                 array = np.asarray(array, dtype=np.float32)
                 return array if suffix == ".probability.tif" else (array > 0).astype(np.float32)
         raise NanosegError(f"no prediction for image {image_id!r}", path=directory,
-                           hint=f"expected {image_id}.probability.tif (run `nanoseg predict` on the dataset)")
+                           hint=f"expected {image_id}.probability.tif; to predict every dataset image, pass the "
+                                "model instead: nanoseg evaluate MODEL DATASET --out DIR")
 
     return load
 
@@ -187,8 +188,9 @@ def evaluate_dataset(
         pred_mask = binarize(prob, scores["threshold"])
         pooled = pooled + confusion(pred_mask, truth)
         true_inst = dataset.instances(image_id) if hasattr(dataset, "instances") else None
-        true_lab = _particles(truth, pixel, min_diameter_nm, image_id, "ground-truth mask")
-        if true_inst is not None:
+        if true_inst is None:
+            true_lab = _particles(truth, pixel, min_diameter_nm, image_id, "ground-truth mask")
+        else:
             true_lab = _particles(true_inst, pixel, min_diameter_nm, image_id, "ground-truth instances",
                                   split_touching=False)
         pred_lab = _particles(pred_mask, pixel, min_diameter_nm, image_id, "prediction")
