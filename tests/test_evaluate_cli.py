@@ -54,3 +54,15 @@ def test_evaluate_runs_a_model_first(tmp_path, dataset):
     assert result.exit_code == 0, result.output
     assert "running model" in result.output
     assert len(pd.read_csv(tmp_path / "ev" / "metrics.csv")) == 3
+
+
+def test_missing_prediction_points_to_a_command_that_works(tmp_path, dataset):
+    """`predict` refuses a dataset folder, so the hint must not send the user there: it names the model route."""
+    preds = tmp_path / "preds"
+    write_tiff(preds / "im0.probability.tif", np.zeros((64, 64), np.float32), pixel_size_nm=0.2)
+    result = CliRunner().invoke(app, ["evaluate", str(preds), str(dataset), "--out", str(tmp_path / "ev"),
+                                      "--no-progress"])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "im1" in message and "predict` on the dataset" not in message
+    assert "nanoseg evaluate MODEL" in message

@@ -15,7 +15,7 @@ app = typer.Typer(
     name="nanoseg",
     help=(
         "Segment nanoparticles in HRTEM images, know when to trust the result, and turn in situ movies "
-        "into coarsening kinetics.\n\nStart with `nanoseg demo`, or `nanoseg info FILE`."
+        "into coarsening kinetics.\n\nStart with `nanoseg demo`, or `nanoseg info frame.dm4` on one of your files."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -34,7 +34,7 @@ def evaluate(
     distributions), thresholds.csv, particles_pred.csv / particles_true.csv, threshold_curves.png,
     size_distribution.png and worst_cases.png.
 
-    Example: nanoseg evaluate masks/ data/test-set --out eval --sizes manual_sizes.csv
+    Example: nanoseg evaluate default data/au5 --out eval --sizes manual_sizes.csv
     """
     from nanoseg.cli.predict import parse_threshold
     from nanoseg.datasets import open_dataset

@@ -60,7 +60,7 @@ def explain(
 
     Example: nanoseg explain default frame.dm4 --out explain-frame --mask frame_mask.png --pixel-size 0.18
 
-    Known lattice: nanoseg explain MODEL frame.tif --out DIR --pixel-size 0.05 --lattice-nm 0.235,0.204
+    Known lattice: nanoseg explain default frame.tif --out explain-lattice --pixel-size 0.05 --lattice-nm 0.235,0.204
     """
     from nanoseg.explain.report import explain_report
 

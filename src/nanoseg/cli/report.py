@@ -16,7 +16,7 @@ def report(
 ) -> None:
     """Build a self-contained HTML report (figures embedded) from a results folder.
 
-    Example: nanoseg report runs/track-01
+    Example: nanoseg report tracked
     """
     from nanoseg.report.folders import report_folder
 

@@ -44,7 +44,7 @@ def track(
 
     Example: nanoseg track movie.tif --out tracked --dt 0.1 --search-range-nm 1.5
 
-    Example (given masks): nanoseg track movie.tif --masks masks.tif --out tracked
+    Example (given masks): nanoseg track movie.tif --masks masks.tif --out tracked-masks
     """
     writable_folder(out)
     source = [str(p) for p in movie] if len(movie) > 1 else str(movie[0])

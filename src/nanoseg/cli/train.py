@@ -32,7 +32,7 @@ def train(
 
     Multi-GPU: torchrun --nproc_per_node 4 -m nanoseg train data/au5 --model norm_unet --out runs/n
 
-    Example: nanoseg train data/au5 --model sytwu_resunet --config examples/train/sytwu.yaml --out runs/s --folds 5
+    Example: nanoseg train data/au5 --model sytwu_resunet --config examples/train/default_model.yaml --out runs/s --folds 5
     """
     from nanoseg.train import TrainConfig, cross_validate, train_model
 
