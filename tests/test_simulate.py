@@ -364,3 +364,22 @@ def test_fft_wisdom_round_trip_and_bad_wisdom_is_ignored():
     import_wisdom(wisdom)
     import_wisdom("not json at all")  # costs planning time only, never an error
     import_wisdom(None)
+
+
+def test_frozen_phonon_stack_is_averaged_incoherently():
+    """A stack of exit waves (frozen phonons) gives the mean of the single-wave intensities (it crashed)."""
+    a = _phase_bump(64, sigma_A=1.0, phase=0.3)
+    b = _phase_bump(64, sigma_A=1.5, phase=0.5)
+    optics = dict(sampling_A=0.2, energy_eV=300e3, defocus_nm=5.0, aperture_mrad=20.0)
+    stacked = image_intensity(np.stack([a, b]), **optics)
+    expected = 0.5 * (image_intensity(a, **optics) + image_intensity(b, **optics))
+    assert stacked.shape == (64, 64)
+    np.testing.assert_allclose(stacked, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_simulate_image_with_frozen_phonons_runs():
+    static = simulate_image(SimulationConfig(**TINY, detector="ideal"), seed=1)
+    phonons = simulate_image(SimulationConfig(**TINY, detector="ideal", frozen_phonons=2), seed=1)
+    assert phonons.micrograph.shape == static.micrograph.shape
+    assert phonons.meta["frozen_phonons"] == 2
+    assert not np.array_equal(phonons.micrograph.data, static.micrograph.data)

@@ -148,16 +148,18 @@ def image_intensity(wave: np.ndarray, *, sampling_A: float, energy_eV: float, up
     array = np.asarray(wave)
     if array.ndim not in (2, 3):
         raise NanosegError(f"exit wave must be 2-D or a 3-D stack, got shape {array.shape}")
-    waves = abtem.Waves(np.swapaxes(array, -1, -2).astype(np.complex64), energy=energy_eV, sampling=sampling_A)
     transfer = ctf(energy_eV=energy_eV, **optics)
-    filtered = waves.apply_ctf(transfer)
-    if upsample > 1:
-        lensed = _upsample_wave(np.asarray(filtered.array, dtype=np.complex64), int(upsample))
-        image = (lensed.real ** 2 + lensed.imag ** 2).astype(np.float32)
-    else:
-        image = np.asarray(filtered.intensity().array, dtype=np.float32)
-    if image.ndim == 3:
-        image = image.mean(axis=0)
+    images = []
+    for single in array.reshape((-1, *array.shape[-2:])):  # frozen-phonon configurations: incoherent sum
+        waves = abtem.Waves(np.swapaxes(single, -1, -2).astype(np.complex64), energy=energy_eV,
+                            sampling=sampling_A)
+        filtered = waves.apply_ctf(transfer)
+        if upsample > 1:
+            lensed = _upsample_wave(np.asarray(filtered.array, dtype=np.complex64), int(upsample))
+            images.append((lensed.real ** 2 + lensed.imag ** 2).astype(np.float32))
+        else:
+            images.append(np.asarray(filtered.intensity().array, dtype=np.float32))
+    image = images[0] if len(images) == 1 else np.mean(images, axis=0, dtype=np.float32)
     return np.swapaxes(image, -1, -2)
 
 
