@@ -60,6 +60,9 @@ def test_kinetics_comment_states_numbers_assumptions_and_targets():
            "(within the 20% target)" in text
     assert "Free n = 2.90 ± 0.40 against 3.10: -0.20 (within ±0.5)" in text
     assert "over 5 other seeds" in text and "+9% off that k" in text and warnings == []
+    assert "does not measure n" not in text
+    text, _ = kinetics_comment(_agreement(n_std=1.6), recall, scatter)
+    assert "(within ±0.5; but its bootstrap σ exceeds ±0.5" in text and "does not measure n that well)" in text
     low = recall.assign(n_found=[2, 20, 5])
     _, warnings = kinetics_comment(_agreement(n_diff=0.8, n_ok=False, bounds=["n (n free): run fit ends"]), low,
                                    scatter)

@@ -29,6 +29,7 @@ from nanoseg.insitu import (
     tracking_metrics,
     volume_conservation,
 )
+from nanoseg.insitu.kinetics import N_RANGE
 from nanoseg.particles import label_particles, particle_table
 from nanoseg.simulate.movie import simulate_coarsening_movie
 
@@ -305,6 +306,128 @@ def test_bootstrap_spreads_and_grows_with_diameter_sigma(ripening_result):
     assert (filled.density_hi - filled.density_lo).mean() > 0
 
 
+def test_fit_coarsening_stays_in_the_physical_range():
+    t = np.linspace(0, 40, 21)
+    shrinking = 2.0 - 0.01 * t  # ⟨r⟩ falling: no coarsening; the n = 3 rate must not go negative
+    fit = fit_coarsening(t, shrinking, exponent=3)
+    assert fit["k"] >= 0 and "k" in fit["at_bound"]
+    accelerating = 1.0 + 1e-3 * t**2  # convex growth wants n < 1: the free exponent stops at its lower bound
+    free = fit_coarsening(t, accelerating)
+    assert free["n"] == pytest.approx(N_RANGE[0]) and "n" in free["at_bound"] and free["k"] >= 0
+    exact = fit_coarsening(t, (1.5**3 + 0.2 * t) ** (1 / 3))
+    assert exact["at_bound"] == () and N_RANGE[0] < exact["n"] < N_RANGE[1]
+    assert "at_bound" in fit_kinetics(pd.DataFrame({"time_s": t, "mean_radius_nm": shrinking,
+                                                    "radius_sem_nm": 0.01, "n_particles": 5})).columns
+
+
+def _law_tracks(k_nm3_per_s=0.2, n_frames=12):
+    """Ten tracks whose mean radius follows ⟨r⟩³ = 1.5³ + k t exactly (spread ±20 % around the mean)."""
+    t = np.arange(n_frames) * 2.0
+    mean_r = (1.5**3 + k_nm3_per_s * t) ** (1 / 3)
+    scale = np.linspace(0.8, 1.2, 10)
+    rows = [(f, f * 2.0, i, 2 * mean_r[f] * c) for f in range(n_frames) for i, c in enumerate(scale)]
+    return pd.DataFrame(rows, columns=["frame", "time_s", "track_id", "diameter_nm"])
+
+
+def test_bootstrap_ignores_frames_with_a_single_distinct_particle():
+    # frames 12-17 hold one small leftover particle: the point fit skips them (fewer than two particles), so a
+    # replicate that draws that track twice must not turn them into zero-variance, infinite-weight frames
+    tracks = _law_tracks()
+    lone = pd.DataFrame({"frame": np.arange(12, 18), "time_s": np.arange(12, 18) * 2.0, "track_id": 99,
+                         "diameter_nm": 1.2})
+    tracks = pd.concat([tracks, lone], ignore_index=True)
+    point = fit_kinetics(size_statistics(tracks), exponents=(3,))["k"].iloc[0]
+    assert point == pytest.approx(0.2, rel=1e-3)
+    boot = bootstrap_kinetics(tracks, n_boot=60, exponents=(3,), seed=0)
+    assert boot["k"].min() >= 0
+    assert boot["k"].quantile(0.025) > 0.5 * point and boot["k"].quantile(0.975) < 1.5 * point
+
+
+def test_kinetics_sample_can_be_restricted_to_the_detection_limit():
+    tracks = _law_tracks()
+    dust = pd.DataFrame({"frame": np.arange(12), "time_s": np.arange(12) * 2.0, "track_id": 50,
+                         "diameter_nm": 0.6})  # below a 1 nm detection limit: must not enter ⟨r⟩
+    both = pd.concat([tracks, dust], ignore_index=True)
+    stats = size_statistics(both, min_diameter_nm=1.0)
+    assert (stats["n_particles"] == 10).all()
+    assert fit_kinetics(stats, exponents=(3,))["k"].iloc[0] == pytest.approx(0.2, rel=1e-3)
+    assert size_statistics(both)["n_particles"].iloc[0] == 11
+    boot = bootstrap_kinetics(both, n_boot=5, exponents=(3,), min_diameter_nm=1.0)
+    pd.testing.assert_frame_equal(boot, bootstrap_kinetics(tracks, n_boot=5, exponents=(3,)))
+
+
+def _hand_movie(k_nm3_per_s=0.2, n_frames=12):
+    """A stand-in for a simulated movie: the truth of _law_tracks plus dust below 1 nm and a cut edge particle."""
+    from types import SimpleNamespace
+
+    law = _law_tracks(k_nm3_per_s, n_frames)
+    truth = law.assign(particle_id=law.track_id, radius_nm=law.diameter_nm / 2, inside=True,
+                       y_nm=3.0 + 4.0 * (law.track_id // 5), x_nm=3.0 + 4.0 * (law.track_id % 5))
+    dust = truth[truth.particle_id == 0].assign(particle_id=50, radius_nm=0.3, y_nm=12.0, x_nm=12.0)
+    edge = truth[truth.particle_id == 0].assign(particle_id=60, radius_nm=4.0, inside=False, y_nm=0.5, x_nm=12.0)
+    truth = pd.concat([truth, dust, edge], ignore_index=True).drop(columns=["track_id", "diameter_nm"])
+    events = pd.DataFrame(columns=["time_s", "frame", "kind", "parents", "child"])
+    drift = pd.DataFrame({"frame": np.arange(n_frames), "dy_nm": 0.0, "dx_nm": 0.0})
+    return SimpleNamespace(truth=truth, events=events, drift=drift, pixel_size_nm=0.1,
+                           params={"rate_nm_n_per_s": k_nm3_per_s})
+
+
+def test_compare_to_truth_fits_the_truth_above_the_detection_limit():
+    from types import SimpleNamespace
+
+    movie = _hand_movie()
+    tracks = movie.truth[movie.truth.particle_id < 50].assign(track_id=lambda d: d.particle_id,
+                                                             diameter_nm=lambda d: 2 * d.radius_nm,
+                                                             touches_edge=False)
+    fits = fit_kinetics(size_statistics(tracks))
+    result = SimpleNamespace(drift=pd.DataFrame(), tracks=tracks, fits=fits, bootstrap=pd.DataFrame(),
+                             events=pd.DataFrame(columns=["frame", "kind", "parents", "children"]))
+    acc = compare_to_truth(result, movie, min_diameter_nm=1.0).set_index("metric")
+    # hand-computed: the truth above 1 nm (edge particle left out) follows ⟨r⟩³ = 1.5³ + 0.2 t exactly
+    assert acc.loc["k (n=3)", "truth"] == pytest.approx(0.2, rel=1e-3)
+    assert acc.loc["n (n free)", "truth"] == pytest.approx(3.0, abs=0.02)
+    assert acc.loc["k (n=3)", "value"] == pytest.approx(0.2, rel=1e-3)
+    assert acc.loc["kinetics detection limit d_min (nm)", "value"] == 1.0
+    # without the cut the dust pulls ⟨r⟩ down and the truth no longer follows the law
+    loose = compare_to_truth(result, movie, min_diameter_nm=0.0).set_index("metric")
+    assert abs(loose.loc["k (n=3)", "truth"] - 0.2) > 0.01
+
+
+def test_kinetics_agreement_reads_the_comparison_against_its_targets():
+    from nanoseg.insitu.truth import kinetics_agreement
+
+    acc = pd.DataFrame([("kinetics", "kinetics detection limit d_min (nm)", 2.0, 2.0, ""),
+                        ("kinetics", "n (n free)", 3.4, 3.0, "truth: ...; run fit ends on a bound of k (not constrained)"),
+                        ("kinetics", "k (n=3)", 0.11, 0.10, "truth: ..."),
+                        ("kinetics", "generating k (n=3)", 0.092, 0.092, "")],
+                       columns=["group", "metric", "value", "truth", "note"])
+    summary = {"bootstrap": {"n=3": {"k_std": 0.01}, "n free": {"n_std": 0.3}}}
+    a = kinetics_agreement(acc, summary)
+    assert a["d_min_nm"] == 2.0 and a["k3_std"] == 0.01 and a["n_std"] == 0.3 and a["k_generating"] == 0.092
+    assert a["k3_rel_diff"] == pytest.approx(0.1) and a["k3_ok"]
+    assert a["n_diff"] == pytest.approx(0.4) and a["n_ok"]
+    assert a["bounds"] == ["n (n free): run fit ends on a bound of k (not constrained)"]
+    acc.loc[1, "value"] = 3.6
+    acc.loc[2, "truth"] = 0.09
+    b = kinetics_agreement(acc)  # no bootstrap: σ unknown
+    assert not b["n_ok"] and not b["k3_ok"] and np.isnan(b["k3_std"])
+
+
+def test_recall_by_size_counts_inside_particles_per_bin():
+    from nanoseg.insitu.truth import recall_by_size
+
+    radius = {1: 0.3, 2: 1.5, 3: 1.6, 4: 3.0, 5: 3.0}  # 5 is cut by the border: not counted
+    truth = pd.DataFrame([(f, pid, r, 10.0 * pid, 5.0, pid != 5) for f in range(3) for pid, r in radius.items()],
+                         columns=["frame", "particle_id", "radius_nm", "y_nm", "x_nm", "inside"])
+    found = truth[truth.particle_id.isin([1, 2, 4])].assign(track_id=lambda d: d.particle_id)
+    found.loc[found.particle_id == 1, "x_nm"] += 0.6  # too far from its true centre to count as found
+    table = recall_by_size(found, truth, bins_nm=(0.0, 1.0, 2.0, 4.0, 8.0), max_distance_nm=0.5)
+    assert list(table["n_true"]) == [3, 0, 6, 3]
+    assert table["recall"].iloc[0] == 0.0 and np.isnan(table["recall"].iloc[1])
+    assert table["recall"].iloc[2] == pytest.approx(0.5) and table["recall"].iloc[3] == pytest.approx(1.0)
+    assert list(table.columns[:2]) == ["diameter_from_nm", "diameter_to_nm"]
+
+
 # ---------------------------------------------------------------------------------------------- streaming
 
 @pytest.fixture(scope="module")
@@ -344,6 +467,18 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
     other = simulate_coarsening_movie(n_frames=10, shape_px=(128, 128), pixel_size_nm=PX, n_particles=18, seed=4)
     with pytest.raises(NanosegError, match="other settings"):  # another movie in the same folder
         track_movie(other, masks=masks, out_dir=part, chunk_frames=3, n_boot=0, figures=False)
+
+
+def test_track_movie_fits_kinetics_above_the_stated_detection_limit(tmp_path, small_movie):
+    m = small_movie
+    masks = np.stack([m.mask(i) for i in range(len(m))])
+    r = track_movie(m, masks=masks, out_dir=tmp_path, n_boot=4, figures=False, kinetics_min_diameter_nm=2.5)
+    assert r.summary["kinetics_min_diameter_nm"] == 2.5
+    cut = size_statistics(r.tracks, min_diameter_nm=2.5)
+    assert r.stats["n_particles"].tolist() == cut["n_particles"].tolist()
+    assert r.stats["n_particles"].sum() < size_statistics(r.tracks)["n_particles"].sum()
+    acc = compare_to_truth(r, m).set_index("metric")  # the truth gets the run's own d_min
+    assert acc.loc["kinetics detection limit d_min (nm)", "value"] == 2.5
 
 
 def test_track_movie_on_dask_equals_local(tmp_path, small_movie):

@@ -1,8 +1,15 @@
 """Coarsening kinetics: size statistics over time, ⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k·t fits, growth rates, a verdict, bootstrap.
 
 Radii are half the equivalent-circle diameters of the particle table (``diameter_nm / 2``). By default
-particles touching the frame border are left out (their size is cut). All functions take the linked
-tracks (or a plain particle table with ``frame`` and ``time_s``) and return DataFrames.
+particles touching the frame border are left out (their size is cut); ``min_diameter_nm`` (the detection
+limit) leaves out smaller particles, so that a measured and a true sample can be compared like with like.
+All functions take the linked tracks (or a plain particle table with ``frame`` and ``time_s``) and return
+DataFrames.
+
+Fits are bounded to the physical range: ``k ≥ 0`` (coarsening, never shrinking) and the free exponent n in
+:data:`N_RANGE` = [1, 8] (interface-limited n = 2, diffusion-limited LSW n = 3, surface diffusion n = 4, and
+migration–coalescence with a size-dependent mobility up to n ≈ 7); a parameter that ends on a bound is named in
+``at_bound`` and its σ is not meaningful.
 
 Example
 -------
@@ -23,16 +30,21 @@ from nanoseg.errors import NanosegError
 from nanoseg.insitu.theory import lsw_distribution
 
 __all__ = ["size_statistics", "size_distributions", "fit_coarsening", "fit_kinetics", "growth_rates",
-           "volume_conservation", "coarsening_verdict", "bootstrap_kinetics"]
+           "volume_conservation", "coarsening_verdict", "bootstrap_kinetics", "N_RANGE"]
+
+N_RANGE = (1.0, 8.0)
+"""Bounds of the free coarsening exponent n (see the module docstring)."""
 
 
-def _prepared(table: pd.DataFrame, exclude_edge: bool) -> pd.DataFrame:
+def _prepared(table: pd.DataFrame, exclude_edge: bool, min_diameter_nm: float = 0.0) -> pd.DataFrame:
     for col in ("frame", "diameter_nm"):
         if col not in table.columns:
             raise NanosegError(f"particle table lacks column {col!r}")
     t = table
     if exclude_edge and "touches_edge" in t.columns:
         t = t[~t["touches_edge"].astype(bool)]
+    if min_diameter_nm > 0:
+        t = t[t["diameter_nm"] >= min_diameter_nm]
     t = t.copy()
     if "time_s" not in t.columns:
         t["time_s"] = t["frame"].astype(float)
@@ -40,8 +52,8 @@ def _prepared(table: pd.DataFrame, exclude_edge: bool) -> pd.DataFrame:
     return t
 
 
-def size_statistics(table: pd.DataFrame, *, field_area_nm2: float | None = None, exclude_edge: bool = True
-                    ) -> pd.DataFrame:
+def size_statistics(table: pd.DataFrame, *, field_area_nm2: float | None = None, exclude_edge: bool = True,
+                    min_diameter_nm: float = 0.0) -> pd.DataFrame:
     """Per-frame statistics: count, number density, mean/std/sem of the radius, skewness, Σ projected volume.
 
     Parameters
@@ -50,6 +62,7 @@ def size_statistics(table: pd.DataFrame, *, field_area_nm2: float | None = None,
         ``diameter_std_nm``).
     field_area_nm2 : imaged area, for ``number_density_per_nm2`` (NaN without it).
     exclude_edge : leave out particles cut by the frame border.
+    min_diameter_nm : leave out particles smaller than this (the detection limit; 0 keeps all).
 
     Returns
     -------
@@ -57,7 +70,7 @@ def size_statistics(table: pd.DataFrame, *, field_area_nm2: float | None = None,
     radius_sem_nm, radius_skewness, total_volume_nm3`` (+ ``mean_radius_member_std_nm`` with ensembles:
     the std of the mean radius from the per-particle σ alone).
     """
-    t = _prepared(table, exclude_edge)
+    t = _prepared(table, exclude_edge, min_diameter_nm)
     g = t.groupby("frame")
     stats = pd.DataFrame({
         "time_s": g["time_s"].first(),
@@ -144,7 +157,10 @@ def _model(t, r0, k, n):
 
 
 def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, radius_sem_nm=None) -> dict:
-    """Fit ``⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k·t`` to a mean-radius curve (nonlinear least squares on ⟨r⟩(t)).
+    """Fit ``⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k·t`` to a mean-radius curve (bounded nonlinear least squares on ⟨r⟩(t)).
+
+    The fit is bounded to ``k ≥ 0`` and, with n free, ``n`` in :data:`N_RANGE`; a curve that shrinks or grows
+    faster than linearly ends on a bound (named in ``at_bound``), never at a negative rate.
 
     Parameters
     ----------
@@ -156,7 +172,8 @@ def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, ra
     Returns
     -------
     dict ``n, n_std, k, k_std`` (k in nmⁿ/s), ``r0_nm, r0_std, rss`` (weighted), ``aic``
-    (``N ln(RSS/N) + 2p``), ``n_points, n_params, residuals`` (array, nm).
+    (``N ln(RSS/N) + 2p``), ``n_points, n_params, residuals`` (array, nm), ``at_bound`` (tuple of the names,
+    ``"k"`` and/or ``"n"``, of parameters that ended on a bound of the physical range).
     """
     from scipy.optimize import curve_fit
 
@@ -177,14 +194,15 @@ def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, ra
     t = t - t.min()
     span = max(t.max(), 1e-12)
     n0 = 3.0 if exponent is None else float(exponent)
-    k0 = (r[-3:].mean() ** n0 - r[:3].mean() ** n0) / span
+    # start inside the bounds: a small positive rate when the curve does not grow
+    k0 = max((r[-3:].mean() ** n0 - r[:3].mean() ** n0) / span, 1e-6 * r.mean() ** n0 / span)
     if exponent is not None:
         def f(tt, r0, k):
             return _model(tt, r0, k, n0)
-        p0, bounds = [r[:3].mean(), k0], ([1e-6, -np.inf], [np.inf, np.inf])
+        p0, bounds = [r[:3].mean(), k0], ([1e-6, 0.0], [np.inf, np.inf])
     else:
         f = _model
-        p0, bounds = [r[:3].mean(), max(k0, 1e-9), n0], ([1e-6, -np.inf, 0.5], [np.inf, np.inf, 12.0])
+        p0, bounds = [r[:3].mean(), k0, n0], ([1e-6, 0.0, N_RANGE[0]], [np.inf, np.inf, N_RANGE[1]])
     try:
         popt, pcov = curve_fit(f, t, r, p0=p0, sigma=sem, absolute_sigma=False, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError) as exc:
@@ -195,20 +213,32 @@ def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, ra
     perr = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else np.full(len(popt), np.nan)
     npts = len(t)
     aic = npts * np.log(max(rss, 1e-300) / npts) + 2 * n_params
+    n_fit = float(popt[2]) if exponent is None else n0
+    at_bound = _at_bound(float(popt[1]), n_fit if exponent is None else None, r.mean() ** n_fit / span)
     return {
         "n": float(popt[2]) if exponent is None else float(exponent),
         "n_std": float(perr[2]) if exponent is None else 0.0,
         "k": float(popt[1]), "k_std": float(perr[1]),
         "r0_nm": float(popt[0]), "r0_std": float(perr[0]),
         "rss": rss, "aic": float(aic), "n_points": npts, "n_params": n_params, "residuals": resid,
+        "at_bound": at_bound,
     }
+
+
+def _at_bound(k: float, n: float | None, k_scale: float) -> tuple[str, ...]:
+    """Names of the fitted parameters on a bound: k at 0 (below 1e-4 of ``k_scale``), a free n at an end of N_RANGE."""
+    out = ["k"] if k <= 1e-4 * k_scale else []
+    if n is not None and min(n - N_RANGE[0], N_RANGE[1] - n) <= 1e-3:
+        out.append("n")
+    return tuple(out)
 
 
 def fit_kinetics(stats: pd.DataFrame, *, exponents=(None, 3, 4), weighted: bool = True) -> pd.DataFrame:
     """Fit the coarsening law to :func:`size_statistics` output for each exponent (None = free n).
 
     Returns one row per model: ``model, n, n_std, k, k_std, rate_units, r0_nm, r0_std, rss, aic, delta_aic,
-    rms_residual_nm, n_points`` (``delta_aic`` relative to the best model; < 2 means no real preference).
+    rms_residual_nm, n_points, at_bound`` (``delta_aic`` relative to the best model; < 2 means no real
+    preference; ``at_bound`` names the parameters on a bound of the physical range, joined by ``;``, or "").
     """
     s = stats[stats["n_particles"] >= 2]
     rows = []
@@ -218,7 +248,8 @@ def fit_kinetics(stats: pd.DataFrame, *, exponents=(None, 3, 4), weighted: bool 
         rows.append({"model": "n free" if n is None else f"n={n:g}", "n": fit["n"], "n_std": fit["n_std"],
                      "k": fit["k"], "k_std": fit["k_std"], "rate_units": f"nm^{fit['n']:.2f}/s",
                      "r0_nm": fit["r0_nm"], "r0_std": fit["r0_std"], "rss": fit["rss"], "aic": fit["aic"],
-                     "rms_residual_nm": float(np.sqrt(np.mean(fit["residuals"] ** 2))), "n_points": fit["n_points"]})
+                     "rms_residual_nm": float(np.sqrt(np.mean(fit["residuals"] ** 2))), "n_points": fit["n_points"],
+                     "at_bound": ";".join(fit["at_bound"])})
     out = pd.DataFrame(rows)
     out["delta_aic"] = out["aic"] - out["aic"].min()
     return out
@@ -355,7 +386,7 @@ def coarsening_verdict(stats: pd.DataFrame, events: pd.DataFrame, lineage: pd.Da
             n_std = float(boot_n.std())
         vote = "ripening" if 2.5 <= n_val <= 4.5 else ("coalescence" if n_val >= 5.5 else "undetermined")
         rule = "free-n fit of <r>^n − <r0>^n = k t; 2.5–4.5 ripening, ≥5.5 coalescence; votes only if σ ≤ 1"
-        if not (np.isfinite(n_std) and n_std <= 1.0 and 0.5 < n_val < 11.9):
+        if not (np.isfinite(n_std) and n_std <= 1.0 and N_RANGE[0] + 1e-3 < n_val < N_RANGE[1] - 1e-3):
             vote = "undetermined"  # n not constrained by the data (too few frames/particles, or at a bound)
             rule += " (σ too large or n at a bound: no vote)"
         rows.append(("exponent_n", n_val, n_std, vote, rule))
@@ -379,18 +410,21 @@ def coarsening_verdict(stats: pd.DataFrame, events: pd.DataFrame, lineage: pd.Da
 
 
 def bootstrap_kinetics(table: pd.DataFrame, *, n_boot: int = 200, exponents=(None, 3), seed: int = 0,
-                       use_diameter_std: bool = True, exclude_edge: bool = True) -> pd.DataFrame:
+                       use_diameter_std: bool = True, exclude_edge: bool = True, min_diameter_nm: float = 0.0
+                       ) -> pd.DataFrame:
     """Bootstrap the kinetics fit over particles (tracks) and, with ensembles, over the per-particle diameter σ.
 
     Each replicate resamples tracks with replacement (whole tracks, so a particle's frames stay together; rows
     without ``track_id`` are resampled individually) and, when ``diameter_std_nm`` is present, perturbs each
     diameter by N(0, σ) (a parametric stand-in for redrawing ensemble members). The per-frame mean radius is
-    refitted for each exponent.
+    refitted for each exponent, over the frames where the replicate holds at least two *distinct* particles (as
+    the point fit needs two particles: a track drawn twice is no second measurement, and its zero spread would
+    give its frame an unbounded weight). ``min_diameter_nm`` restricts the sample as in :func:`size_statistics`.
 
     Returns one row per (replicate, model): ``replicate, model, n, k, r0_nm``. Summaries:
     ``out.groupby("model")[["n", "k"]].agg(["mean", "std", lambda s: s.quantile(0.025), ...])``.
     """
-    t = _prepared(table, exclude_edge).reset_index(drop=True)
+    t = _prepared(table, exclude_edge, min_diameter_nm).reset_index(drop=True)
     if t.empty:
         raise NanosegError("no particles to bootstrap")
     rng = np.random.default_rng(seed)
@@ -406,9 +440,10 @@ def bootstrap_kinetics(table: pd.DataFrame, *, n_boot: int = 200, exponents=(Non
         weights = np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))[group_idx].astype(float)
         r = radius if sigma is None else np.maximum(radius + rng.normal(0, 1, len(radius)) * sigma, 0.0)
         count = np.bincount(frame_idx, weights, minlength=len(frames))
+        distinct = np.bincount(frame_idx, (weights > 0).astype(float), minlength=len(frames))
         total = np.bincount(frame_idx, weights * r, minlength=len(frames))
         sq = np.bincount(frame_idx, weights * r * r, minlength=len(frames))
-        ok = count >= 2
+        ok = distinct >= 2
         mean = np.where(ok, total / np.maximum(count, 1), np.nan)
         var = np.where(ok, sq / np.maximum(count, 1) - mean**2, np.nan)
         sem = np.sqrt(np.maximum(var, 1e-12) / np.maximum(count, 1))

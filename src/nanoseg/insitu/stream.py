@@ -161,7 +161,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
                 min_diameter_nm: float = 0.5, threshold: float = 0.5, split_touching: bool = True,
                 search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
                 chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, gif: bool = False,
-                restart: bool = False,
+                restart: bool = False, kinetics_min_diameter_nm: float = 0.0,
                 stop_after_frames: int | None = None, client=None, progress: bool = False) -> TrackResult:
     """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
 
@@ -177,6 +177,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     pixel_size_nm : override/supply the pixel size (required when the frames carry none).
     frame_interval_s : time between frames when the movie has no timestamps.
     min_diameter_nm, threshold, split_touching : passed to :func:`nanoseg.particles.label_particles`.
+    kinetics_min_diameter_nm : the detection limit d_min of the kinetics (⟨r⟩ fits, bootstrap): smaller
+        particles are tracked but left out of ⟨r⟩ (0: all; recorded in ``summary.json``).
     search_range_nm, memory : passed to :func:`nanoseg.insitu.link_particles`.
     correct_drift : estimate the drift (streaming) and link in drift-corrected coordinates.
     chunk_frames : frames per incremental write (the resume granularity).
@@ -307,7 +309,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     field_area = float(frame0.shape[0] * frame0.shape[1] * px_final**2)
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
                           search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
-                          n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift)
+                          n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift,
+                          kinetics_min_diameter_nm=kinetics_min_diameter_nm)
 
 
 def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
@@ -359,8 +362,10 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                    pixel_size_nm: float | None = None, field_area_nm2: float | None = None,
                    search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
                    n_boot: int = 200, figures: bool = True, gif: bool = False, series: Series | None = None,
-                   correct_drift: bool = True, seed: int = 0) -> TrackResult:
+                   correct_drift: bool = True, seed: int = 0, kinetics_min_diameter_nm: float = 0.0) -> TrackResult:
     """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
+
+    ``kinetics_min_diameter_nm``: particles smaller than this are left out of ⟨r⟩, its fits and the bootstrap.
 
     Writes the outputs listed in the module docstring when ``out_dir`` is given.
     """
@@ -386,9 +391,10 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
     tracks = link_particles(table, search_range_nm=search_range_nm, memory=memory)
     result = detect_events(tracks, max_gap_frames=memory + 1, vanish_diameter_nm=max(2.5 * min_diameter_nm, 1.0))
     tracks = result.tracks
-    stats = size_statistics(tracks, field_area_nm2=field_area_nm2)
+    stats = size_statistics(tracks, field_area_nm2=field_area_nm2, min_diameter_nm=kinetics_min_diameter_nm)
     summary: dict = {"n_frames": int(particles["frame"].nunique()), "n_detections": len(particles),
                      "n_tracks": int(tracks["track_id"].nunique()), "pixel_size_nm": pixel_size_nm,
+                     "kinetics_min_diameter_nm": float(kinetics_min_diameter_nm),
                      "events": result.events["kind"].value_counts().to_dict() if len(result.events) else {},
                      "warnings": []}
     try:
@@ -397,7 +403,8 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
         fits = pd.DataFrame(columns=["model", "n", "n_std", "k", "k_std", "rate_units", "r0_nm", "r0_std", "rss",
                                      "aic", "rms_residual_nm", "n_points", "delta_aic"])
         summary["warnings"].append(f"kinetics not fitted: {exc}")
-    boot = (bootstrap_kinetics(tracks, n_boot=n_boot, seed=seed) if n_boot > 0 and len(fits)
+    boot = (bootstrap_kinetics(tracks, n_boot=n_boot, seed=seed, min_diameter_nm=kinetics_min_diameter_nm)
+            if n_boot > 0 and len(fits)
             else pd.DataFrame(columns=["replicate", "model", "n", "k", "r0_nm"]))
     growth = growth_rates(tracks)
     try:
