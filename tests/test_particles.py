@@ -258,3 +258,25 @@ def test_overlay_of_labels_shows_where_touching_particles_were_split(tmp_path):
     red = [np.all(iio.imread(tmp_path / name) == (255, 40, 40), axis=-1) for name in ("mask.png", "labels.png")]
     neck = red[1] & ~red[0]  # drawn only from the labels: the line between the two particles
     assert neck[30:51, 44:49].sum() >= 15 and not neck[:, :40].any()
+
+
+def test_predict_overlay_outlines_each_particle_of_the_table(tmp_path):
+    import imageio.v3 as iio
+    import pandas as pd
+
+    from nanoseg.infer.batch import write_prediction
+    from nanoseg.infer.predict import Prediction
+    from nanoseg.io import Micrograph
+
+    shape = (80, 100)
+    mask = disc(shape, 40, 35, 12) | disc(shape, 40, 57, 12)  # one blob, two particles in particles.csv
+    pred = Prediction(probability=mask.astype(np.float32), mask=mask.astype(np.uint8), threshold=0.5,
+                      pixel_size_nm=PX)
+    image = Micrograph(np.random.default_rng(0).normal(size=shape).astype(np.float32), pixel_size_nm=PX)
+    written = write_prediction(pred, image, tmp_path, "pair")
+    assert len(pd.read_csv(written["particles"])) == 2
+    from scipy import ndimage as ndi
+
+    red = np.all(iio.imread(written["overlay"]) == (255, 40, 40), axis=-1)
+    inside = ndi.binary_erosion(mask, iterations=2)  # away from the blob's outline
+    assert (red & inside).sum() >= 5  # the line between the two particles is drawn

@@ -168,7 +168,7 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
     if pred.variance is not None:
         write_tiff(paths["variance"], pred.variance.astype(np.float32), pixel_size_nm=px)
         written["variance"] = str(paths["variance"])
-    n_particles = None
+    n_particles, labels = None, None
     if table_px is not None:
         labels = label_particles(pred.mask, pixel_size_nm=table_px, min_diameter_nm=min_diameter_nm)
         std = None if pred.variance is None else np.sqrt(np.clip(pred.variance, 0, None))
@@ -178,7 +178,8 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
             table.to_csv(tmp, index=False)
         written["particles"] = str(paths["particles"])
         n_particles = len(table)
-    write_png_preview(paths["overlay"], micrograph.data, overlay_mask=pred.mask)
+    # the particles of the table, one outline each (the lines where touching particles were split too)
+    write_png_preview(paths["overlay"], micrograph.data, overlay_mask=pred.mask if labels is None else labels)
     written["overlay"] = str(paths["overlay"])
     meta = {"input": micrograph.source, "pixel_size_nm": px, "particle_table_pixel_size_nm": table_px,
             "dose_e_per_A2": micrograph.dose_e_per_A2, "n_particles": n_particles,
