@@ -151,3 +151,12 @@ def test_model_fingerprint_tells_models_apart(tmp_path, checkpoint):
     with torch.no_grad():
         next(module.parameters()).add_(1.0)
     assert model_fingerprint(module) != before
+
+
+def test_predict_rerun_after_nothing_finished_takes_the_new_settings(tmp_path, checkpoint, frames):
+    """The fix the error asked for (--pixel-size) must not be refused as 'other settings': nothing was written."""
+    out, frame = tmp_path / "out", frames / "uncalibrated.tif"
+    failed = _predict(out, frame, checkpoint)
+    assert failed.exit_code == 1 and "--pixel-size" in failed.output
+    fixed = _predict(out, frame, checkpoint, "--pixel-size", "0.2")
+    assert fixed.exit_code == 0 and "1 done" in fixed.output, (fixed.output, fixed.exception)

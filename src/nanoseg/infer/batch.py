@@ -117,20 +117,31 @@ def resume_settings(model, *, min_diameter_nm: float, **options) -> dict[str, An
     return settings
 
 
-def check_resume_settings(out: Path, settings: dict[str, Any], *, overwrite: bool, any_finished: bool) -> None:
-    """Refuse to mix outputs of other settings into ``out`` (unless ``overwrite``); then record ``settings``."""
+def finished_stems(out_dir: str | os.PathLike) -> list[str]:
+    """Stems of the finished inputs in a predict folder (mask written and metadata JSON, written last)."""
+    masks = sorted(Path(out_dir).glob(f"*{SUFFIXES['mask']}"))
+    stems = [p.name[: -len(SUFFIXES["mask"])] for p in masks]
+    return [stem for stem in stems if is_finished(out_dir, stem)]
+
+
+def check_resume_settings(out: Path, settings: dict[str, Any], *, overwrite: bool) -> None:
+    """Refuse to mix outputs of other settings into ``out`` (unless ``overwrite``); then record ``settings``.
+
+    A folder without finished outputs (e.g. every input failed) takes the new settings without asking.
+    """
     from nanoseg._util import atomic_path, require_same_settings, settings_digest
 
     path = out / SETTINGS_FILE
     hint = "rerun with --overwrite (overwrite=True) to redo the inputs with these settings, or choose another --out"
-    if not overwrite:
+    any_finished = bool(finished_stems(out))
+    if not overwrite and any_finished:
         if path.exists():
             try:
                 stored = json.loads(path.read_text(encoding="utf-8")).get("settings")
             except (json.JSONDecodeError, AttributeError):
                 raise NanosegError("unreadable settings record", path=path, hint=hint) from None
             require_same_settings(stored, settings, path=out, hint=hint)
-        elif any_finished:
+        else:
             raise NanosegError("this folder holds finished predictions whose settings were not recorded",
                                path=out, hint=hint)
     record = {"settings": settings, "settings_sha1": settings_digest(settings)}
@@ -271,8 +282,7 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     stems = _stems(paths)
     settings = resume_settings(model, min_diameter_nm=min_diameter_nm, **options)
-    check_resume_settings(out, settings, overwrite=overwrite,
-                          any_finished=any(is_finished(out, stem) for stem in stems))
+    check_resume_settings(out, settings, overwrite=overwrite)
     result = BatchResult(report=BatchReport())
     todo = []
     for path, stem in zip(paths, stems, strict=True):
