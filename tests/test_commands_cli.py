@@ -299,3 +299,11 @@ def test_every_help_example_runs_when_pasted(tmp_path, monkeypatch):
                             f"{result.output[-400:]}")
     assert not failures, "\n".join(failures)
     assert {"simulate", "train", "train --folds", "study run", "explain", "explain-study", "explain-rf", "demo"} <= set(calls)
+
+
+def test_report_into_an_unwritable_results_folder_is_one_line(capsys):
+    """Without --out the report goes into FOLDER; /proc/self refuses new files even for root."""
+    with pytest.raises(SystemExit):
+        main(["report", "/proc/self"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot write to /proc/self" in err and "choose another --out" in err

@@ -22,5 +22,7 @@ def report(
 
     if out is not None:
         writable_folder(out.parent)
+    elif folder.is_dir():
+        writable_folder(folder)
     path = report_folder(folder, out=out)
     console.print(f"[green]report[/] → {path}")
