@@ -22,6 +22,14 @@ from nanoseg.io import Micrograph
 from nanoseg.models import LoadedModel, ModelCard, build_model, save_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _engine_calibration_in_a_tmp_dir(tmp_path_factory):
+    """The auto engine's per-machine calibration goes to a fresh folder, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NANOSEG_CACHE_DIR", str(tmp_path_factory.mktemp("nanoseg-cache")))
+        yield
+
+
 def _randomized(name: str, seed: int = 0) -> nn.Module:
     """A network with non-trivial BatchNorm statistics (so folding and tiling are really tested)."""
     torch.manual_seed(seed)
@@ -287,3 +295,51 @@ def test_tensor_padding_equals_array_padding():
         want = pad_to_multiple(image, 16)[0]
         got = pad_tensor_to_multiple(torch.from_numpy(image)[None], 16)[0].numpy()
         assert got.shape == want.shape and (got == want).all(), shape
+
+
+def test_auto_engine_calibration_is_kept_per_machine(tmp_path, monkeypatch):
+    """Issue #16 item 14: the auto engine times its candidates once per machine and network shape."""
+    from nanoseg.infer import engine as engines
+
+    pytest.importorskip("onnxruntime")  # without ONNX Runtime there is one candidate and nothing to time
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("NANOSEG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engines, "CALIBRATION_PX", 64)  # a quick timing (the choice itself is not tested)
+    monkeypatch.setattr(engines, "CALIBRATION_ROUNDS", 1)
+    first = make_runner(_randomized("unet3", seed=0), engine="auto", device="cpu")
+    files = list(tmp_path.glob("engine-calibration-*.json"))
+    assert len(files) == 1 and first.calibration and not first.calibration_cached
+    timed = []
+    real_fastest = engines._fastest
+    monkeypatch.setattr(engines, "_fastest", lambda *a, **k: timed.append(1) or real_fastest(*a, **k))
+    other_weights = _randomized("unet3", seed=3)  # same architecture, other weights: the same choice
+    again = make_runner(other_weights, engine="auto", device="cpu")
+    assert not timed and again.calibration_cached
+    assert (again.engine, again.onnx_level, again.calibration) == (first.engine, first.onnx_level, first.calibration)
+    x = np.random.default_rng(8).standard_normal((1, 40, 56)).astype(np.float32)
+    want = make_runner(other_weights, engine="eager", device="cpu")(x)
+    assert np.abs(torch.softmax(torch.from_numpy(again(x)), 1) - torch.softmax(torch.from_numpy(want), 1)).max() < 1e-4
+    threads = torch.get_num_threads()
+    try:  # another thread count (or CPU, torch/ONNX Runtime version, architecture) is measured anew
+        torch.set_num_threads(1 if threads > 1 else 2)
+        make_runner(_randomized("unet3"), engine="auto", device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert len(timed) == 1 and len(list(tmp_path.glob("engine-calibration-*.json"))) == 2
+    files[0].write_text("{not json", encoding="utf-8")  # a corrupt file costs one measurement, no error
+    assert not make_runner(_randomized("unet3"), engine="auto", device="cpu").calibration_cached
+    assert len(timed) == 2 and make_runner(_randomized("unet3"), engine="auto", device="cpu").calibration_cached
+
+
+def test_runner_cache_follows_the_weights_not_the_object():
+    """A model reloaded for every call (predict(model=None), a checkpoint path) reuses the built engine."""
+    from nanoseg.infer import get_runner
+
+    a, b, other = _randomized("unet3", seed=0), _randomized("unet3", seed=0), _randomized("unet3", seed=1)
+    assert get_runner(a, engine="fused", device="cpu") is get_runner(b, engine="fused", device="cpu")
+    assert get_runner(other, engine="fused", device="cpu") is not get_runner(a, engine="fused", device="cpu")
+    # eager runs the live module: never shared between objects (one could change its weights later)
+    assert get_runner(a, engine="eager", device="cpu") is not get_runner(b, engine="eager", device="cpu")
+    # a network outside the zoo may differ in plain attributes (DarkIsParticle's level): never shared
+    dark, lighter = DarkIsParticle(level=0.8), DarkIsParticle(level=0.7)
+    assert get_runner(dark, engine="fused", device="cpu") is not get_runner(lighter, engine="fused", device="cpu")

@@ -24,9 +24,13 @@ preprocessed tiles ``(N, H, W)`` float32 (NumPy) to logits ``(N, 2, H, W)`` floa
     ``nanoseg[fast]``.
 ``"auto"``
     On a GPU ``"cuda"``. On the CPU: ``"fused"`` and (when ONNX Runtime is installed) ``"onnx"`` at both
-    levels are timed on a random 512² input when the runner is built (best of 5, interleaved) and the
-    fastest is kept (``Runner.calibration`` holds the timings). Which one wins depends on the network, the
-    CPU and its load (see ``docs/performance.md``).
+    levels are timed on a random 512² input (best of 5, interleaved) and the fastest is kept
+    (``Runner.calibration`` holds the timings). Which one wins depends on the network, the CPU and its load
+    (see ``docs/performance.md``). The choice is kept per machine (:func:`calibration_path`, in
+    ``$NANOSEG_CACHE_DIR`` like the FFT plans), keyed by the network's layers and tensor shapes (not its
+    weights), the CPU model, the thread count and the torch / ONNX Runtime versions: later runners of the
+    same network shape build only the chosen engine (``Runner.calibration_cached``);
+    ``make_runner(..., recalibrate=True)`` measures again (e.g. after a run on a busy machine).
 ``"cuda"``
     GPU path (only when ``torch.cuda.is_available()``): channels-last, BN folded, autocast to bf16 (or fp16),
     whole batches of tiles per call; optionally replayed as a CUDA graph for a fixed tile batch shape.
@@ -48,9 +52,11 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -345,6 +351,7 @@ class Runner:
         self.channels_last = channels_last
         self.dtype = dtype
         self.calibration: dict[str, float] = {}  # seconds per calibration pass of each candidate (auto)
+        self.calibration_cached = False  # auto: the choice came from this machine's calibration cache
         self.onnx_level: str | None = None
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
@@ -376,8 +383,12 @@ def _jit_runner(module: nn.Module, device: torch.device) -> Callable[[torch.Tens
 
 
 def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto",
-                verify: bool = True, tolerance: float = 1e-4, cuda_graphs: bool = False) -> Runner:
-    """Build a :class:`Runner` for an eval-mode network (see the module docstring for the engines)."""
+                verify: bool = True, tolerance: float = 1e-4, cuda_graphs: bool = False,
+                recalibrate: bool = False) -> Runner:
+    """Build a :class:`Runner` for an eval-mode network (see the module docstring for the engines).
+
+    ``recalibrate``: with ``engine="auto"`` on the CPU, time the candidates even when this machine's
+    calibration cache has a choice for this network shape (and replace it)."""
     if engine not in ENGINES:
         raise NanosegError(f"unknown inference engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     dev = resolve_device(device)
@@ -385,7 +396,7 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     if engine == "auto" and dev.type == "cuda":
         engine = "cuda"
     if engine == "auto":
-        return _fastest_cpu_runner(module, dev, verify=verify, tolerance=tolerance)
+        return _fastest_cpu_runner(module, dev, verify=verify, tolerance=tolerance, recalibrate=recalibrate)
     if engine == "onnx" and (dev.type != "cpu" or not onnx_available()):
         raise NanosegError("the 'onnx' engine needs ONNX Runtime on the CPU",
                            hint="pip install 'nanoseg[fast]' (onnxruntime, onnx), or use engine 'fused'")
@@ -476,12 +487,15 @@ CALIBRATION_PX = 512  # side of the random input on which the auto engine times 
 CALIBRATION_ROUNDS = 5
 
 
-def _fastest(candidates: dict[str, Runner], module: nn.Module, *, side: int = CALIBRATION_PX,
-             rounds: int = CALIBRATION_ROUNDS) -> tuple[str, dict[str, float]]:
+def _fastest(candidates: dict[str, Runner], module: nn.Module, *, side: int | None = None,
+             rounds: int | None = None) -> tuple[str, dict[str, float]]:
     """The candidate with the shortest best-of-``rounds`` time on a random ``side``² input (interleaved,
-    after one warm-up call each, so a busy moment of a shared machine hits every candidate alike)."""
+    after one warm-up call each, so a busy moment of a shared machine hits every candidate alike);
+    defaults :data:`CALIBRATION_PX`, :data:`CALIBRATION_ROUNDS`."""
     import time
 
+    side = CALIBRATION_PX if side is None else side
+    rounds = CALIBRATION_ROUNDS if rounds is None else rounds
     if len(candidates) == 1:
         return next(iter(candidates)), {}
     m = int(getattr(module, "size_multiple", 1))
@@ -498,24 +512,128 @@ def _fastest(candidates: dict[str, Runner], module: nn.Module, *, side: int = CA
     return min(best, key=best.get), {k: round(v, 5) for k, v in best.items()}
 
 
-def _fastest_cpu_runner(module: nn.Module, dev: torch.device, *, verify: bool, tolerance: float) -> Runner:
-    """``engine="auto"`` on the CPU: time ``fused`` and ONNX Runtime (both optimization levels, when
-    installed) on this machine and keep the fastest. Which wins depends on the network and on the CPU
-    (docs/performance.md): e.g. Horwath's Norm U-Net runs fastest in PyTorch's oneDNN convolutions on an
-    AVX-512 CPU but in ONNX Runtime on an AVX2 one."""
-    candidates = {"fused": make_runner(module, engine="fused", device=dev, verify=False)}
-    if onnx_available():
+CALIBRATION_FORMAT = 1  # bump when what a calibration file holds, or how candidates are timed, changes
+
+
+def network_signature(module: nn.Module) -> str:
+    """A digest of the network's code and layers (class, ``repr``, state-dict names/shapes/dtypes), not of its
+    weights: two networks with the same signature run the same computation graph."""
+    import hashlib
+
+    shapes = [(name, tuple(t.shape), str(t.dtype)) for name, t in module.state_dict().items()]
+    kind = f"{type(module).__module__}.{type(module).__qualname__}"
+    return hashlib.sha1(f"{kind}|{module!r}|{shapes}".encode()).hexdigest()[:16]
+
+
+def calibration_key(module: nn.Module) -> dict[str, object]:
+    """What the auto engine's choice depends on: the network's layers and tensor shapes (``repr`` and
+    state-dict shapes, hashed; not the weights' values), the CPU model and architecture, torch's intra-op
+    thread count, the torch / ONNX Runtime / onnx versions, the candidates and the timing input."""
+    import importlib.metadata
+    import platform
+
+    from nanoseg._cache import cpu_model
+
+    network = network_signature(module)
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {"format": CALIBRATION_FORMAT, "network": network,
+            "architecture": str(getattr(module, "architecture", type(module).__name__)),
+            "machine": platform.machine(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "onnxruntime": version("onnxruntime") if onnx_available() else None,
+            "onnx": version("onnx") if onnx_available() else None,
+            "candidates": ["fused", *(f"onnx/{level}" for level in ONNX_LEVELS)] if onnx_available() else ["fused"],
+            "input_px": CALIBRATION_PX, "rounds": CALIBRATION_ROUNDS}
+
+
+def calibration_path(key: dict[str, object]) -> Path:
+    """This machine's calibration file for ``key`` (:func:`calibration_key`), in ``$NANOSEG_CACHE_DIR``."""
+    import hashlib
+    import json
+
+    from nanoseg._cache import cache_dir
+
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / f"engine-calibration-{digest}.json"
+
+
+def _load_calibration(key: dict[str, object]) -> tuple[str, dict[str, float]] | None:
+    """The cached (choice, timings) for ``key``, or None (absent, unreadable, or not for this key)."""
+    import json
+
+    try:
+        data = json.loads(calibration_path(key).read_text(encoding="utf-8"))
+        choice, timings = data["choice"], {str(k): float(v) for k, v in data["timings"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if data.get("key") != key or choice not in key["candidates"]:
+        return None
+    return choice, timings
+
+
+def _save_calibration(key: dict[str, object], choice: str, timings: dict[str, float]) -> None:
+    """Write the choice atomically (a failure to write only costs measuring again next time)."""
+    import json
+    import os
+    import time
+
+    path = calibration_path(key)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "choice": choice, "timings": timings,
+                                   "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1),
+                       encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _cpu_candidates(module: nn.Module, dev: torch.device, only: str | None = None) -> dict[str, Runner]:
+    """The auto engine's CPU candidates (``fused``; ``onnx/all``, ``onnx/extended`` with ONNX Runtime);
+    ``only`` builds just that one."""
+    candidates = {}
+    if only in (None, "fused"):
+        candidates["fused"] = make_runner(module, engine="fused", device=dev, verify=False)
+    if onnx_available() and only != "fused":
         try:
             data = _onnx_export(module)
             for level in ONNX_LEVELS:
-                candidates[f"onnx/{level}"] = Runner(_onnx_forward(data, level), engine="onnx", device=dev)
-                candidates[f"onnx/{level}"].onnx_level = level
+                if only in (None, f"onnx/{level}"):
+                    candidates[f"onnx/{level}"] = Runner(_onnx_forward(data, level), engine="onnx", device=dev)
+                    candidates[f"onnx/{level}"].onnx_level = level
         except Exception as exc:  # an operator ONNX cannot express: fused only
             warnings.warn(f"ONNX export failed ({exc}); timing the fused engine only", RuntimeWarning,
-                          stacklevel=3)
-    key, timings = _fastest(candidates, module)
-    runner = candidates[key]
-    runner.calibration = timings
+                          stacklevel=4)
+            if only is not None:
+                candidates["fused"] = make_runner(module, engine="fused", device=dev, verify=False)
+    return candidates
+
+
+def _fastest_cpu_runner(module: nn.Module, dev: torch.device, *, verify: bool, tolerance: float,
+                        recalibrate: bool = False) -> Runner:
+    """``engine="auto"`` on the CPU: time ``fused`` and ONNX Runtime (both optimization levels, when
+    installed) on this machine and keep the fastest, or build the engine this machine's calibration cache
+    chose for this network shape. Which wins depends on the network and on the CPU (docs/performance.md):
+    e.g. Horwath's Norm U-Net runs fastest in PyTorch's oneDNN convolutions on an AVX-512 CPU but in ONNX
+    Runtime on an AVX2 one."""
+    key = calibration_key(module)
+    cached = None if recalibrate else _load_calibration(key)
+    if cached is not None:
+        choice, timings = cached
+        candidates = _cpu_candidates(module, dev, only=choice)
+        runner = candidates.get(choice) or next(iter(candidates.values()))
+        runner.calibration, runner.calibration_cached = dict(timings), choice in candidates
+    else:
+        candidates = _cpu_candidates(module, dev)
+        choice, timings = _fastest(candidates, module)
+        runner = candidates[choice]
+        runner.calibration = timings
+        if timings:  # one candidate only (no ONNX Runtime): nothing was measured, nothing to keep
+            _save_calibration(key, choice, timings)
     if verify:
         _verify(module, runner, dev, tolerance)
     return runner

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from nanoseg.errors import NanosegError
-from nanoseg.infer.engine import Runner, make_runner, resolve_device, weights_fingerprint
+from nanoseg.infer.engine import Runner, make_runner, network_signature, resolve_device, weights_fingerprint
 from nanoseg.infer.network_input import network_input
 from nanoseg.infer.ood import check_distribution, image_statistics
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
@@ -167,20 +167,39 @@ _RUNNERS: dict[tuple, tuple] = {}
 _MAX_RUNNERS = 16
 
 
-def get_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto") -> Runner:
-    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, engine, device) and weights.
+def _zoo_signature(module: nn.Module) -> str | None:
+    """The :func:`~nanoseg.infer.engine.network_signature` of a network built by ``nanoseg.models.build_model``
+    (its computation is fixed by architecture, config and layers), else None: a network of any other class
+    may hold plain attributes that change its output without showing in its layers or weights."""
+    import dataclasses
 
-    The cache holds at most 16 runners (oldest dropped first). An entry is used only while it belongs to
-    this very object (checked by identity, so a new network that reuses a freed object's id never gets a
-    stale runner) and while the network's :func:`~nanoseg.infer.engine.weights_fingerprint` is the one
-    the runner was built from: after the weights change (training steps, ``load_state_dict``, edits in
-    place) the runner is rebuilt instead of returning the old weights' output.
+    from nanoseg.models import list_models
+
+    config = getattr(module, "config", None)
+    if (type(module).__module__ != "nanoseg.models.zoo" or getattr(module, "architecture", None) not in list_models()
+            or config is None or not dataclasses.is_dataclass(config)):
+        return None
+    return f"{module.architecture}|{config!r}|{network_signature(module)}"
+
+
+def get_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.device = "auto") -> Runner:
+    """A cached :class:`~nanoseg.infer.engine.Runner` per (network, weights, engine, device).
+
+    Each runner is built from a :func:`~nanoseg.infer.engine.weights_fingerprint` of the network (≈ 2 ms):
+    after the weights change (training steps, ``load_state_dict``, edits in place) a new runner is built
+    instead of returning the old weights' output. Every engine but ``eager`` runs on its own copy of the
+    weights (folded, traced, exported), so for a network of nanoseg's model zoo its runner is shared by
+    every object with the same architecture, config, layers and weights: a model loaded again for every
+    call (``predict(model=None)``, a checkpoint path) reuses the built engine. Other runners are kept per
+    object (checked by identity: a new network that reuses a freed object's id never gets a stale runner).
+    At most 16 runners are kept (oldest dropped first).
     """
     dev = resolve_device(device)
-    key = (id(module), engine, str(dev))
     fingerprint = weights_fingerprint(module)
+    signature = None if engine == "eager" else _zoo_signature(module)
+    key: tuple = (engine, str(dev), id(module)) if signature is None else (engine, str(dev), signature, fingerprint)
     entry = _RUNNERS.get(key)
-    if entry is None or entry[0]() is not module or entry[1] != fingerprint:
+    if entry is None or (signature is None and (entry[0]() is not module or entry[1] != fingerprint)):
         _RUNNERS.pop(key, None)
         if len(_RUNNERS) >= _MAX_RUNNERS:
             _RUNNERS.pop(next(iter(_RUNNERS)))
@@ -285,6 +304,7 @@ def predict(
         member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
                             "engine": runner.engine, "onnx_level": runner.onnx_level,
                             "engine_calibration_s": dict(runner.calibration),
+                            "engine_calibration_cached": runner.calibration_cached,
                             "model_pixel_size_nm": card.pixel_size_nm,
                             "network_grid_shape": list(image.shape), "network_grid_pixel_size_nm": grid_px,
                             "context_px": context, "margin_px": margin, "tile_px": tile,

@@ -37,6 +37,9 @@ import os
 import platform
 from pathlib import Path
 
+from nanoseg._cache import cache_dir
+from nanoseg._cache import cpu_model as _cpu_model
+
 _STATE: dict = {"backend": None, "saved": None, "imported": set()}
 
 
@@ -46,24 +49,6 @@ def _pyfftw():
     except ImportError:  # pragma: no cover - pyFFTW is a dependency; the fallback keeps odd platforms working
         return None
     return pyfftw
-
-
-def cache_dir() -> Path:
-    """Folder of nanoseg's machine-local caches (``$NANOSEG_CACHE_DIR``, default ``~/.cache/nanoseg``)."""
-    env = os.environ.get("NANOSEG_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nanoseg"
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux, else the platform's word for it)."""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith(("model name", "Hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown-cpu"
 
 
 def wisdom_path() -> Path:
