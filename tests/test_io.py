@@ -621,6 +621,17 @@ def test_missing_optional_package_is_named_not_called_corruption(tmp_path):
     assert _missing_package(ValueError("unrelated")) is None
 
 
+def test_tiff_cut_at_the_end_is_truncated_not_zero_filled(tmp_path):
+    path = tmp_path / "pages.tif"
+    for i in range(3):
+        tifffile.imwrite(path, image(seed=i).astype(np.uint16), append=True)
+    raw = path.read_bytes()
+    (tmp_path / "cut.tif").write_bytes(raw[: len(raw) - 60])  # the end of the last frame's pixels is gone
+    with pytest.raises(NanosegError, match="truncated") as err:
+        read_series(tmp_path / "cut.tif")
+    assert "cut.tif" in str(err.value)
+
+
 def test_dm_cut_short_is_truncated_even_when_rosettasciio_would_read_it(tmp_path):
     path = make_dm.write_dm(tmp_path / "full.dm4", image((64, 64)))
     raw = path.read_bytes()

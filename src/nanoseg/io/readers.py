@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -494,7 +495,7 @@ def _open_ser(path: Path, choice: SignalChoice = None) -> _Opened:
             signals = file_reader(str(emi), lazy=False)
         mine = [s for s in signals if _lookup(s.get("metadata") or {}, "General.original_filename") == path.name]
         if len(mine) == 1:
-            opened = _from_rsciio(mine[0], path)
+            opened = _from_rsciio(_pick_image(mine, path, choice)[1], path)
             opened.metadata["calibration_from"] = emi.name
             return opened
     # RosettaSciIO's SER reader loads every element of the file even when lazy, so read it once
@@ -626,9 +627,11 @@ class _Recorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        self.thread = threading.get_ident()  # only this reader's records, when threads read in parallel
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
 
 
 @contextlib.contextmanager
@@ -642,10 +645,27 @@ def _tiff_problems(path: Path):
         yield
     finally:
         logger.removeHandler(recorder)
-    damage = [m for m in recorder.messages if "invalid" in m.lower() or "raised" in m.lower()]
+    damage = [m for m in recorder.messages if "offset" in m.lower()]
     if damage:
         why = " ".join(damage[0].split())[:200]
         raise NanosegError(f"the TIFF is damaged or truncated ({why})", path=path, hint=_HINT_CORRUPT)
+
+
+def _check_tiff_extent(series_list, path: Path) -> None:
+    """The pixel data of each series (its first and last page, or its contiguous block) must lie inside the
+    file: tifffile reads a cut-off strip without complaint, as zeros or garbage."""
+    size = path.stat().st_size
+    for series in series_list:
+        ends = []
+        if getattr(series, "dataoffset", None) is not None:
+            ends.append(int(series.dataoffset) + int(series.nbytes))
+        last = len(series) - 1  # series[i] is page i, read without loading the pages in between
+        for page in {id(p): p for p in (series[0], series[last]) if p is not None}.values() if last >= 0 else ():
+            offsets, counts = getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())
+            ends.extend(int(o) + int(c) for o, c in zip(offsets, counts, strict=False) if c)
+        if ends and max(ends) > size:
+            raise NanosegError(f"the TIFF is truncated (its pixel data runs to byte {max(ends)}, the file has {size})",
+                               path=path, hint=_HINT_CORRUPT)
 
 
 def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
@@ -653,6 +673,7 @@ def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
 
     with _tiff_problems(path), tifffile.TiffFile(path) as tif:
         series_list = list(tif.series)
+        _check_tiff_extent(series_list, path)
         series_index, pages_are_frames, labels = _tiff_series_choice(series_list, path, choice)
         series = series_list[series_index]
         shape = tuple(int(n) for n in series.shape)
@@ -678,7 +699,8 @@ def _open_tiff(path: Path, choice: SignalChoice = None) -> _Opened:
             meta.update({k: v for k, v in (stored.get("metadata") or {}).items()})
             if dose:
                 meta["dose_tag"] = "ImageJ Info nanoseg.dose_e_per_A2"
-        vendor = None if isinstance(stored, dict) else _tiff_vendor_calibration(path, series_index)
+        # ImageJ files (nanoseg's own included) are read here; other TIFFs may carry vendor tags
+        vendor = None if isinstance(stored, dict) or tif.is_imagej else _tiff_vendor_calibration(path, series_index)
         times = None
         if vendor is not None:  # vendor tags, read by RosettaSciIO
             pixel, axis_meta, times = _axes_calibration(vendor["axes"], path)
