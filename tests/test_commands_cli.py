@@ -160,7 +160,6 @@ def _world(root: Path) -> None:
     import torch
 
     from conftest import disks_image
-    from nanoseg.datasets import DatasetWriter
     from nanoseg.io import write_tiff
     from nanoseg.models import ModelCard, build_model, save_model
     from nanoseg.simulate.movie import simulate_coarsening_movie, write_movie
@@ -188,7 +187,6 @@ def _world(root: Path) -> None:
     for name in ("data/train", "data/test"):
         _tiny_dataset(root / name)
     (root / "runs" / "dose").mkdir(parents=True)
-    del DatasetWriter
 
 
 def _tiny_dataset(folder: Path, n_images: int = 2) -> None:
