@@ -383,3 +383,30 @@ def test_simulate_image_with_frozen_phonons_runs():
     assert phonons.micrograph.shape == static.micrograph.shape
     assert phonons.meta["frozen_phonons"] == 2
     assert not np.array_equal(phonons.micrograph.data, static.micrograph.data)
+
+
+def test_detector_integrates_a_finer_grid_and_its_psf_acts_before_the_pixels():
+    """Counts are conserved on an oversampled grid, and detail beyond the camera's Nyquist frequency is
+    blurred away by the PSF instead of being folded into the image (binning first aliases it)."""
+    k, n = 3, 96
+    flat = apply_detector(np.ones((n * k, n * k)), dose_e_per_A2=400, pixel_size_A=0.3, detector="counting",
+                          rng=np.random.default_rng(0), oversampling=k)
+    assert flat.shape == (n, n)
+    assert abs(flat.mean() / (400 * 0.3 ** 2) - 1) < 0.01
+    # fringes of period 1.2 camera pixels (0.83 cycles/px, beyond Nyquist) on the fine grid
+    cols = (np.arange(n * k) + 0.5) / k
+    fringes = 1 + 0.5 * np.cos(2 * np.pi * cols / 1.2)[None, :] * np.ones((n * k, 1))
+    common = dict(dose_e_per_A2=1e9, pixel_size_A=0.3, detector="scintillator")
+    binned = fringes.reshape(n, k, n, k).mean(axis=(1, 3))
+    aliased = apply_detector(binned, rng=np.random.default_rng(1), **common)
+    recorded = apply_detector(fringes, rng=np.random.default_rng(1), oversampling=k, **common)
+
+    def modulation(image):
+        profile = image.mean(axis=0)
+        return profile.std() / profile.mean()
+
+    assert modulation(aliased) > 0.02          # the fold-back survives the MTF on the pixel grid
+    assert modulation(recorded) < 0.2 * modulation(aliased)
+    with pytest.raises(NanosegError, match="oversampling"):
+        apply_detector(np.ones((10, 10)), dose_e_per_A2=1, pixel_size_A=1, rng=np.random.default_rng(0),
+                       oversampling=3)

@@ -125,12 +125,21 @@ def illumination_field(shape: tuple[int, int], gradient: float, rng: np.random.G
 
 def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A: float,
                    detector: str | DetectorModel = "scintillator", rng: np.random.Generator,
-                   illumination_gradient: float = 0.0, xray_spikes_per_Mpx: float = 0.0) -> np.ndarray:
+                   illumination_gradient: float = 0.0, xray_spikes_per_Mpx: float = 0.0,
+                   oversampling: int = 1) -> np.ndarray:
     """Record an image intensity (1 = vacuum) with a camera; returns electrons per pixel (float32).
+
+    With ``oversampling`` k > 1 the intensity is given on a grid k× finer than the camera pixels, and the
+    camera records it as a real one does: electrons arrive (Poisson) on the fine grid, each spreads its
+    signal with the scintillator PSF (σ in camera pixels, k× more fine cells), and every camera pixel
+    integrates its k × k cells. The PSF then removes detail beyond the camera's Nyquist frequency *before*
+    the pixels sample it; binning first (k = 1 on a binned intensity) folds the intensity's fine detail
+    (|ψ|² carries frequencies up to twice the objective aperture) back into the image as fake texture.
 
     Parameters
     ----------
-    intensity : 2-D image intensity on the camera pixel grid.
+    intensity : 2-D image intensity on the camera pixel grid (``oversampling`` = 1) or on a grid
+        ``oversampling`` × finer (its side a multiple of it).
     dose_e_per_A2 : electron dose in e/Å² (mean counts per pixel = dose × pixel_size_A²).
     pixel_size_A : camera pixel size at the specimen in Å.
     detector : a preset name from :data:`DETECTORS` or a :class:`DetectorModel`.
@@ -142,13 +151,17 @@ def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A:
     image = np.asarray(intensity, dtype=np.float64)
     if image.ndim != 2:
         raise NanosegError(f"intensity must be a 2-D image, got shape {image.shape}")
+    k = int(oversampling)
+    if k < 1 or k != oversampling or image.shape[0] % k or image.shape[1] % k:
+        raise NanosegError(f"oversampling must be a whole number ≥ 1 that divides the image side, got "
+                           f"{oversampling} for shape {image.shape}")
     if not np.isfinite(dose_e_per_A2) or dose_e_per_A2 <= 0:
         raise NanosegError(f"dose must be a positive number of e/Å², got {dose_e_per_A2}")
     if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
         raise NanosegError(f"pixel size must be positive, got {pixel_size_A} Å")
     if (image < 0).any() or not np.isfinite(image).all():
         raise NanosegError("image intensity must be finite and ≥ 0")
-    expected = image * dose_e_per_A2 * pixel_size_A ** 2
+    expected = image * dose_e_per_A2 * (pixel_size_A / k) ** 2
     expected *= illumination_field(image.shape, illumination_gradient, rng)
     counts = rng.poisson(np.clip(expected, 0, None)).astype(np.float64)
     if model.gain_noise_cv > 0:
@@ -158,7 +171,11 @@ def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A:
         hit = counts > 0
         counts[hit] = rng.gamma(counts[hit] / cv2, cv2)
     if model.mtf_core_sigma_px > 0 or model.mtf_tail_fraction > 0:
-        counts = np.fft.ifft2(np.fft.fft2(counts) * mtf(counts.shape, model)).real
+        fine = replace(model, mtf_core_sigma_px=model.mtf_core_sigma_px * k,
+                       mtf_tail_sigma_px=model.mtf_tail_sigma_px * k)
+        counts = np.fft.ifft2(np.fft.fft2(counts) * mtf(counts.shape, fine)).real
+    if k > 1:  # each camera pixel integrates its k × k cells
+        counts = counts.reshape(counts.shape[0] // k, k, counts.shape[1] // k, k).sum(axis=(1, 3))
     if model.read_noise_e > 0:
         counts += rng.normal(0.0, model.read_noise_e, counts.shape)
     if xray_spikes_per_Mpx > 0:

@@ -5,8 +5,9 @@
 1. draw the parameters from the spec with ``numpy.random.default_rng(seed)``;
 2. build the particles (ASE), place them without overlap, build the support film;
 3. abTEM multislice at a sampling ``s = pixel / k ≤ sampling_A`` (k integer), the objective lens CTF
-   with partial coherence, image intensity, ``k × k`` binning to the camera pixel;
-4. the camera (:func:`nanoseg.simulate.detector.apply_detector`): Poisson counts, MTF, noise;
+   with partial coherence, image intensity at that sampling;
+4. the camera (:func:`nanoseg.simulate.detector.apply_detector`): Poisson counts on the fine grid, the
+   scintillator PSF, each camera pixel integrating its ``k × k`` cells, gain and read noise;
 5. labels from each particle's own projected footprint (:mod:`nanoseg.simulate.labels`).
 
 :func:`generate_dataset` runs many on a Dask cluster and writes them from the client process with
@@ -37,7 +38,7 @@ from nanoseg.io.micrograph import Micrograph
 from nanoseg.simulate.config import SimulationConfig, load_config
 from nanoseg.simulate.detector import apply_detector, get_detector
 from nanoseg.simulate.labels import instance_labels
-from nanoseg.simulate.optics import bin_image, exit_wave, image_intensity
+from nanoseg.simulate.optics import exit_wave, image_intensity
 from nanoseg.simulate.structures import make_particle, place_particles, projected_radius_A
 from nanoseg.simulate.support import make_support
 
@@ -207,18 +208,22 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
         C5_mm=params["C5_mm"], astigmatism_nm=params["astigmatism_nm"],
         astigmatism_angle_rad=float(rng.uniform(0, np.pi)), focal_spread_nm=params["focal_spread_nm"],
         convergence_mrad=params["convergence_mrad"], aperture_mrad=params["aperture_mrad"])
-    intensity = np.clip(bin_image(intensity, k), 0, None)
+    # the camera records the intensity at the simulation sampling: its PSF acts before the pixels integrate
+    # (binning first would alias the intensity's detail beyond the camera's Nyquist frequency into the image)
+    intensity = np.clip(intensity, 0, None)
     return camera_stage(intensity, params=params, config=config, particles=particles, seed=seed, rng=rng,
-                        n_px=n_px, pixel_A=pixel_A,
+                        n_px=n_px, pixel_A=pixel_A, oversampling=k,
                         extra_meta={"sampling_A": sampling, "slice_thickness_A": config.slice_thickness_A})
 
 
 def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfig, particles, seed: int,
-                 rng: np.random.Generator, n_px: int, pixel_A: float, extra_meta: dict) -> SimulatedImage:
-    """From the noise-free image intensity on the camera grid to a labelled :class:`SimulatedImage`.
+                 rng: np.random.Generator, n_px: int, pixel_A: float, extra_meta: dict,
+                 oversampling: int = 1) -> SimulatedImage:
+    """From the noise-free image intensity to a labelled :class:`SimulatedImage`.
 
     Shared by the full multislice path and the wide-field composite (:mod:`nanoseg.simulate.wide`): the
-    detector (dose, MTF, noise, x-rays, illumination), the exact labels on the same pixel grid, and the metadata.
+    detector (dose, MTF, noise, x-rays, illumination), the exact labels on the camera pixel grid, and the
+    metadata. ``intensity`` lies on the camera grid, or ``oversampling`` × finer (the detector integrates it).
     """
     from nanoseg.simulate.fftplans import save_wisdom
 
@@ -226,7 +231,7 @@ def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfi
     detector = _detector_for(params)
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
-                           xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"])
+                           xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"], oversampling=oversampling)
     instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
     meta = _metadata(params, config, particles, seed, detector.name,
