@@ -47,12 +47,13 @@ from nanoseg.evaluate.sizes import (
     miles_lantuejoul_weights,
     particle_sizes,
     read_size_measurements,
+    size_statistics_table,
 )
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "Counts", "Evaluation", "MatchResult", "binarize", "compare_size_distributions",
     "confusion", "dice", "evaluate_dataset", "instance_labels", "iou", "iou_matrix", "match_instances",
     "matching_scores", "miles_lantuejoul_weights", "model_predictor", "otsu_threshold", "particle_sizes", "pixel_metrics", "pooled_metrics",
-    "prediction_dir_loader", "read_size_measurements", "resolve_predictions", "scores_from_counts", "soft_dice", "summarize_sweep",
+    "prediction_dir_loader", "read_size_measurements", "resolve_predictions", "scores_from_counts", "size_statistics_table", "soft_dice", "summarize_sweep",
     "threshold_sweep", "write_evaluation",
 ]

@@ -4,7 +4,9 @@ distribution is the measurement that matters).
 ``particle_sizes`` measures every particle of a label image (equivalent diameter, major/minor axis in nm);
 ``compare_size_distributions`` compares two samples of diameters: mean/median error, the two-sample
 Kolmogorov–Smirnov statistic (and p-value) and the Wasserstein-1 (earth mover's) distance in nm.
-``read_size_measurements`` reads a CSV of manual measurements (one particle per row).
+``size_statistics_table`` states one sample the way a paper cites it (D10/D50/D90, mean ± sd with bootstrap
+intervals, border correction, detection limit). ``read_size_measurements`` reads a CSV of manual measurements
+(one particle per row).
 
 Example
 -------
@@ -92,13 +94,18 @@ def miles_lantuejoul_weights(labels: np.ndarray, ids: Sequence[int]) -> np.ndarr
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
     """Quantile of the weighted empirical distribution; where the cumulative weight hits ``q`` exactly, the
     midpoint of the two neighbouring values (so equal weights give ``np.median`` for ``q = 0.5``)."""
+    return float(_weighted_quantiles(values, weights, np.array([q]))[0])
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """:func:`_weighted_quantile` at every ``q`` of ``qs`` with one sort."""
     order = np.argsort(values, kind="stable")
     v, w = values[order], weights[order]
     cum = np.cumsum(w) / w.sum()
-    i = int(np.searchsorted(cum, q - 1e-12))
-    if i + 1 < v.size and abs(cum[i] - q) < 1e-12:
-        return float(0.5 * (v[i] + v[i + 1]))
-    return float(v[min(i, v.size - 1)])
+    i = np.minimum(np.searchsorted(cum, qs - 1e-12), v.size - 1)
+    exact = (i + 1 < v.size) & (np.abs(cum[i] - qs) < 1e-12)
+    upper = v[np.minimum(i + 1, v.size - 1)]
+    return np.where(exact, 0.5 * (v[i] + upper), v[i])
 
 
 def _weighted_ecdf_gaps(pred, wp, ref, wr) -> tuple[float, float]:
@@ -186,6 +193,123 @@ def compare_size_distributions(predicted_nm: Sequence[float], reference_nm: Sequ
         median_error_nm=out["median_pred_nm"] - out["median_ref_nm"],
         ks_statistic=ks, ks_pvalue=p_value, wasserstein_nm=w1,
     )
+    return out
+
+
+#: quantiles of the size statistics: D10, D50 (median), D90 of the (border-corrected) number distribution
+SIZE_QUANTILES = {"D10": 0.1, "D50": 0.5, "D90": 0.9}
+
+
+def _sample_statistics(d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """D10, D50, D90, mean and sd of a weighted sample (sd with the reliability-weight correction
+    ``V1 − V2/V1``, which is the n − 1 of the sample sd for equal weights; NaN for fewer than 2 particles)."""
+    quantiles = _weighted_quantiles(d, w, np.array(list(SIZE_QUANTILES.values())))
+    mean = float(np.average(d, weights=w))
+    v1, v2 = w.sum(), (w**2).sum()
+    denominator = v1 - v2 / v1
+    sd = float(np.sqrt(np.sum(w * (d - mean) ** 2) / denominator)) if d.size > 1 and denominator > 0 else np.nan
+    return np.concatenate([quantiles, [mean, sd]])
+
+
+def _sizes_and_weights(sizes, weights, n_border_excluded):
+    """Diameters, weights (None: every particle counts once) and the border count from a table or an array."""
+    if isinstance(sizes, pd.DataFrame):
+        if "diameter_nm" not in sizes.columns:
+            raise NanosegError("the particle table has no diameter_nm column",
+                               hint="give a table of nanoseg.particles.particle_table / particle_sizes, or an array "
+                                    "of diameters in nm")
+        table = sizes
+        border = table["touches_edge"].to_numpy(dtype=bool) if "touches_edge" in table.columns else None
+        if n_border_excluded is None:
+            n_border_excluded = int(table.attrs.get("n_border_excluded", 0)) + (
+                int(border.sum()) if border is not None else 0)
+        if border is not None:
+            table = table[~border]
+        d = pd.to_numeric(table["diameter_nm"], errors="coerce").to_numpy(dtype=np.float64)
+        if weights is None and "ml_weight" in table.columns:
+            weights = table["ml_weight"].to_numpy(dtype=np.float64)
+    else:
+        d = np.asarray(sizes, dtype=np.float64).ravel()
+    if not np.isfinite(d).all():
+        raise NanosegError("particle sizes contain NaN or infinite values")
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    return d, w, int(n_border_excluded or 0)
+
+
+def size_statistics_table(sizes, *, weights: Sequence[float] | None = None, n_boot: int = 1000, seed: int = 0,
+                          detection_limit_nm: float | None = None, n_border_excluded: int | None = None,
+                          confidence: float = 0.95) -> pd.DataFrame:
+    """The size statistics of one sample, as a paper states them: D10, D50, D90, mean and sd with bootstrap
+    confidence intervals, the number of particles used, the number left out at the border and the detection limit.
+
+    Parameters
+    ----------
+    sizes : a particle table (``diameter_nm``; optional ``touches_edge``, ``ml_weight``, and
+        ``attrs["n_border_excluded"]`` as :func:`particle_sizes` leaves it) or an array of diameters in nm.
+    weights : per-particle weights (default: the table's ``ml_weight``, the Miles–Lantuéjoul border correction;
+        none → every particle counts once).
+    n_boot : bootstrap replicates (0: no intervals). Each replicate resamples the particles with replacement
+        (each keeps its weight) and recomputes every statistic; the interval is the percentile interval.
+    seed : random seed of the bootstrap (the same seed gives the same intervals).
+    detection_limit_nm : the smallest diameter the measurement keeps (e.g. predict's ``--min-diameter``);
+        smaller particles are left out here too and the limit is stated in the table.
+    n_border_excluded : how many particles were left out for touching the border (default: from the table).
+    confidence : the interval's coverage (0.95 → columns ``ci95_low``/``ci95_high``).
+
+    Returns
+    -------
+    DataFrame ``statistic, value, ci95_low, ci95_high, unit, note`` with rows D10, D50, D90, mean, sd (nm),
+    ``N used`` and ``N border-excluded`` (particles) and ``detection limit`` (nm). Particles touching the frame
+    are left out (their size is cut); D-values are quantiles of the weighted number distribution
+    (:func:`_weighted_quantile`), sd uses the reliability-weight correction (n − 1 for equal weights).
+    ``attrs`` holds ``n_used, n_border_excluded, detection_limit_nm, weighted, n_boot, seed, confidence``.
+
+    Example
+    -------
+    >>> t = size_statistics_table([1.0, 2.0, 3.0, 4.0], n_boot=0)
+    >>> t.set_index("statistic").loc[["D10", "D50", "D90", "mean"], "value"].tolist()
+    [1.0, 2.5, 4.0, 2.5]
+    """
+    d, w, n_border = _sizes_and_weights(sizes, weights, n_border_excluded)
+    if w is not None:
+        w = _weights(d, w, "size")
+    limit = float(detection_limit_nm) if detection_limit_nm is not None else None
+    if limit is not None:
+        keep = d >= limit
+        d, w = d[keep], (None if w is None else w[keep])
+    weighted = w is not None
+    w = np.ones_like(d) if w is None else w
+    names = [*SIZE_QUANTILES, "mean", "sd"]
+    value = _sample_statistics(d, w) if d.size else np.full(len(names), np.nan)
+    low = high = np.full(len(names), np.nan)
+    if n_boot > 0 and d.size > 1:
+        rng = np.random.default_rng(seed)
+        reps = np.empty((int(n_boot), len(names)))
+        for b in range(int(n_boot)):
+            idx = rng.integers(0, d.size, d.size)
+            reps[b] = _sample_statistics(d[idx], w[idx])
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.nanpercentile(reps, tail, axis=0), np.nanpercentile(reps, 100 - tail, axis=0)
+    tag = f"ci{round(100 * confidence):d}"
+    how = "Miles–Lantuéjoul weighted" if weighted else "each particle counts once"
+    notes = {"D10": f"10 % of particles are smaller ({how})", "D50": f"median diameter ({how})",
+             "D90": f"90 % of particles are smaller ({how})", "mean": f"equivalent-circle diameter ({how})",
+             "sd": "spread of the diameters (not the error of the mean)"}
+    rows = [{"statistic": name, "value": float(value[k]), f"{tag}_low": float(low[k]), f"{tag}_high": float(high[k]),
+             "unit": "nm", "note": notes[name]} for k, name in enumerate(names)]
+    nan = float("nan")
+    rows += [
+        {"statistic": "N used", "value": int(d.size), f"{tag}_low": nan, f"{tag}_high": nan, "unit": "particles",
+         "note": "particles inside the frame, at or above the detection limit"},
+        {"statistic": "N border-excluded", "value": n_border, f"{tag}_low": nan, f"{tag}_high": nan,
+         "unit": "particles", "note": "cut by the frame border: left out"
+                                      + ("; the weights correct for it" if weighted else "")},
+        {"statistic": "detection limit", "value": nan if limit is None else limit, f"{tag}_low": nan,
+         f"{tag}_high": nan, "unit": "nm", "note": "smaller particles are not counted"},
+    ]
+    out = pd.DataFrame(rows)
+    out.attrs.update(n_used=int(d.size), n_border_excluded=n_border, detection_limit_nm=limit, weighted=weighted,
+                     n_boot=int(n_boot), seed=int(seed), confidence=float(confidence))
     return out
 
 

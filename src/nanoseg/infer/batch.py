@@ -6,7 +6,8 @@ For every input file ``<stem>.<ext>`` the output folder receives
 ``<stem>.mask.tif``         uint8 0/1 mask, ImageJ TIFF with the input's pixel size (nm)
 ``<stem>.probability.tif``  float32 particle probability, same calibration
 ``<stem>.variance.tif``     float32 per-pixel variance (only with an ensemble or ``tta``)
-``<stem>.particles.csv``    one row per particle (``nanoseg.particles.particle_table``: sizes in nm, ...)
+``<stem>.particles.csv``    one row per particle (``nanoseg.particles.particle_table``: sizes in nm, ...;
+                            ``ml_weight``: the Miles–Lantuéjoul border weight, NaN for cut particles)
 ``<stem>.overlay.png``      8-bit preview with the mask outline in red
 ``<stem>.json``             metadata: models, threshold, warnings, out-of-distribution flags, timings
 =========================  ===========================================================================
@@ -185,6 +186,11 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
         std = None if pred.variance is None else np.sqrt(np.clip(pred.variance, 0, None))
         table = particle_table(labels, pixel_size_nm=table_px, image=micrograph.data, probability=pred.probability,
                                probability_std=std, threshold=pred.threshold)
+        from nanoseg.evaluate.sizes import miles_lantuejoul_weights
+
+        # border correction for the size statistics of the report: NaN for particles cut by the frame
+        table["ml_weight"] = miles_lantuejoul_weights(labels, table["label"].to_numpy())
+        table.loc[table["touches_edge"].to_numpy(dtype=bool), "ml_weight"] = np.nan
         with atomic_path(paths["particles"]) as tmp:
             table.to_csv(tmp, index=False)
         written["particles"] = str(paths["particles"])

@@ -89,11 +89,13 @@ def _out_of_distribution(meta: dict) -> bool:
     return any(bool(v) for v in (meta.get("ood") or {}).values())
 
 
-def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
-    """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, overlays."""
+def predict_sections(folder: Path, *, max_images: int = 12, figures_dir: Path | None = None) -> list[Section]:
+    """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, the particle sizes
+    (:func:`nanoseg.report.sizes.size_section`, its figure and CSV written to ``figures_dir``), overlays."""
     from nanoseg.infer.batch import SETTINGS_FILE
+    from nanoseg.report.sizes import size_section
 
-    rows, warnings, overlays = [], [], []
+    rows, warnings, overlays, images = [], [], [], []
     for meta_path in sorted(folder.glob("*.json")):
         if meta_path.name in {"summary.json", "preprocess.json", SETTINGS_FILE}:
             continue
@@ -103,6 +105,7 @@ def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
         except json.JSONDecodeError:
             warnings.append(f"{meta_path.name}: unreadable metadata")
             continue
+        images.append((stem, meta))
         particles_csv = folder / f"{stem}.particles.csv"
         table = pd.read_csv(particles_csv) if particles_csv.exists() else pd.DataFrame()
         diam = table["diameter_nm"] if "diameter_nm" in table else pd.Series(dtype=float)
@@ -115,6 +118,7 @@ def predict_sections(folder: Path, *, max_images: int = 12) -> list[Section]:
         if overlay.exists() and len(overlays) < max_images:
             overlays.append((overlay, stem))
     return [Section("Predictions", tables=[pd.DataFrame(rows)], warnings=warnings),
+            size_section(folder, images, figures_dir=figures_dir),
             Section("Overlays", figures=overlays)]
 
 
@@ -141,4 +145,4 @@ def report_folder(folder: str | os.PathLike, *, out: str | os.PathLike | None = 
         return write_report(target, f"Tracking — {root.name}", track_sections(read_track_result(root)))
     if kind == "evaluate":
         return write_report(target, f"Evaluation — {root.name}", evaluate_sections(root))
-    return write_report(target, f"Predictions — {root.name}", predict_sections(root))
+    return write_report(target, f"Predictions — {root.name}", predict_sections(root, figures_dir=target.parent))
