@@ -29,7 +29,8 @@ def predict(
                                         show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if needed)."),
     model: str = typer.Option(None, "--model", "-m",
-                              help="Checkpoint folder or .nanoseg file (default: the shipped default model)."),
+                              help="Checkpoint folder, .nanoseg file, or an .onnx/.pt file of `nanoseg export` "
+                                   "(default: the shipped default model)."),
     ensemble: Path = typer.Option(None, "--ensemble",
                                   help="Folder of checkpoints (e.g. the k fold models): mean probability "
                                        "+ per-pixel variance."),

@@ -392,6 +392,12 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     if engine not in ENGINES:
         raise NanosegError(f"unknown inference engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     dev = resolve_device(device)
+    exported = getattr(module, "exported_format", None)
+    if exported is not None:  # a file of `nanoseg export` (already a graph): run as it is; ONNX Runtime on the CPU
+        dev = torch.device("cpu") if exported == "onnx" else dev
+        runner = Runner(module.eval().to(dev), engine=exported, device=dev)
+        runner.onnx_level = "all" if exported == "onnx" else None  # nanoseg.models.export runs it at this level
+        return runner
     module = module.eval().to(dev)
     if engine == "auto" and dev.type == "cuda":
         engine = "cuda"

@@ -44,6 +44,8 @@ def context_px(module, *, receptive_field_px: int | None = None) -> int:
     """
     if module in _CONTEXT_CACHE:
         return _CONTEXT_CACHE[module]
+    if getattr(module, "context_px", None) is not None:  # an exported network: measured at export (its card)
+        return int(module.context_px)
     from nanoseg.models import receptive_field_span
 
     multiple = int(getattr(module, "size_multiple", 1))
