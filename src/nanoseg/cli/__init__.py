@@ -14,7 +14,7 @@ from nanoseg.cli._app import app, console
 from nanoseg.errors import NanosegError
 
 VERBS = ["demo", "info", "preprocess", "simulate", "train", "predict", "evaluate", "study", "explain",
-         "track", "report", "export"]
+         "track", "watch", "report", "export"]
 
 
 def _register_verbs() -> None:
