@@ -183,36 +183,101 @@ def test_vanish_events_in_ripening(ripening_movie, ripening_result):
     assert coal["detected"] <= coal["true_events"] + 2  # ripening neighbours are not mistaken for merges
 
 
+def linked(rows):
+    """Link a hand-made particle table (frame, y_nm, x_nm, diameter_nm) and find its events."""
+    table = pd.DataFrame(rows, columns=["frame", "y_nm", "x_nm", "diameter_nm"])
+    return detect_events(link_particles(table, search_range_nm=1.0))
+
+
 def test_split_detected_as_reverse_merge():
-    rows = [(f, 0, 10.0, 11.1, 2.52) for f in range(4)]
-    rows += [(f, 1, 10.0, 10.0, 2.0) for f in range(4, 8)] + [(f, 2, 10.0, 12.2, 2.0) for f in range(4, 8)]
-    rows += [(f, 3, 30.0, 30.0, 3.0) for f in range(8)]  # a bystander
-    tracks = pd.DataFrame(rows, columns=["frame", "track_id", "y_nm", "x_nm", "diameter_nm"])
-    res = detect_events(tracks)
+    rows = [(f, 10.0, 11.1, 2.52) for f in range(4)]
+    rows += [(f, 10.0, 10.0, 2.0) for f in range(4, 8)] + [(f, 10.0, 12.2, 2.0) for f in range(4, 8)]
+    rows += [(f, 30.0, 30.0, 3.0) for f in range(8)]  # a bystander
+    res = linked(rows)
     assert res.events[["kind", "frame"]].values.tolist() == [["split", 4]]
-    assert res.events["parents"].iloc[0] == (0,) and set(res.events["children"].iloc[0]) == {1, 2}
-    assert res.lineage.set_index("track_id").loc[3, "end"] == "survived"
+    parent, children = res.events["parents"].iloc[0], res.events["children"].iloc[0]
+    assert len(parent) == 1 and len(children) == 2
+    assert res.links[["parent_track", "event"]].values.tolist() == [[parent[0], "split"]] * 2
+    assert set(res.links["child_track"]) == set(children)
+    bystander = res.tracks.loc[res.tracks.y_nm == 30.0, "track_id"].unique()
+    assert len(bystander) == 1 and res.lineage.set_index("track_id").loc[bystander[0], "end"] == "survived"
 
 
 def test_continuation_merge_cuts_the_growing_track():
-    # small particle 1 touches big particle 0 and disappears; 0 jumps in volume by ≈ V1
+    # small particle touches a big one and disappears; the big one jumps in volume by ≈ the small one's
     d0, d1 = 3.0, 2.0
     after = (d0**3 + d1**3) ** (1 / 3)
-    rows = [(f, 0, 10.0, 10.0, d0) for f in range(5)] + [(f, 0, 10.0, 10.2, after) for f in range(5, 9)]
-    rows += [(f, 1, 10.0, 12.6, d1) for f in range(5)]
-    tracks = pd.DataFrame(rows, columns=["frame", "track_id", "y_nm", "x_nm", "diameter_nm"])
-    res = detect_events(tracks)
+    rows = [(f, 10.0, 10.0, d0) for f in range(5)] + [(f, 10.0, 10.2, after) for f in range(5, 9)]
+    rows += [(f, 10.0, 12.6, d1) for f in range(5)]
+    res = linked(rows)
     ev = res.events.iloc[0]
-    assert ev.kind == "coalescence" and ev.frame == 5 and ev.parents == (0, 1)
+    big = res.tracks.loc[(res.tracks.frame == 0) & (res.tracks.x_nm == 10.0), "track_id"].item()
+    small = res.tracks.loc[(res.tracks.frame == 0) & (res.tracks.x_nm == 12.6), "track_id"].item()
+    assert ev.kind == "coalescence" and ev.frame == 5 and set(ev.parents) == {big, small}
     assert ev.volume_ratio == pytest.approx(1.0)
     child = ev.children[0]
-    assert child not in (0, 1)
+    assert child not in (big, small)
     assert set(res.tracks.loc[res.tracks.frame >= 5, "track_id"]) == {child}
+    assert sorted(res.links["parent_track"]) == sorted([big, small]) and set(res.links["child_track"]) == {child}
+
+
+def test_merge_where_both_parents_jump_keeps_both_parents():
+    # from the 1024² benchmark movie (frames 11-12): the big parent's centre and size jump by more than the
+    # search range, so it links to the merged particle only by contact; the LAP must not end the small parent
+    rows = [(11, 101.56, 34.89, 4.11), (11, 105.40, 28.33, 5.12), (11, 109.20, 30.59, 3.55),
+            (12, 101.51, 34.87, 4.13), (12, 106.33, 28.87, 5.68)]
+    rows += [(10, 101.51, 34.89, 4.05), (10, 105.42, 28.32, 5.03), (10, 109.21, 30.59, 3.58),
+             (13, 101.58, 34.85, 4.15), (13, 106.34, 28.86, 5.77)]
+    res = linked(rows)
+    coal = res.events[res.events.kind == "coalescence"]
+    assert coal["frame"].tolist() == [12] and len(coal["parents"].iloc[0]) == 2
+    assert coal["volume_ratio"].iloc[0] == pytest.approx(5.68**3 / (5.12**3 + 3.55**3), rel=0.05)
+    assert res.links["event"].tolist() == ["merge", "merge"]
+    assert set(res.links["parent_track"]) == set(coal["parents"].iloc[0])
+    # the bystander is one unbroken track
+    assert res.tracks.loc[res.tracks.x_nm.between(34.8, 34.9), "track_id"].nunique() == 1
+
+
+def test_dissolving_neighbour_is_not_a_merge_and_gaps_are_closed():
+    # a small particle shrinks and vanishes next to a big one (ripening); the big one is missed in frame 4
+    rows = [(f, 10.0, 10.0, 3.0) for f in range(9) if f != 4]
+    rows += [(f, 10.0, 12.4, 1.8 - 0.15 * f) for f in range(5)]
+    res = linked(rows)
+    assert res.events["kind"].tolist() == ["vanish"]
+    big = res.tracks[res.tracks.x_nm == 10.0]
+    assert big["track_id"].nunique() == 1 and big["frame"].tolist() == [0, 1, 2, 3, 5, 6, 7, 8]
+    assert res.links.empty
+
+
+def test_merge_of_two_discs_in_masks_is_a_lineage_event():
+    # two discs (masks, 0.18 nm/px) touch and become one of the summed volume; lineage rows parent → child
+    yy, xx = np.mgrid[:80, :80]
+
+    def disc(cy, cx, r_px):
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r_px**2
+
+    r1, r2 = 8.0, 6.0
+    r12 = (r1**3 + r2**3) ** (1 / 3)
+    masks = [disc(40, 25, r1) | disc(40, 41, r2) for _ in range(4)] + [disc(40, 31.5, r12) for _ in range(4)]
+    tables = [particle_table(label_particles(m, pixel_size_nm=PX), pixel_size_nm=PX, frame=i, time_s=float(i))
+              for i, m in enumerate(masks)]
+    tracks = link_particles(pd.concat(tables, ignore_index=True), search_range_nm=1.0)
+    res = detect_events(tracks)
+    assert res.events[["kind", "frame"]].values.tolist() == [["coalescence", 4]]
+    assert res.links["event"].tolist() == ["merge", "merge"] and res.links["frame"].tolist() == [4, 4]
+    assert set(res.links["parent_track"]) == set(res.events["parents"].iloc[0])
+    lineage = res.lineage.set_index("track_id")
+    assert (lineage.loc[list(res.events["parents"].iloc[0]), "end"] == "coalescence").all()
+    assert res.events["volume_ratio"].iloc[0] == pytest.approx(1.0, abs=0.1)
 
 
 def test_detect_events_bad_input():
     with pytest.raises(NanosegError, match="lack columns"):
         detect_events(pd.DataFrame({"frame": [0]}))
+    plain = pd.DataFrame({"frame": [0, 1], "track_id": [0, 0], "y_nm": [1.0, 1.0], "x_nm": [1.0, 1.0],
+                          "diameter_nm": [2.0, 2.0]})
+    with pytest.raises(NanosegError, match="no merge/split links"):
+        detect_events(plain)
 
 
 # ------------------------------------------------------------------------------------------------ kinetics

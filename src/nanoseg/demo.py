@@ -143,7 +143,7 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None, model=Non
               f"{pixel_size_nm} nm/px, {settings.dose_e_per_A2:g} e/Å², {settings.frame_interval_s:g} s per frame, "
               f"{settings.mode} mode, stage drift) was written to {movie_path.name}, "
               "read back like a real file, segmented frame by frame by the default model, drift-corrected, linked "
-              "with trackpy and analysed for coarsening kinetics."),
+              "with laptrack (merges and splits as links) and analysed for coarsening kinetics."),
     )
     truth_section = Section(
         "3 · Accuracy against the simulation's truth",

@@ -1,18 +1,15 @@
 """Coalescence, splitting and disappearance events from linked tracks, and the lineage table.
 
-Rules (projected volume of a particle ``V = π d³ / 6`` from its equivalent diameter, averaged over
-``n_average`` frames next to the event to beat segmentation noise):
+Merges and splits are first-class links of the tracking (:func:`nanoseg.insitu.link_lineage`: laptrack's LAP
+with a disc-contact cost); this module checks each proposal against volume conservation (projected volume
+``V = π d³ / 6`` from the equivalent diameter, median over ``n_average`` frames next to the event) and undoes
+the links that fail, joining the nearest parent (or child) back into one track:
 
-* **coalescence** — (a) two or more tracks end (within ``max_gap_frames``) where a new track starts, their
-  centres within contact distance (``(d₁+d₂)/2 + contact_margin_nm``) of the new one, and
-  ``|V_child − ΣV_parents| ≤ volume_tolerance · ΣV_parents``; or (b) one track ends next to a track that goes
-  on and whose volume jumps by ≈ the lost particle's volume (same tolerance; the jump must be at least half
-  the lost volume, the lost particle at least ``min_parent_fraction`` of the other, and it must not have been
-  shrinking — a dissolving particle next to a neighbour is ripening). In case (b) the
-  continuing track is cut at the event and its later part gets a new id, so every track is a segment between
-  events and the lineage is a tree.
-* **split** — the same tests run backwards in time (one track ends where two start, or a track's volume
-  drops by the volume of a new neighbour).
+* **coalescence** — two or more parent tracks end into one child track, none of them shrinking before its end
+  (a dissolving particle next to a neighbour is ripening), ``|V_child − ΣV_parents| ≤ volume_tolerance ·
+  ΣV_parents``, and the child exceeds its largest parent by ≥ ``min_jump_fraction`` of the other parents'
+  volume. Every track is a segment between events, so the lineage is a tree.
+* **split** — one parent track ends into two or more children, the same volume tests backwards in time.
 * **vanish** (ripening) — a track that ends inside the field, not in any event above, whose last diameter is
   at most ``vanish_diameter_nm`` or that was shrinking (last diameter ≤ 0.9 × the median of its earlier ones;
   under ripening d³ falls at a finite rate, so a dissolving particle drops out within a few frames).
@@ -22,17 +19,20 @@ Rules (projected volume of a particle ``V = π d³ / 6`` from its equivalent dia
 Example
 -------
 >>> import pandas as pd
->>> rows = [(f, 0, 10.0, 10.0, 2.0) for f in range(3)] + [(f, 1, 10.0, 12.2, 2.0) for f in range(3)]
->>> rows += [(f, 2, 10.0, 11.1, 2.52) for f in range(3, 6)]
->>> tracks = pd.DataFrame(rows, columns=["frame", "track_id", "y_nm", "x_nm", "diameter_nm"])
+>>> from nanoseg.insitu.linking import link_particles
+>>> rows = [(f, 10.0, 10.0, 2.0) for f in range(3)] + [(f, 10.0, 12.2, 2.0) for f in range(3)]
+>>> rows += [(f, 10.0, 11.1, 2.52) for f in range(3, 6)]
+>>> tracks = link_particles(pd.DataFrame(rows, columns=["frame", "y_nm", "x_nm", "diameter_nm"]),
+...                         search_range_nm=1.0)
 >>> result = detect_events(tracks)
 >>> result.events[["kind", "frame", "parents", "children"]].values.tolist()
 [['coalescence', 3, (0, 1), (2,)]]
+>>> result.links[["parent_track", "child_track", "frame", "event"]].values.tolist()
+[[0, 2, 3, 'merge'], [1, 2, 3, 'merge']]
 """
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import NamedTuple
 
 import numpy as np
@@ -50,9 +50,12 @@ def sphere_volume(diameter_nm):
 
 
 class EventResult(NamedTuple):
+    """What :func:`detect_events` returns (see there)."""
+
     tracks: pd.DataFrame
     events: pd.DataFrame
     lineage: pd.DataFrame
+    links: pd.DataFrame
 
 
 class _State:
@@ -98,117 +101,47 @@ class _State:
         return new
 
 
-def _find_merges(st: _State, fmin: int, fmax: int, *, ends_done: set, starts_done: set, tol: float,
-                 margin: float, gap: int, n_avg: int, min_parent_fraction: float) -> list[tuple]:
-    """Merges forward in time; returns (frame_after, parents, child, V_before, V_after, distance)."""
-    found = []
-    # (a) continuation: a track ends next to one that goes on and jumps in volume
-    for b in sorted(st.rows, key=lambda t: st.last(t)):
-        if b in ends_done or b not in st.rows or len(st.rows[b]) == 0:
-            continue
-        e = st.last(b)
-        rb = st.rows[b][-1]
-        if e >= fmax or st.edge[rb]:
-            continue
-        db = st.d[st.rows[b]]
-        if len(db) >= 2 and db[-1] <= 0.9 * np.median(db[:-1]):
-            continue  # it was shrinking: dissolving by ripening, not merging
-        vb = float(sphere_volume(st.d_end(b, n_avg)))
-        best = None
-        for ra in st.by_frame.get(e, []):
-            a = int(st.tid[ra])
-            if a == b or a in ends_done or st.last(a) <= e or st.edge[ra]:
-                continue
-            dist = float(np.hypot(st.y[ra] - st.y[rb], st.x[ra] - st.x[rb]))
-            if dist > 0.5 * (st.d[ra] + st.d[rb]) + margin:
-                continue
-            rows_a = st.rows[a]
-            fa = st.frame[rows_a]
-            before = rows_a[(fa <= e)][-n_avg:]
-            after = rows_a[(fa > e)][:n_avg]
-            if len(after) == 0 or st.frame[after[0]] - e > gap:
-                continue
-            v_before = float(sphere_volume(np.median(st.d[before])))
-            v_after = float(sphere_volume(np.median(st.d[after])))
-            expected = v_before + vb
-            err = abs(v_after - expected) / expected
-            if err <= tol and v_after - v_before >= 0.5 * vb and vb >= min_parent_fraction * v_before:
-                if best is None or err < best[0]:
-                    best = (err, a, v_before, v_after, dist)
-        if best is not None:
-            _, a, v_before, v_after, dist = best
-            child = st.cut(a, e)
-            found.append((e + 1, (min(a, b), max(a, b)), child, v_before + vb, v_after, dist))
-            ends_done.update({a, b})
-            starts_done.add(child)
-    # (b) two or more tracks end where a new one starts
-    for c in sorted(st.rows, key=lambda t: st.first(t) if len(st.rows[t]) else fmax + 1):
-        if c in starts_done or len(st.rows[c]) == 0:
-            continue
-        s = st.first(c)
-        rc = st.rows[c][0]
-        if s <= fmin or st.edge[rc]:
-            continue
-        vc = float(sphere_volume(st.d_start(c, n_avg)))
-        cands = []
-        for f in range(max(s - gap, fmin), s):
-            for rp in st.by_frame.get(f, []):
-                p = int(st.tid[rp])
-                if p == c or p in ends_done or len(st.rows.get(p, [])) == 0 or st.last(p) != f or st.edge[rp]:
-                    continue
-                dist = float(np.hypot(st.y[rp] - st.y[rc], st.x[rp] - st.x[rc]))
-                if dist <= 0.5 * (st.d[rp] + st.d[rc]) + margin:
-                    cands.append((p, float(sphere_volume(st.d_end(p, n_avg))), dist))
-        best = None
-        for k in (2, 3):
-            if len(cands) < k or len(cands) > 8:
-                continue
-            for combo in combinations(cands, k):
-                v = sum(item[1] for item in combo)
-                err = abs(vc - v) / v
-                if err <= tol and (best is None or err < best[0]):
-                    best = (err, combo, v)
-        if best is not None:
-            _, combo, v = best
-            parents = tuple(sorted(item[0] for item in combo))
-            found.append((s, parents, c, v, vc, max(item[2] for item in combo)))
-            ends_done.update(parents)
-            starts_done.add(c)
-    return found
-
-
-def detect_events(tracks: pd.DataFrame, *, volume_tolerance: float = 0.35, contact_margin_nm: float = 1.0,
-                  max_gap_frames: int = 3, n_average: int = 3, min_parent_fraction: float = 0.1,
-                  vanish_diameter_nm: float = 1.2, detect_splits: bool = True) -> EventResult:
-    """Find coalescence / split / vanish events in linked tracks and build the lineage (rules in the module doc).
+def detect_events(tracks: pd.DataFrame, *, links: pd.DataFrame | None = None, volume_tolerance: float = 0.35,
+                  n_average: int = 3, min_jump_fraction: float = 0.5, vanish_diameter_nm: float = 1.2,
+                  detect_splits: bool = True) -> EventResult:
+    """Coalescence / split events from the linking's merge and split links, vanish events, and the lineage.
 
     Parameters
     ----------
     tracks : output of :func:`nanoseg.insitu.link_particles` (``frame, track_id, diameter_nm`` and positions in nm;
         ``touches_edge`` and ``time_s`` are used when present).
+    links : the lineage table of :func:`nanoseg.insitu.link_lineage` (parent → child merge/split links); None:
+        ``tracks.attrs["lineage"]``, which :func:`~nanoseg.insitu.link_particles` sets.
     volume_tolerance : allowed relative mismatch of the projected volume Σπd³/6 across an event.
-    contact_margin_nm : extra distance beyond touching allowed between parent and child centres.
-    max_gap_frames : largest frame gap between parents' end and the child's start.
     n_average : frames averaged (median) for the diameters on each side of an event.
-    min_parent_fraction : the smaller parent of a continuation merge must hold at least this fraction of the
-        volume of the larger one (otherwise the change is below the size noise).
+    min_jump_fraction : the merged particle must exceed its largest parent by at least this fraction of the
+        other parents' volume (so a neighbour that dissolved next to a particle is not a merge); splits alike.
     vanish_diameter_nm : a track ending at or below this diameter vanished (dissolved below detection).
-    detect_splits : also look for splits (merges backwards in time).
+    detect_splits : also report splits (else their links are undone).
 
     Returns
     -------
-    EventResult(tracks, events, lineage): ``tracks`` with (possibly) new ``track_id`` after cutting at events;
+    EventResult(tracks, events, lineage, links): ``tracks`` with the ``track_id`` after undoing rejected links;
     ``events`` with ``event_id, kind, frame`` (first frame after the event), ``time_s, parents, children``
     (tuples of track ids), ``volume_before_nm3, volume_after_nm3, volume_ratio, distance_nm``;
     ``lineage`` one row per track: ``track_id, first_frame, last_frame, n_frames, start, end, parents,
-    children, d_first_nm, d_last_nm``.
+    children, d_first_nm, d_last_nm``; ``links`` the accepted parent → child links (:data:`LINEAGE_COLUMNS`,
+    ``event`` ``merge`` or ``split``).
     """
     need = ["frame", "track_id", "diameter_nm"]
     missing = [c for c in need if c not in tracks.columns]
     if missing:
         raise NanosegError(f"tracks lack columns {missing}", hint="run link_particles on a particle table first")
-    if volume_tolerance <= 0 or max_gap_frames < 1 or n_average < 1:
-        raise NanosegError("volume_tolerance must be > 0, max_gap_frames ≥ 1, n_average ≥ 1")
+    if volume_tolerance <= 0 or n_average < 1 or min_jump_fraction < 0:
+        raise NanosegError("volume_tolerance must be > 0, n_average ≥ 1, min_jump_fraction ≥ 0")
+    if links is None:
+        links = tracks.attrs.get("lineage")
+    if links is None:
+        raise NanosegError("these tracks carry no merge/split links (a lineage table)",
+                           hint="link with nanoseg.insitu.link_particles / link_lineage, or pass links=")
+    missing = [c for c in ("parent_track", "child_track", "frame", "event") if c not in links.columns]
+    if missing:
+        raise NanosegError(f"the links table lacks columns {missing}", hint="use link_lineage(...).lineage")
     cols = position_columns(tracks)
     tr = tracks.sort_values(["frame", "track_id"]).reset_index(drop=True)
     frame = tr["frame"].to_numpy(np.int64)
@@ -218,45 +151,62 @@ def detect_events(tracks: pd.DataFrame, *, volume_tolerance: float = 0.35, conta
     empty_events = pd.DataFrame(columns=["event_id", "kind", "frame", "time_s", "parents", "children",
                                          "volume_before_nm3", "volume_after_nm3", "volume_ratio", "distance_nm"])
     if len(tr) == 0:
-        return EventResult(tr.assign(track_id=pd.Series(dtype=np.int64)), empty_events, _lineage(st, {}, 0, 0, tr))
+        return EventResult(tr.assign(track_id=pd.Series(dtype=np.int64)), empty_events, _lineage(st, {}, 0, 0, tr),
+                           links.iloc[:0].copy())
     fmin, fmax = int(frame.min()), int(frame.max())
-    kw = dict(tol=volume_tolerance, margin=contact_margin_nm, gap=max_gap_frames, n_avg=n_average,
-              min_parent_fraction=min_parent_fraction)
-    ends_done: set = set()
-    starts_done: set = set()
-    records = []
-    for f, parents, child, vb, va, dist in _find_merges(st, fmin, fmax, ends_done=ends_done,
-                                                        starts_done=starts_done, **kw):
-        records.append(("coalescence", f, parents, (child,), vb, va, dist))
-    if detect_splits:
-        # splits are merges with time reversed: frame' = fmax + fmin - frame
-        st.frame = fmax + fmin - st.frame
-        st.rows = {t: r[::-1] for t, r in st.rows.items()}
-        st.by_frame = {fmax + fmin - f: r for f, r in st.by_frame.items()}
-        for f, parents, child, vb, va, dist in _find_merges(st, fmin, fmax, ends_done=starts_done,
-                                                            starts_done=ends_done, **kw):
-            # in reversed time the split's child is the real parent; the cut gave the *earlier* part a new id
-            records.append(("split", fmax + fmin - f + 1, (child,), parents, va, vb, dist))
-        st.frame = fmax + fmin - st.frame
-        st.rows = {t: r[::-1] for t, r in st.rows.items()}
-        st.by_frame = {fmax + fmin - f: r for f, r in st.by_frame.items()}
+    alias: dict[int, int] = {}
+
+    def real(t: int) -> int:
+        while t in alias:
+            t = alias[t]
+        return t
+
+    records, kept = [], []
+    merge_links = links[links["event"] == "merge"]
+    for (child, f), group in merge_links.groupby(["child_track", "frame"], sort=True):
+        child = real(int(child))
+        parents = [real(int(p)) for p in group["parent_track"]]
+        dist = dict(zip(parents, group["distance_nm"] if "distance_nm" in group else np.zeros(len(group)),
+                        strict=True))
+        ok = [p for p in parents if p in st.rows and not _was_shrinking(st.d[st.rows[p]])]
+        v_parts = [float(sphere_volume(st.d_end(p, n_average))) for p in ok]
+        v_blob = float(sphere_volume(st.d_start(child, n_average)))
+        if len(ok) >= 2 and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction):
+            parents_t = tuple(sorted(ok))
+            records.append(("coalescence", int(f), parents_t, (child,), sum(v_parts), v_blob,
+                            max(dist[p] for p in ok)))
+            kept += [row for row, p in zip(group.index, parents, strict=True) if p in ok]
+        else:  # not a merge: the nearest parent goes on as the child
+            _join(st, alias, min(parents, key=lambda p: dist[p]), child)
+    split_links = links[links["event"] == "split"]
+    for parent, group in split_links.groupby("parent_track", sort=True):
+        parent = real(int(parent))
+        children = [real(int(c)) for c in group["child_track"]]
+        dist = dict(zip(children, group["distance_nm"] if "distance_nm" in group else np.zeros(len(group)),
+                        strict=True))
+        v_parts = [float(sphere_volume(st.d_start(c, n_average))) for c in children if c in st.rows]
+        v_blob = float(sphere_volume(st.d_end(parent, n_average)))
+        if (detect_splits and len(v_parts) >= 2
+                and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction)):
+            records.append(("split", int(group["frame"].min()), (parent,), tuple(sorted(children)), v_blob,
+                            sum(v_parts), max(dist.values())))
+            kept += list(group.index)
+        else:
+            nearest = min(children, key=lambda c: dist[c])
+            if st.first(nearest) > st.last(parent):
+                _join(st, alias, parent, nearest)
+    done = {p for rec in records for p in rec[2]}
     times = (tr.groupby("frame")["time_s"].first() if "time_s" in tr.columns else None)
     for t in list(st.rows):
         rows = st.rows[t]
-        if len(rows) == 0 or t in ends_done:
+        if len(rows) == 0 or t in done:
             continue
         last = st.last(t)
-        if last >= fmax:
-            continue
-        r = rows[-1]
-        if st.edge[r]:
+        if last >= fmax or st.edge[rows[-1]]:
             continue
         d = st.d[rows]
-        # shrinking: the last diameter is clearly (10 %) below the track's earlier typical size
-        shrinking = len(rows) >= 2 and d[-1] <= 0.9 * np.median(d[:-1])
-        if d[-1] <= vanish_diameter_nm or shrinking:
+        if d[-1] <= vanish_diameter_nm or _was_shrinking(d):
             records.append(("vanish", last + 1, (t,), (), float(sphere_volume(d[-1])), 0.0, np.nan))
-            ends_done.add(t)
     records.sort(key=lambda rec: (rec[1], rec[0]))
     events = pd.DataFrame(
         [(i, kind, f, (float(times.get(f, np.nan)) if times is not None else np.nan), parents, children,
@@ -266,8 +216,32 @@ def detect_events(tracks: pd.DataFrame, *, volume_tolerance: float = 0.35, conta
     ) if records else empty_events
     out = tr.copy()
     out["track_id"] = st.tid
-    lineage = _lineage(st, records, fmin, fmax, out)
-    return EventResult(out, events, lineage)
+    out.attrs.pop("lineage", None)
+    accepted = links.loc[kept].copy()
+    accepted["parent_track"] = accepted["parent_track"].map(lambda t: real(int(t))).astype(np.int64)
+    accepted["child_track"] = accepted["child_track"].map(lambda t: real(int(t))).astype(np.int64)
+    return EventResult(out, events, _lineage(st, records, fmin, fmax, out), accepted.reset_index(drop=True))
+
+
+def _was_shrinking(d: np.ndarray) -> bool:
+    """The last diameter is clearly (10 %) below the track's earlier typical size (dissolving by ripening)."""
+    return len(d) >= 2 and d[-1] <= 0.9 * np.median(d[:-1])
+
+
+def _volume_conserved(v_blob: float, v_parts: list[float], tol: float, jump: float) -> bool:
+    """|V_blob − ΣV_parts| ≤ tol·ΣV_parts, and the blob exceeds the largest part by ``jump`` × the rest."""
+    total, largest = sum(v_parts), max(v_parts)
+    return abs(v_blob - total) <= tol * total and v_blob - largest >= jump * (total - largest)
+
+
+def _join(st: _State, alias: dict, keep: int, drop: int) -> None:
+    """Give track ``drop`` (which starts after ``keep`` ends) the id ``keep``: an undone merge/split link."""
+    if keep == drop or keep not in st.rows or drop not in st.rows:
+        return
+    rows = np.concatenate([st.rows[keep], st.rows.pop(drop)])
+    st.tid[rows] = keep
+    st.rows[keep] = rows[np.argsort(st.frame[rows], kind="stable")]
+    alias[drop] = keep
 
 
 def _lineage(st: _State, records, fmin: int, fmax: int, tracks: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Linking particles across frames (trackpy) and scoring the links against a known truth.
+"""Linking particles across frames (laptrack: LAP with gap closing, merges and splits) and scoring the links against a known truth.
 
 Example
 -------
@@ -12,12 +12,16 @@ Example
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
 from nanoseg.errors import NanosegError
 
-__all__ = ["link_particles", "position_columns", "tracking_metrics", "match_to_truth"]
+__all__ = ["link_particles", "link_lineage", "LinkResult", "LINEAGE_COLUMNS", "position_columns", "tracking_metrics",
+           "match_to_truth"]
 
 
 def position_columns(table: pd.DataFrame) -> list[str]:
@@ -28,8 +32,56 @@ def position_columns(table: pd.DataFrame) -> list[str]:
 
 
 def link_particles(tables, *, search_range_nm: float, memory: int = 2, size_weight: float = 0.5,
-                   pos_columns: list[str] | None = None) -> pd.DataFrame:
-    """Link per-frame particle tables into tracks with trackpy.
+                   pos_columns: list[str] | None = None, merges: bool = True, splits: bool = True,
+                   contact_margin_nm: float = 0.3) -> pd.DataFrame:
+    """Link per-frame particle tables into tracks (:func:`link_lineage`); the lineage rides along.
+
+    Same parameters as :func:`link_lineage`. Returns its ``tracks``, with its ``lineage`` table in
+    ``tracks.attrs["lineage"]`` (what :func:`nanoseg.insitu.detect_events` reads when no ``links`` are given;
+    pandas keeps ``attrs`` through copies and sorts, a file does not).
+    """
+    result = link_lineage(tables, search_range_nm=search_range_nm, memory=memory, size_weight=size_weight,
+                          pos_columns=pos_columns, merges=merges, splits=splits, contact_margin_nm=contact_margin_nm)
+    tracks = result.tracks
+    tracks.attrs["lineage"] = result.lineage
+    return tracks
+
+
+class LinkResult(NamedTuple):
+    """Tracks (one ``track_id`` per segment between events) and the lineage table (parent → child links)."""
+
+    tracks: pd.DataFrame
+    lineage: pd.DataFrame
+
+
+LINEAGE_COLUMNS = ["parent_track", "child_track", "frame", "event", "parent_y_nm", "parent_x_nm",
+                   "parent_diameter_nm", "child_y_nm", "child_x_nm", "child_diameter_nm", "distance_nm"]
+"""Columns of the lineage table: one row per parent → child link of a merge or a split. ``frame`` is the child's
+first frame; positions are the parent's last and the child's first (linking coordinates, nm)."""
+
+_ROW_SCALE = 1e-10  # the row number rides as a 4th coordinate this small: invisible to squared distances
+
+
+def link_lineage(tables, *, search_range_nm: float, memory: int = 2, size_weight: float = 0.5,
+                 pos_columns: list[str] | None = None, merges: bool = True, splits: bool = True,
+                 contact_margin_nm: float = 0.3) -> LinkResult:
+    """Link particles over frames with laptrack (Jaqaman LAP: frame links, gap closing, merging, splitting).
+
+    Costs (nm², compared with ``search_range_nm²``; the same cost in every step, so one cutoff means one thing):
+
+    * **frame to frame and gap closing** — squared distance in ``(y, x, size_weight · diameter_nm)``, linked when
+      below ``search_range_nm²`` (as with trackpy before), over at most ``memory`` missed frames;
+    * **merge / split (contact)** — a piece (a parent's last detection before a merge, a child's first after a
+      split) links to a blob in the next (previous) frame when their equivalent discs overlap: cost
+      ``(D / (r_piece + r_blob + contact_margin_nm))² · search_range_nm²`` with centre distance ``D``, i.e.
+      below the cutoff when the discs come within ``contact_margin_nm`` of touching; the blob must not be
+      smaller than the piece (diameter ≥ 0.9 × the piece's, a merged particle holds both parents). The
+      continuing parent of a merge (or child of a split) may take the same contact cost across one frame, since
+      its centre and size jump when the other one joins.
+
+    Disc overlap stands in for mask overlap (the streaming pipeline keeps tables, not label images).
+    Merges/splits are proposals: :func:`nanoseg.insitu.detect_events` checks volume conservation and undoes
+    the links that fail it.
 
     Parameters
     ----------
@@ -37,51 +89,158 @@ def link_particles(tables, *, search_range_nm: float, memory: int = 2, size_weig
         (``y_corr_nm, x_corr_nm`` after drift correction, else ``y_nm, x_nm``) and ``diameter_nm``.
     search_range_nm : the largest distance (nm) a particle moves between frames, in the linking space.
     memory : frames a particle may go undetected and still keep its track.
-    size_weight : sizes enter the linking distance as an extra coordinate ``size_weight · diameter_nm``
-        (0 disables), so a small particle next to a large one is not swapped with it.
+    size_weight : weight of ``diameter_nm`` as a linking coordinate (0: positions only).
     pos_columns : override the position columns.
+    merges, splits : allow merge / split links.
+    contact_margin_nm : how far apart (edge to edge, nm) two discs may be and still count as in contact.
 
     Returns
     -------
-    The input rows (sorted by frame) with an integer ``track_id`` column (0, 1, 2, … in order of first appearance).
+    LinkResult(tracks, lineage): ``tracks`` the input rows (sorted by frame) with an integer ``track_id``
+    (0, 1, 2, … in order of first appearance; a track is cut at every merge and split, so each id is a segment
+    between events); ``lineage`` with :data:`LINEAGE_COLUMNS`, ``event`` ``"merge"`` or ``"split"``.
     """
-    import trackpy
-
     table = pd.concat(list(tables), ignore_index=True) if isinstance(tables, list | tuple) else tables.copy()
     if search_range_nm is None or not np.isfinite(search_range_nm) or search_range_nm <= 0:
         raise NanosegError(f"search_range_nm must be > 0, got {search_range_nm}",
                            hint="about the largest distance a particle moves between two frames, e.g. 1.0")
     if memory < 0:
         raise NanosegError(f"memory must be ≥ 0 frames, got {memory}")
+    if size_weight < 0 or contact_margin_nm < 0:
+        raise NanosegError("size_weight and contact_margin_nm must be ≥ 0")
     cols = pos_columns or position_columns(table)
-    need = ["frame", *cols] + (["diameter_nm"] if size_weight > 0 else [])
+    need = ["frame", *cols, "diameter_nm"]
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise NanosegError(f"particle table lacks columns {missing}",
                            hint="build it with nanoseg.particles.particle_table(..., frame=i)")
+    empty_lineage = pd.DataFrame({c: pd.Series(dtype=object if c == "event" else float) for c in LINEAGE_COLUMNS})
     if table.empty:
         out = table.copy()
         out["track_id"] = pd.Series(dtype=np.int64)
-        return out
-    work = table.reset_index(drop=True)
-    link_cols = ["_ly", "_lx"]
-    frame_data = pd.DataFrame({"_ly": work[cols[0]].to_numpy(float), "_lx": work[cols[1]].to_numpy(float),
-                               "frame": work["frame"].to_numpy(int)})
-    if size_weight > 0:
-        frame_data["_ls"] = size_weight * work["diameter_nm"].to_numpy(float)
-        link_cols.append("_ls")
-    frame_data["_row"] = np.arange(len(work))
-    trackpy.quiet()
-    linked = trackpy.link(frame_data, search_range_nm, pos_columns=link_cols, t_column="frame", memory=int(memory),
-                          adaptive_stop=0.2 * search_range_nm, adaptive_step=0.9)
-    particle = np.empty(len(work), dtype=np.int64)
-    particle[linked["_row"].to_numpy()] = linked["particle"].to_numpy()
-    work["track_id"] = particle
+        return LinkResult(out, empty_lineage)
+    work = table.sort_values("frame", kind="stable").reset_index(drop=True)
+    frame = work["frame"].to_numpy(np.int64)
+    y, x = work[cols[0]].to_numpy(float), work[cols[1]].to_numpy(float)
+    d = work["diameter_nm"].to_numpy(float)
+    r2 = float(search_range_nm) ** 2
+    w = max(float(size_weight), 1e-9)  # keeps the size coordinate (its diameter) even when it has no weight
+    f0 = int(frame.min())
+    starts = np.searchsorted(frame, np.arange(f0, int(frame.max()) + 2))
+    coords = [np.column_stack([y[a:b], x[a:b], w * d[a:b], _ROW_SCALE * np.arange(a, b)])
+              for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    graph = _lap_links(coords, starts, frame, y, x, d, r2=r2, max_gap_frames=int(memory) + 1, merges=merges,
+                       splits=splits, margin_nm=contact_margin_nm)
+    row_of = {node: int(starts[node[0]]) + int(node[1]) for node in graph.nodes}
+    track = _segments(graph, row_of, len(work))
     # renumber tracks in order of first appearance (frame, then position)
-    work = work.sort_values(["frame", cols[0], cols[1]], kind="stable").reset_index(drop=True)
-    order = pd.unique(work["track_id"])
-    work["track_id"] = work["track_id"].map({old: new for new, old in enumerate(order)}).astype(np.int64)
-    return work
+    order = np.lexsort((x, y, frame))
+    first_seen = pd.unique(track[order])
+    renumber = np.empty(track.max() + 1, dtype=np.int64)
+    renumber[first_seen] = np.arange(len(first_seen))
+    track = renumber[track]
+    work["track_id"] = track
+    links = []
+    for u, v in graph.edges:
+        kind = "merge" if graph.in_degree(v) >= 2 else ("split" if graph.out_degree(u) >= 2 else None)
+        if kind is None:
+            continue
+        a, b = row_of[u], row_of[v]
+        links.append((int(track[a]), int(track[b]), int(frame[b]), kind, y[a], x[a], d[a], y[b], x[b], d[b],
+                      float(np.hypot(y[a] - y[b], x[a] - x[b]))))
+    lineage = (pd.DataFrame(links, columns=LINEAGE_COLUMNS).sort_values(["frame", "child_track", "parent_track"])
+               .reset_index(drop=True) if links else empty_lineage)
+    work = work.iloc[order].reset_index(drop=True)
+    return LinkResult(work, lineage)
+
+
+def _lap_links(coords, starts, frame, y, x, d, *, r2: float, max_gap_frames: int, merges: bool, splits: bool,
+               margin_nm: float):
+    """The three laptrack passes of :func:`link_lineage`; returns the directed graph of (frame index, index) nodes.
+
+    1. frame-to-frame links; 2. gap closing (those links fixed); 3. merges and splits (all links fixed) into
+    detections *inside* a segment only. Done in one pass, the LAP can pay for one jump twice (as a merge into the
+    new segment's first detection and as a split from the old one's last), ending the other parent instead.
+    """
+    from laptrack import LapTrack
+
+    def row(node) -> int:
+        return int(starts[node[0]]) + int(node[1])
+
+    alternatives = dict(track_start_cost=r2, track_end_cost=r2, segment_start_cost=r2, segment_end_cost=r2,
+                        no_merging_cost=r2, no_splitting_cost=r2)
+    link = dict(metric="sqeuclidean", cutoff=r2, **alternatives)
+    graph = LapTrack(**link, gap_closing_cutoff=False).predict(coords)
+    contact = _contact_cost(y, x, d, r2, margin_nm)
+    if max_gap_frames >= 1:
+        graph = LapTrack(**link, gap_closing_metric=_gap_cost(frame, contact), gap_closing_cutoff=r2,
+                         gap_closing_max_frame_count=max_gap_frames).predict(coords, connected_edges=list(graph.edges))
+    if not (merges or splits):
+        return graph
+    n = len(frame)
+    has_in, has_out = np.zeros(n, bool), np.zeros(n, bool)
+    for u, v in graph.edges:
+        has_out[row(u)] = True
+        has_in[row(v)] = True
+    graph = LapTrack(**link, gap_closing_cutoff=False,
+                     merging_metric=_contact_cost(y, x, d, r2, margin_nm, blob_ok=has_in),
+                     merging_cutoff=r2 if merges else False,
+                     splitting_metric=_contact_cost(y, x, d, r2, margin_nm, blob_ok=has_out),
+                     splitting_cutoff=r2 if splits else False).predict(coords, connected_edges=list(graph.edges),
+                                                                       split_merge_validation=False)
+    return graph
+
+
+def _contact_cost(y, x, d, r2: float, margin_nm: float, blob_ok=None):
+    """cost(piece, blob) of :func:`link_lineage` on laptrack coordinates (the row rides in the 4th one).
+
+    ``blob_ok``: rows that may be the blob (merges and splits attach inside a segment); None: any row.
+    """
+    ys, xs, rs = y.tolist(), x.tolist(), (0.5 * d).tolist()
+    ok = None if blob_ok is None else blob_ok.tolist()
+    hypot = math.hypot
+
+    def cost(piece, blob) -> float:
+        i, j = int(round(piece[3] / _ROW_SCALE)), int(round(blob[3] / _ROW_SCALE))
+        if rs[j] < 0.9 * rs[i] or (ok is not None and not ok[j]):
+            return math.inf
+        rho = hypot(ys[i] - ys[j], xs[i] - xs[j]) / (rs[i] + rs[j] + margin_nm)
+        return rho * rho * r2
+
+    return cost
+
+
+def _gap_cost(frame, contact):
+    """Gap closing: squared linking distance; across one frame also the contact cost, either way round."""
+    frames = frame.tolist()
+
+    def cost(end, start) -> float:
+        diff = end[:3] - start[:3]
+        sq = float(diff @ diff)
+        i, j = int(round(end[3] / _ROW_SCALE)), int(round(start[3] / _ROW_SCALE))
+        if frames[j] - frames[i] == 1:
+            return min(sq, contact(end, start), contact(start, end))
+        return sq
+
+    return cost
+
+
+def _segments(graph, row_of: dict, n_rows: int) -> np.ndarray:
+    """Track id per row: connected runs of one-in/one-out links (a merge or split starts new segments)."""
+    parent = np.arange(n_rows)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for u, v in graph.edges:
+        if graph.out_degree(u) == 1 and graph.in_degree(v) == 1:
+            a, b = root(row_of[u]), root(row_of[v])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return np.array([root(i) for i in range(n_rows)], dtype=np.int64)
 
 
 def match_to_truth(detections: pd.DataFrame, truth: pd.DataFrame, *, max_distance_nm: float,

@@ -6,15 +6,18 @@ memory. Every ``chunk_frames`` frames it writes, atomically, ``chunks/particles_
 with the same settings resumes after the last committed frame; a rerun with other settings refuses (use another
 ``out_dir`` or ``restart=True``). At the end it links, finds events, fits kinetics and writes:
 
-``particles.parquet`` (all detections), ``tracks.parquet`` + ``tracks.csv``, ``events.csv``, ``lineage.csv``,
+``particles.parquet`` (all detections), ``tracks.parquet`` + ``tracks.csv``, ``events.csv``, ``lineage.csv``
+(per track), ``links.csv`` (the lineage table: parent → child, frame, merge/split, positions and sizes),
 ``drift.csv``, ``kinetics.csv`` (per-frame statistics), ``fits.csv``, ``bootstrap.csv``, ``psd.csv``,
 ``growth.csv``, ``verdict.csv``, ``summary.json`` and figures under ``figures/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +51,8 @@ class TrackResult:
     verdict: pd.DataFrame
     summary: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
+    links: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The lineage table: one row per parent → child link of a merge or split (``links.csv``)."""
 
 
 def as_series(movie, *, pixel_size_nm: float | None = None, frame_interval_s: float | None = None) -> Series:
@@ -310,7 +315,29 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
                           search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
                           n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift,
-                          kinetics_min_diameter_nm=kinetics_min_diameter_nm)
+                          kinetics_min_diameter_nm=kinetics_min_diameter_nm, progress=progress)
+
+
+class _Steps:
+    """``with step("linking"):`` — a spinner while a step runs, then one line with its time (stderr); or nothing."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.console = None
+        if enabled:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        if not self.enabled:
+            yield
+            return
+        t0 = time.perf_counter()
+        with self.console.status(f"{name} …"):
+            yield
+        self.console.print(f"{name}: {time.perf_counter() - t0:.1f} s")
 
 
 def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
@@ -362,10 +389,12 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                    pixel_size_nm: float | None = None, field_area_nm2: float | None = None,
                    search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
                    n_boot: int = 200, figures: bool = True, gif: bool = False, series: Series | None = None,
-                   correct_drift: bool = True, seed: int = 0, kinetics_min_diameter_nm: float = 0.0) -> TrackResult:
+                   correct_drift: bool = True, seed: int = 0, kinetics_min_diameter_nm: float = 0.0,
+                   progress: bool = False) -> TrackResult:
     """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
 
     ``kinetics_min_diameter_nm``: particles smaller than this are left out of ⟨r⟩, its fits and the bootstrap.
+    ``progress``: report each step (linking, events, kinetics, bootstrap, figures) with its time on stderr.
 
     Writes the outputs listed in the module docstring when ``out_dir`` is given.
     """
@@ -385,11 +414,14 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
     if particles.empty:
         raise NanosegError("no particles were found in any frame",
                            hint="check the model/masks, the threshold and min_diameter_nm")
+    step = _Steps(progress)
     table = particles
     if correct_drift and drift is not None:
         table = correct_positions(particles, drift, pixel_size_nm=pixel_size_nm)
-    tracks = link_particles(table, search_range_nm=search_range_nm, memory=memory)
-    result = detect_events(tracks, max_gap_frames=memory + 1, vanish_diameter_nm=max(2.5 * min_diameter_nm, 1.0))
+    with step(f"linking {len(table)} detections (laptrack: links, gaps, merges, splits)"):
+        tracks = link_particles(table, search_range_nm=search_range_nm, memory=memory)
+    with step("events (volume checks of merges/splits, vanishing)"):
+        result = detect_events(tracks, vanish_diameter_nm=max(2.5 * min_diameter_nm, 1.0))
     tracks = result.tracks
     stats = size_statistics(tracks, field_area_nm2=field_area_nm2, min_diameter_nm=kinetics_min_diameter_nm)
     summary: dict = {"n_frames": int(particles["frame"].nunique()), "n_detections": len(particles),
@@ -398,17 +430,21 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                      "events": result.events["kind"].value_counts().to_dict() if len(result.events) else {},
                      "warnings": []}
     try:
-        fits = fit_kinetics(stats)
+        with step("kinetics fits"):
+            fits = fit_kinetics(stats)
     except NanosegError as exc:
         fits = pd.DataFrame(columns=["model", "n", "n_std", "k", "k_std", "rate_units", "r0_nm", "r0_std", "rss",
                                      "aic", "rms_residual_nm", "n_points", "delta_aic"])
         summary["warnings"].append(f"kinetics not fitted: {exc}")
-    boot = (bootstrap_kinetics(tracks, n_boot=n_boot, seed=seed, min_diameter_nm=kinetics_min_diameter_nm)
-            if n_boot > 0 and len(fits)
-            else pd.DataFrame(columns=["replicate", "model", "n", "k", "r0_nm"]))
-    growth = growth_rates(tracks)
+    with step(f"bootstrap of the kinetics ({n_boot} replicates)"):
+        boot = (bootstrap_kinetics(tracks, n_boot=n_boot, seed=seed, min_diameter_nm=kinetics_min_diameter_nm)
+                if n_boot > 0 and len(fits)
+                else pd.DataFrame(columns=["replicate", "model", "n", "k", "r0_nm"]))
+    with step("growth rates"):
+        growth = growth_rates(tracks)
     try:
-        psd = size_distributions(tracks, n_boot=min(n_boot, 100), seed=seed)
+        with step(f"size distributions ({min(n_boot, 100)} bootstrap replicates)"):
+            psd = size_distributions(tracks, n_boot=min(n_boot, 100), seed=seed)
     except NanosegError as exc:
         psd = pd.DataFrame()
         summary["warnings"].append(str(exc))
@@ -438,13 +474,15 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
     res = TrackResult(out_dir=Path(out_dir) if out_dir is not None else None, particles=particles,
                       drift=drift if drift is not None else pd.DataFrame(), tracks=tracks, events=result.events,
                       lineage=result.lineage, stats=stats, fits=fits, bootstrap=boot, psd=psd, growth=growth,
-                      verdict=verdict, summary=summary)
+                      verdict=verdict, summary=summary, links=result.links)
     if out_dir is not None:
-        _write_outputs(res)
+        with step("writing tables"):
+            _write_outputs(res)
         if figures:
             from nanoseg.insitu.figures import write_figures
 
-            res.figures = write_figures(res, series=series, gif=gif)
+            with step("figures" + (" and the tracks GIF" if gif else "")):
+                res.figures = write_figures(res, series=series, gif=gif)
             summary["figures"] = {k: str(v) for k, v in res.figures.items()}
         with atomic_path(Path(out_dir) / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
@@ -468,7 +506,7 @@ def _write_outputs(res: TrackResult) -> None:
     for name, df in [("tracks", res.tracks), ("events", res.events), ("lineage", res.lineage),
                      ("drift", res.drift), ("kinetics", res.stats), ("fits", res.fits),
                      ("bootstrap", res.bootstrap), ("psd", res.psd), ("growth", res.growth),
-                     ("verdict", res.verdict)]:
+                     ("verdict", res.verdict), ("links", res.links)]:
         with atomic_path(out / f"{name}.csv") as tmp:
             _csv_ready(df).to_csv(tmp, index=False)
 
@@ -511,4 +549,5 @@ def read_track_result(out_dir: str | os.PathLike) -> TrackResult:
     figures = {k: Path(v) for k, v in summary.get("figures", {}).items()}
     return TrackResult(out_dir=out, particles=particles, drift=csv("drift"), tracks=tracks, events=events,
                        lineage=lineage, stats=csv("kinetics"), fits=csv("fits"), bootstrap=csv("bootstrap"),
-                       psd=csv("psd"), growth=csv("growth"), verdict=csv("verdict"), summary=summary, figures=figures)
+                       psd=csv("psd"), growth=csv("growth"), verdict=csv("verdict"), summary=summary, figures=figures,
+                       links=csv("links"))
