@@ -7,7 +7,16 @@
 3. Accuracy against the simulated truth: drift error, link recall / ID switches, coalescence and vanish events,
    fitted n and k against the generating law.
 
-Run: ``.venv/bin/python benchmarks/track.py [--size 1024] [--frames 40] [--seeds 3] [--skip-multislice]``
+4. With ``--model default``: the same movie segmented by the default model (rendered frames), the same scores.
+
+Run: ``.venv/bin/python benchmarks/track.py [--size 1024] [--frames 40] [--seeds 3] [--skip-multislice]
+[--model default|none] [--json FILE]``
+
+``--json FILE`` writes the targets of issue #18: ``events_recall, events_precision`` (coalescence, ±1 frame,
+true masks), ``id_switches``, ``k_n3_rel_error_true_masks``, ``k_n3_rel_error_model_masks`` ((k − k_truth) /
+k_truth, k of ⟨r⟩³ − ⟨r₀⟩³ = k t against the same fit on the true particles inside the field),
+``free_n_abs_error`` (|n − n_truth| of the free-n fit, true masks), plus ``events_recall_model_masks``,
+``events_precision_model_masks``, the event counts and timings; model keys are null without ``--model``.
 """
 
 from __future__ import annotations
@@ -61,7 +70,25 @@ def realism(seeds: int) -> None:
           f"{t_fast * 1e3:.0f} ms vs {t_ms:.1f} s (×{t_ms / t_fast:.0f})")
 
 
-def speed_and_accuracy(size: int, frames: int) -> None:
+def _scores(r, m) -> dict:
+    """Coalescence recall/precision, ID switches and the kinetics against the truth fit, of one track_movie run."""
+    from nanoseg.insitu.truth import compare_to_truth, kinetics_agreement
+
+    acc = compare_to_truth(r, m)
+    cell = acc.set_index(["group", "metric"])["value"]
+    k = kinetics_agreement(acc, r.summary)
+    return {"events_recall": float(cell[("coalescence events", "recall")]),
+            "events_precision": float(cell[("coalescence events", "precision")]),
+            "true_events": int(cell[("coalescence events", "true_events")]),
+            "detected_events": int(cell[("coalescence events", "detected")]),
+            "id_switches": int(cell[("tracking", "id_switches")]),
+            "missed_links": int(cell[("tracking", "missed_links")]),
+            "true_links": int(cell[("tracking", "true_links")]),
+            "k_n3_rel_error": float(abs(k["k3_rel_diff"])), "free_n_abs_error": float(abs(k["n_diff"])),
+            "k3": k["k3"], "k3_truth": k["k3_truth"], "n": k["n"], "n_truth": k["n_truth"]}
+
+
+def speed_and_accuracy(size: int, frames: int, model: str = "none") -> dict:
     from nanoseg.insitu import (
         DriftTracker,
         event_metrics,
@@ -106,7 +133,7 @@ def speed_and_accuracy(size: int, frames: int) -> None:
     print(f"\n== 3. track_movie on the whole movie ({frames} frames; truth masks as segmentation) ==")
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        r = track_movie(m, masks=lambda i: m.mask(i), out_dir=out, n_boot=100, figures=True)
+        r = track_movie(m, masks=lambda i: m.mask(i), out_dir=out, n_boot=100, figures=True, progress=True)
         total = time.perf_counter() - t
     print(f"track_movie: {total:.1f} s total, {total / frames * 1e3:.0f} ms/frame (incl. rendering each frame for "
           f"drift, linking, events, kinetics, bootstrap 100, figures)")
@@ -125,6 +152,24 @@ def speed_and_accuracy(size: int, frames: int) -> None:
           f"{tfits.loc['n free', 'n']:.2f}); k(n=3): {fits.loc['n=3', 'k']:.3f} ± {fits.loc['n=3', 'k_std']:.3f} "
           f"nm³/s (truth tables {tfits.loc['n=3', 'k']:.3f}, generating 0.300)")
     print("verdict:", r.summary["verdict"])
+    true_scores = _scores(r, m)
+    print("scores (true masks):", true_scores)
+    out = {"size_px": size, "frames": frames, "n_particles": n_particles, "track_movie_true_masks_s": total,
+           **{k: true_scores[k] for k in ("events_recall", "events_precision", "id_switches", "free_n_abs_error")},
+           "k_n3_rel_error_true_masks": true_scores["k_n3_rel_error"], "true_masks": true_scores,
+           "k_n3_rel_error_model_masks": None, "events_recall_model_masks": None,
+           "events_precision_model_masks": None, "model_masks": None}
+    if model != "none":
+        print(f"\n== 4. track_movie with the {model!r} model's masks ({frames} rendered frames) ==")
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            rm = track_movie(m, model=model, out_dir=tmp, n_boot=100, figures=False, progress=True)
+            out["track_movie_model_s"] = time.perf_counter() - t
+        ms = _scores(rm, m)
+        print("scores (model masks):", ms, f"({out['track_movie_model_s']:.0f} s)")
+        out.update(k_n3_rel_error_model_masks=ms["k_n3_rel_error"], events_recall_model_masks=ms["events_recall"],
+                   events_precision_model_masks=ms["events_precision"], model_masks=ms)
+    return out
 
 
 def main() -> None:
@@ -133,10 +178,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--skip-multislice", action="store_true")
+    parser.add_argument("--model", default="none", help="also track from this model's masks ('default'); 'none'")
+    parser.add_argument("--json", default=None, help="write the target numbers to this JSON file")
     args = parser.parse_args()
     if not args.skip_multislice:
         realism(args.seeds)
-    speed_and_accuracy(args.size, args.frames)
+    result = speed_and_accuracy(args.size, args.frames, args.model)
+    if args.json:
+        import json
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+        print(f"targets → {args.json}")
 
 
 if __name__ == "__main__":
