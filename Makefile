@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.nanoseg-installed
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[dev,fast]'
+	$(PY) -m pip install -q -c constraints-cpu.txt -e '.[dev,fast,napari,napari-test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
