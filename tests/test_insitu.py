@@ -221,6 +221,19 @@ def test_continuation_merge_cuts_the_growing_track():
     assert sorted(res.links["parent_track"]) == sorted([big, small]) and set(res.links["child_track"]) == {child}
 
 
+def test_merge_cut_by_the_frame_border_is_not_judged():
+    # the same merge as above, but the small particle is cut by the border: its size is not its size
+    d0, d1 = 3.0, 2.0
+    after = (d0**3 + d1**3) ** (1 / 3)
+    rows = [(f, 10.0, 10.0, d0, False) for f in range(5)] + [(f, 10.0, 10.2, after, False) for f in range(5, 9)]
+    rows += [(f, 10.0, 12.6, d1, True) for f in range(5)]
+    table = pd.DataFrame(rows, columns=["frame", "y_nm", "x_nm", "diameter_nm", "touches_edge"])
+    res = detect_events(link_particles(table, search_range_nm=1.0))
+    assert "coalescence" not in set(res.events["kind"]) and res.links.empty
+    big = res.tracks[~res.tracks.touches_edge]
+    assert big["track_id"].nunique() == 1  # the undone merge leaves the big particle one track
+
+
 def test_merge_where_both_parents_jump_keeps_both_parents():
     # from the 1024² benchmark movie (frames 11-12): the big parent's centre and size jump by more than the
     # search range, so it links to the merged particle only by contact; the LAP must not end the small parent

@@ -5,6 +5,9 @@ with a disc-contact cost); this module checks each proposal against volume conse
 ``V = π d³ / 6`` from the equivalent diameter, median over ``n_average`` frames next to the event) and undoes
 the links that fail, joining the nearest parent (or child) back into one track:
 
+A merge or split with a detection cut by the frame border (``touches_edge``) is not judged (its sizes are cut)
+and is undone too.
+
 * **coalescence** — two or more parent tracks end into one child track, none of them shrinking before its end
   (a dissolving particle next to a neighbour is ripening), ``|V_child − ΣV_parents| ≤ volume_tolerance ·
   ΣV_parents``, and the child exceeds its largest parent by ≥ ``min_jump_fraction`` of the other parents'
@@ -171,7 +174,9 @@ def detect_events(tracks: pd.DataFrame, *, links: pd.DataFrame | None = None, vo
         ok = [p for p in parents if p in st.rows and not _was_shrinking(st.d[st.rows[p]])]
         v_parts = [float(sphere_volume(st.d_end(p, n_average))) for p in ok]
         v_blob = float(sphere_volume(st.d_start(child, n_average)))
-        if len(ok) >= 2 and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction):
+        at_edge = st.edge[st.rows[child][0]] or any(st.edge[st.rows[p][-1]] for p in parents if p in st.rows)
+        if (len(ok) >= 2 and not at_edge
+                and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction)):
             parents_t = tuple(sorted(ok))
             records.append(("coalescence", int(f), parents_t, (child,), sum(v_parts), v_blob,
                             max(dist[p] for p in ok)))
@@ -186,7 +191,8 @@ def detect_events(tracks: pd.DataFrame, *, links: pd.DataFrame | None = None, vo
                         strict=True))
         v_parts = [float(sphere_volume(st.d_start(c, n_average))) for c in children if c in st.rows]
         v_blob = float(sphere_volume(st.d_end(parent, n_average)))
-        if (detect_splits and len(v_parts) >= 2
+        at_edge = st.edge[st.rows[parent][-1]] or any(st.edge[st.rows[c][0]] for c in children if c in st.rows)
+        if (detect_splits and len(v_parts) >= 2 and not at_edge
                 and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction)):
             records.append(("split", int(group["frame"].min()), (parent,), tuple(sorted(children)), v_blob,
                             sum(v_parts), max(dist.values())))
