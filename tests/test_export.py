@@ -170,6 +170,14 @@ def test_cli_export_then_predict(tmp_path, fmt):
     assert (tmp_path / "masks" / "example.mask.tif").is_file()
 
 
+def test_cli_export_into_an_unwritable_folder_is_one_line(capsys):
+    """/proc/self refuses new files even for root."""
+    with pytest.raises(SystemExit):
+        main(["export", "default", "--out", "/proc/self/model.pt"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot write /proc/self/model.pt" in err and "choose another --out" in err
+
+
 def test_cli_export_mistake_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "default", "--out", str(tmp_path / "model.bin")])

@@ -150,7 +150,6 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
     run and compared with PyTorch on a random input (see :class:`ExportResult`); a difference above
     ``tolerance`` is refused with a :class:`NanosegError` and nothing is written.
     """
-    from nanoseg._util import atomic_path
     from nanoseg.infer.engine import onnx_available
     from nanoseg.infer.tiling import context_px
     from nanoseg.models.checkpoint import complete_card
@@ -162,6 +161,7 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
     if name == "onnx" and not onnx_available():
         raise NanosegError("ONNX export needs the onnx and onnxruntime packages",
                            hint="pip install 'nanoseg[fast]', or export --format torchscript")
+    _write_bytes(out, None)  # an unwritable place fails before the export work
     loaded = _resolve_loaded(model)
     module = loaded.module.to("cpu").eval()
     multiple = int(getattr(module, "size_multiple", 1))
@@ -186,10 +186,27 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
                            hint="try the other --format; report this network's architecture as a bug")
     final = card.model_copy(update={"export": {**export_info, "max_abs_dprob": err}})
     data = _file_bytes(name, graph, final.model_dump_json())  # the same graph, only the card gains the check
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        Path(tmp).write_bytes(data)
+    _write_bytes(out, data)
     return ExportResult(path=out, format=name, max_abs_dprob=err, check_input_shape=shape, card=final)
+
+
+def _write_bytes(out: Path, data: bytes | None) -> None:
+    """Write ``data`` to ``out`` atomically (``None``: only prove a file can be written next to it); an OS
+    failure (no folder permission, read-only disk, a file in the way) is one :class:`NanosegError`."""
+    import tempfile
+
+    from nanoseg._util import atomic_path
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            with tempfile.TemporaryFile(dir=out.parent):
+                pass
+            return
+        with atomic_path(out) as tmp:
+            Path(tmp).write_bytes(data)
+    except OSError as exc:
+        raise NanosegError(f"cannot write {out}: {exc.strerror or exc}", hint="choose another --out") from None
 
 
 def _exported_forward(name: str, data: bytes):
