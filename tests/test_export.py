@@ -83,6 +83,11 @@ def test_predict_with_the_exported_model_equals_the_checkpoint(exported, fmt):
     assert member["network_grid_shape"] == [128, 128] and member["context_px"] == exported[fmt].card.export["context_px"]
 
 
+def test_predict_refuses_an_engine_the_exported_file_cannot_use(exported):
+    with pytest.raises(NanosegError, match="--engine fused does not apply to an exported torchscript file"):
+        predict(example_micrograph(), str(exported["torchscript"].path), engine="fused")
+
+
 def test_export_refuses_a_network_that_differs_from_pytorch(tmp_path, monkeypatch):
     import nanoseg.models.export as export
 

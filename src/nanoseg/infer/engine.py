@@ -394,6 +394,10 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     dev = resolve_device(device)
     exported = getattr(module, "exported_format", None)
     if exported is not None:  # a file of `nanoseg export` (already a graph): run as it is; ONNX Runtime on the CPU
+        if engine not in ("auto", exported, "onnx" if exported == "onnx" else "jit"):
+            raise NanosegError(f"--engine {engine} does not apply to an exported {exported} file (it runs in "
+                               f"{'ONNX Runtime' if exported == 'onnx' else 'torch.jit'})",
+                               hint="leave --engine at auto, or predict with the checkpoint for other engines")
         dev = torch.device("cpu") if exported == "onnx" else dev
         runner = Runner(module.eval().to(dev), engine=exported, device=dev)
         runner.onnx_level = "all" if exported == "onnx" else None  # nanoseg.models.export runs it at this level
