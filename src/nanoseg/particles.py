@@ -282,17 +282,24 @@ def _merge_shallow_necks(ws: np.ndarray, dist: np.ndarray, peaks: np.ndarray, h_
     """Groups of watershed regions that form one particle: adjacent regions are merged, highest saddle first,
     when the neck between them is not clearly narrower than the smaller lobe."""
     n = len(peaks)
-    best = np.full(n * n, -1.0)
     height, width = ws.shape
+    keys, values = [], []
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # every 8-neighbour pair once
         here = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
         there = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
         a, b = ws[here], ws[there]
         edge = (a != b) & (a > 0) & (b > 0)
-        lo, hi = np.minimum(a[edge], b[edge]), np.maximum(a[edge], b[edge])
-        np.maximum.at(best, lo * n + hi, np.minimum(dist[here][edge], dist[there][edge]))
-    pairs = np.flatnonzero(best >= 0)
-    order = pairs[np.argsort(-best[pairs], kind="stable")]
+        lo, hi = np.minimum(a[edge], b[edge]).astype(np.int64), np.maximum(a[edge], b[edge]).astype(np.int64)
+        keys.append(lo * n + hi)
+        values.append(np.minimum(dist[here][edge], dist[there][edge]))
+    # the highest saddle of each adjacent pair (sparse: memory grows with the boundary, not with n²)
+    keys_all, values_all = np.concatenate(keys), np.concatenate(values).astype(float)
+    by_key = np.argsort(keys_all, kind="stable")
+    keys_all, values_all = keys_all[by_key], values_all[by_key]
+    pairs, starts = np.unique(keys_all, return_index=True)
+    saddles = np.maximum.reduceat(values_all, starts) if len(pairs) else np.zeros(0)
+    best = dict(zip(pairs.tolist(), saddles.tolist(), strict=True))
+    order = pairs[np.argsort(-saddles, kind="stable")]
     parent = list(range(len(peaks)))
     top = peaks.copy()
 
