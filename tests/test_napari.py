@@ -148,16 +148,39 @@ def test_segment_layers_on_the_example(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ viewer
-@pytest.fixture(scope="session")
+_ENV_BEFORE: dict[str, str | None] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_display_env():
+    """After this module, DISPLAY and QT_QPA_PLATFORM as they were (later tests' matplotlib then stays on Agg);
+    Qt keeps its open connection to the display."""
+    yield
+    for name, value in _ENV_BEFORE.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _display():
-    """An X display for Qt's offscreen platform to take OpenGL from: the current one, else an Xvfb server."""
+    """An X display for Qt's offscreen platform to take OpenGL from: the current one, else an Xvfb server.
+
+    Session-scoped and autouse so that it runs before pytest-qt's session ``qapp`` (the QApplication picks its
+    platform once); returns why the viewer tests must skip, or None.
+    """
+    import importlib.util
+
+    _ENV_BEFORE.update({name: os.environ.get(name) for name in ("DISPLAY", "QT_QPA_PLATFORM")})
+    if importlib.util.find_spec("napari") is None or importlib.util.find_spec("pytestqt") is None:
+        return "napari and pytest-qt are not installed (pip install -e '.[napari,napari-test]')"
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if os.environ.get("DISPLAY"):
-        yield
-        return
+        return None
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
-        pytest.skip("napari's canvas needs OpenGL: no DISPLAY and no Xvfb (apt-get install xvfb)")
+        return "napari's canvas needs OpenGL: no DISPLAY and no Xvfb (apt-get install xvfb)"
     read_fd, write_fd = os.pipe()
     # the server outlives every test (Qt keeps its X connection until the process ends, and losing it is fatal),
     # so a small shell watcher stops it once this process has exited
@@ -172,9 +195,9 @@ def _display():
     with os.fdopen(read_fd) as pipe:
         number = pipe.readline().strip()
     if not number:
-        pytest.skip("Xvfb did not start")
+        return "Xvfb did not start"
     os.environ["DISPLAY"] = f":{number}"
-    yield
+    return None
 
 
 def _prime_opengl() -> None:
@@ -196,10 +219,9 @@ def _prime_opengl() -> None:
 
 
 @pytest.fixture
-def viewer(request):
-    pytest.importorskip("napari")
-    pytest.importorskip("pytestqt")
-    request.getfixturevalue("_display")  # before pytest-qt makes the QApplication
+def viewer(request, _display):
+    if _display is not None:
+        pytest.skip(_display)
     _prime_opengl()
     return request.getfixturevalue("make_napari_viewer")()
 
@@ -228,7 +250,9 @@ def test_segment_widget_adds_probability_labels_and_table(viewer, qtbot):
     panel = _panel(viewer, "Segment particles")
     panel.layer.value = "nanoseg example"
     panel.run_button.changed.emit(True)
-    assert viewer.layers["nanoseg example"]  # the viewer stays usable while the worker runs
+    # the click returns at once: the work runs in a worker thread (its result needs the event loop to arrive)
+    assert panel.result is None and panel.worker is not None
+    assert panel.worker.pbar.total == 2 and "segmenting" in panel.worker.pbar.desc  # napari's activity dock
     _wait(qtbot, panel)
     assert panel.error is None
     labels = viewer.layers["nanoseg example particles"]
