@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ def _write(folder, first, count, *, truncated=False):
 
 def _watch(folder, out, **kw):
     options = dict(predict_fn=_threshold, frame_interval_s=2.0, poll_s=0.1, retries=2, idle_timeout_s=1.2,
-                   n_boot=0, figures=False, report_every_s=0)
+                   n_boot=0, figures=False, report_every_s=60)
     options.update(kw)
     return watch_folder(folder, out, **options)
 
@@ -114,7 +115,7 @@ def test_sigterm_finishes_the_frame_and_writes_kinetics(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
-    result = _watch(folder, out, idle_timeout_s=None, on_frame=stop_after_fourth)
+    result = _watch(folder, out, idle_timeout_s=None, on_frame=stop_after_fourth, report_every_s=0)
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
     assert result.stopped_by == "signal" and result.n_frames == 4
     assert pd.read_csv(out / "kinetics.csv")["frame"].tolist() == [0, 1, 2, 3]
@@ -160,6 +161,38 @@ def test_frame_of_another_size_is_skipped_and_reported(tmp_path):
     assert result.n_frames == 1
     assert result.skipped[0]["file"] == "b.tif" and "32×32" in result.skipped[0]["reason"]
     assert "kinetics not fitted" in " ".join(result.warnings)  # one frame: nothing to fit, said, no crash
+
+
+SHARED_DM4 = Path(__file__).resolve().parents[1].parent / "shared" / "vendor" / "dm" / "JEOL HAADF Image.dm4"
+COPIER = textwrap.dedent("""
+    import sys, time
+    source, folder = sys.argv[1], sys.argv[2]
+    data = open(source, "rb").read()
+    for name in ("a.dm4", "b.dm4"):  # a camera export: written in two parts
+        with open(f"{folder}/{name}", "wb") as fh:
+            fh.write(data[: len(data) // 3]); fh.flush(); time.sleep(0.1); fh.write(data[len(data) // 3:])
+    with open(f"{folder}/c.dm4", "wb") as fh:  # an export cut short
+        fh.write(data[: len(data) // 2])
+""")
+
+
+@pytest.mark.skipif(not SHARED_DM4.exists(), reason="needs ../shared/vendor (real DigitalMicrograph files)")
+def test_real_dm4_exports_with_their_timestamps(tmp_path):
+    """A real DM4 (JEOL HAADF, 112², acquired 2018-08-17 16:32:56) copied in by a writer process: read with its
+    calibration and timestamp (no --dt needed); the copy cut short is skipped with the reader's reason."""
+    folder, out = tmp_path / "camera", tmp_path / "live"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", COPIER, str(SHARED_DM4), str(folder)])
+    try:
+        result = _watch(folder, out, frame_interval_s=None, predict_fn=lambda m: m.data > np.median(m.data),
+                        idle_timeout_s=1.5)
+    finally:
+        writer.wait(timeout=60)
+    frames = pd.read_csv(out / "watch" / "frames.csv")
+    assert frames["file"].tolist() == ["a.dm4", "b.dm4"]
+    assert frames["timestamp_s"].tolist() == [1534523576.0, 1534523576.0] and frames["time_s"].tolist() == [0, 0]
+    assert json.loads((out / "watch" / "state.json").read_text())["pixel_size_nm"] == pytest.approx(1.249, abs=1e-3)
+    assert [s["file"] for s in result.skipped] == ["c.dm4"]
 
 
 # ------------------------------------------------------------------------------------------------ the CLI

@@ -22,6 +22,8 @@ def watch(
                                     help="Seconds between frames as an assumption (the interval is not known): "
                                          "written into summary.json, every table and the report."),
     pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the files')."),
+    signal: str = typer.Option(None, "--signal", help="For files holding several images (Velox HAADF + DF): "
+                                                      "which one, by index or title (see `nanoseg info FILE`)."),
     min_diameter_nm: float = typer.Option(0.5, "--min-diameter-nm", help="Smallest particle kept (nm)."),
     threshold: float = typer.Option(0.5, "--threshold", help="Probability threshold."),
     search_range_nm: float = typer.Option(1.0, "--search-range-nm", help="Largest move between frames (nm)."),
@@ -49,7 +51,7 @@ def watch(
 
     writable_folder(out)
     result = watch_folder(
-        folder, out, model=model, pixel_size_nm=pixel_size, frame_interval_s=dt, assume_dt_s=assume_dt,
+        folder, out, model=model, pixel_size_nm=pixel_size, signal_choice=_signal(signal), frame_interval_s=dt, assume_dt_s=assume_dt,
         min_diameter_nm=min_diameter_nm, threshold=threshold, correct_drift=not no_drift,
         search_range_nm=search_range_nm, memory=memory, n_boot=bootstrap, figures=not no_figures, poll_s=poll,
         retries=retries, max_frames=max_frames, idle_timeout_s=idle_timeout, report_every_s=report_every,
@@ -61,6 +63,11 @@ def watch(
                                     "per frame (--assume-dt), so every time and rate (k in nm^n/s) scales with this "
                                     "guess")
     _print_summary(result)
+
+
+def _signal(text: str | None) -> int | str | None:
+    """``--signal``: an index (digits) or a title."""
+    return int(text) if text is not None and text.strip().isdigit() else text
 
 
 def _print_summary(result) -> None:

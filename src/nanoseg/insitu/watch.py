@@ -74,7 +74,7 @@ class WatchResult:
     out_dir: Path
     n_frames: int  # frames in the run, this call and earlier ones
     n_new: int  # frames done by this call
-    seconds_per_frame: float  # mean read + segment + write time of this call's frames (NaN without any)
+    seconds_per_frame: float  # median read + segment + write time of this call's frames (NaN without any)
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"} of files given up on
     stopped_by: str = ""  # "signal", "stop", "max_frames", "idle_timeout"
     track: object | None = None  # the TrackResult of the kinetics, None if there was nothing to analyse
@@ -82,7 +82,8 @@ class WatchResult:
 
     @property
     def frames_per_s(self) -> float:
-        """Processing rate of this call (frames per second of work; the most it can keep up with)."""
+        """Processing rate of this call: 1 / the median seconds of work per frame (the most it keeps up with; the
+        median, so that the first frame's engine build does not count)."""
         return 1.0 / self.seconds_per_frame if self.seconds_per_frame > 0 else float("nan")
 
 
@@ -231,7 +232,7 @@ def _frame_time(micrograph, index: int, run: _Run, dt: float | None, assume_dt: 
 
 
 def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model="default",
-                 predict_fn: Callable | None = None, pixel_size_nm: float | None = None,
+                 predict_fn: Callable | None = None, pixel_size_nm: float | None = None, signal_choice=None,
                  frame_interval_s: float | None = None, assume_dt_s: float | None = None,
                  min_diameter_nm: float = 0.5, threshold: float = 0.5, split_touching: bool = True,
                  correct_drift: bool = True, search_range_nm: float = 1.0, memory: int = 2, n_boot: int = 200,
@@ -247,6 +248,8 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
     model, predict_fn : the segmentation, as for :func:`nanoseg.insitu.track_movie` (``predict_fn``:
         ``f(Micrograph) -> Prediction`` or a probability/mask array).
     pixel_size_nm : override/supply the pixel size (required when the files carry none).
+    signal_choice : for files holding several images (Velox HAADF + DF), which one: index or title
+        (``signal=`` of :func:`nanoseg.io.read`).
     frame_interval_s, assume_dt_s : the time axis when the files carry no timestamps (give at most one).
     min_diameter_nm, threshold, split_touching : as for :func:`nanoseg.particles.label_particles`.
     correct_drift, search_range_nm, memory, n_boot, figures : as for :func:`nanoseg.insitu.track_movie`.
@@ -258,7 +261,6 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
     stop : an event that stops the watch when set (SIGINT/SIGTERM set it too, from the main thread).
     on_frame : called with each committed frame's row of ``watch/frames.csv`` (a dict).
     """
-    from nanoseg.infer.batch import model_fingerprint
     from nanoseg.insitu.drift import DriftTracker
     from nanoseg.insitu.stream import _frame_table, _segment_fn
 
@@ -274,10 +276,10 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                            hint="give the folder the camera software saves frames into")
     if out.resolve() == folder.resolve():
         raise NanosegError("--out must not be the watched folder", path=out, hint="choose another --out")
-    settings = {"folder": str(folder.resolve()), "pixel_size_nm": pixel_size_nm, "frame_interval_s": frame_interval_s,
+    settings = {"folder": str(folder.resolve()), "pixel_size_nm": pixel_size_nm, "signal": signal_choice, "frame_interval_s": frame_interval_s,
                 "assume_dt_s": assume_dt_s, "min_diameter_nm": min_diameter_nm, "threshold": threshold,
                 "split_touching": split_touching, "correct_drift": correct_drift,
-                "segmentation": "predict_fn" if predict_fn is not None else model_fingerprint(model)}
+                "segmentation": "predict_fn" if predict_fn is not None else _model_fingerprint(model)}
     run = _Run(out, settings, restart)
     segment, _ = _segment_fn(predict_fn, model, None, 1)
     tracker = None
@@ -289,7 +291,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
     stop = stop or threading.Event()
     seen: dict[str, tuple[int, int]] = {}
     failures: dict[str, int] = {}
-    n_new, busy_s, stopped_by = 0, 0.0, ""
+    n_new, busy_s, stopped_by, frame_seconds = 0, 0.0, "", []
     last_frame_at = last_report_at = time.monotonic()
     with _StopFlag(stop) as flag:
         while not stopped_by:
@@ -305,7 +307,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                 path = folder / name
                 t0 = time.perf_counter()
                 try:
-                    micrograph = read(path, pixel_size_nm=pixel_size_nm)
+                    micrograph = read(path, pixel_size_nm=pixel_size_nm, signal=signal_choice)
                 except NanosegError as exc:
                     failures[name] = failures.get(name, 0) + 1
                     if failures[name] > retries:
@@ -325,6 +327,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                     continue
                 row["seconds"] = time.perf_counter() - t0
                 busy_s += row["seconds"]
+                frame_seconds.append(row["seconds"])
                 run.commit(row.pop("_table"), row, tracker)
                 n_new += 1
                 last_frame_at = time.monotonic()
@@ -345,7 +348,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
             else:
                 stop.wait(poll_s)
     result = WatchResult(out_dir=out, n_frames=len(run.state["frames"]), n_new=n_new,
-                         seconds_per_frame=busy_s / n_new if n_new else float("nan"),
+                         seconds_per_frame=float(np.median(frame_seconds)) if n_new else float("nan"),
                          skipped=[{"file": s["file"], "reason": s["reason"]} for s in run.state["skipped"]],
                          stopped_by=stopped_by)
     result.track = _kinetics(run, result, search_range_nm=search_range_nm, memory=memory,
@@ -353,6 +356,13 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                              correct_drift=correct_drift)
     _write_live_report(out, run, n_new, busy_s, result=result)
     return result
+
+
+def _model_fingerprint(model):
+    """:func:`nanoseg.infer.batch.model_fingerprint` (imported here: it loads torch, which a ``predict_fn`` needs not)."""
+    from nanoseg.infer.batch import model_fingerprint
+
+    return model_fingerprint(model)
 
 
 def _process(micrograph, index, name, path, run, tracker, segment, frame_table, dt, assume_dt, pixel_size_nm,
