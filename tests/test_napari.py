@@ -78,6 +78,21 @@ def test_reader_opens_an_untimed_stack_lazily_without_calibration(tmp_path):
     assert meta["pixel_size_nm"] is None and meta["times_s"] is None  # no timestamps: none invented
 
 
+def test_reader_opens_an_in_situ_capture_folder_as_a_timed_movie(tmp_path):
+    frames = example_micrograph()
+    for second, frame in [(0, 0), (0, 1), (1, 0)]:  # two frames per second, named as Gatan's in situ capture
+        write_tiff(tmp_path / f"cap_Hour_00_Minute_00_Second_{second:02d}_Frame_{frame:04d}.tif", frames)
+    assert _reader.get_reader(str(tmp_path)) is not None
+    [(data, kwargs, _)] = _reader.read_layers(tmp_path)
+    assert data.shape == (3, 256, 256) and kwargs["scale"] == (1.0, 0.02, 0.02)
+    assert kwargs["metadata"]["nanoseg"]["times_s"] == [0.0, 0.5, 1.0]  # from the names
+
+
+def test_reader_declines_a_folder_without_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert _reader.get_reader(str(tmp_path)) is None
+
+
 def test_reader_bad_file_is_one_nanoseg_error(tmp_path):
     path = tmp_path / "broken.tif"
     path.write_bytes(b"not a tiff")
@@ -131,6 +146,31 @@ def test_untimed_movie_is_refused_like_the_cli():
         _compute.movie_series(frames, pixel_size_nm=0.2, times_s=None, frame_interval_s=None, name="m")
     series = _compute.movie_series(frames, pixel_size_nm=0.2, times_s=None, frame_interval_s=0.5, name="m")
     assert list(series.times_s) == [0.0, 0.5, 1.0] and series[1].pixel_size_nm == 0.2
+
+
+def test_track_layers_mark_coalescences_in_the_graph_and_as_points():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    # tracks 1 and 2 merge into 3 at frame 2; track 4 vanishes
+    tracks = pd.DataFrame({"track_id": [1, 2, 1, 2, 3, 3, 4], "frame": [0, 0, 1, 1, 2, 3, 0],
+                           "y_nm": [1.0, 3.0, 1.5, 2.5, 2.0, 2.1, 8.0], "x_nm": [1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 8.0],
+                           "diameter_nm": [2.0, 2.0, 2.0, 2.0, 2.5, 2.5, 1.0]})
+    events = pd.DataFrame({"kind": ["coalescence", "vanish"], "frame": [2, 1], "parents": [(1, 2), (4,)],
+                           "children": [(3,), ()]})
+    fits = pd.DataFrame({"model": ["n=3"], "n": [3.0], "k": [0.1], "k_std": [0.01], "rate_units": ["nm^3/s"],
+                         "delta_aic": [0.0]})
+    result = SimpleNamespace(tracks=tracks, events=events, fits=fits,
+                             summary={"n_tracks": 4, "n_frames": 4, "pixel_size_nm": 0.1,
+                                      "events": {"coalescence": 1, "vanish": 1}})
+    out = _compute.track_layers(result, translate_nm=(0.5, 0.25), name="m")
+    (data, kwargs, kind), (points, point_kwargs, point_kind) = out.layers
+    assert (kind, point_kind) == ("tracks", "points")
+    assert data.shape == (7, 4) and kwargs["graph"] == {3: [1, 2]}
+    assert kwargs["translate"] == point_kwargs["translate"] == (0.0, 0.5, 0.25)
+    np.testing.assert_array_equal(points, [[2.0, 2.0, 1.0]])  # where the merged particle first appears
+    assert "1 coalescence" in out.summary and "k = 0.1" in out.summary and "nm^3/s" in out.summary
 
 
 def test_segment_layers_on_the_example(tmp_path):

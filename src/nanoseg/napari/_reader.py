@@ -1,7 +1,7 @@
 """The napari reader: every format :mod:`nanoseg.io` reads, opened as a calibrated image layer.
 
-A single image becomes a 2-D layer, a stack (an in situ movie) a lazy 3-D layer (frames, rows, cols) read
-frame by frame with :func:`nanoseg.io.read_series`. ``scale`` holds the pixel size in nm (``units`` nm), so
+A single image becomes a 2-D layer, a stack (an in situ movie) or a folder of frames (a Gatan in situ capture
+folder) a lazy 3-D layer (frames, rows, cols) read frame by frame with :func:`nanoseg.io.read_series`. ``scale`` holds the pixel size in nm (``units`` nm), so
 napari's scale bar and cursor read nm; the frame axis keeps the frame index (scale 1), and the real frame
 times, when the file has them, are in ``metadata["nanoseg"]["times_s"]``. A file without a calibration opens
 with scale 1 and ``units`` pixel, and ``pixel_size_nm`` None: the widgets then ask for the pixel size.
@@ -35,11 +35,18 @@ LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
 def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[LayerDataTuple]] | None:
-    """npe2 reader hook: :func:`read_layers` for a file nanoseg reads, None for anything else."""
+    """npe2 reader hook: :func:`read_layers` for a file nanoseg reads or a folder of them (an in situ capture
+    folder, opened as one movie), None for anything else."""
     paths = path if isinstance(path, list | tuple) else [path]
-    if not paths or any(Path(os.fspath(p)).suffix.lower() not in FORMATS for p in paths):
+    if not paths or not all(_readable(Path(os.fspath(p))) for p in paths):
         return None
     return read_layers
+
+
+def _readable(path: Path) -> bool:
+    if path.is_dir():
+        return any(p.suffix.lower() in FORMATS for p in path.rglob("*") if p.is_file())
+    return path.suffix.lower() in FORMATS
 
 
 def read_layers(path: str | os.PathLike | list) -> list[LayerDataTuple]:
@@ -54,6 +61,8 @@ def read_layers(path: str | os.PathLike | list) -> list[LayerDataTuple]:
 def _read_one(path: Path) -> LayerDataTuple:
     from nanoseg.io import describe
 
+    if path.is_dir():  # every image file below it, in time order (read_series' rules)
+        return stack_layer(read_series(path), name=path.name)
     n_frames = describe(path)["n_frames"]
     if n_frames == 1:
         return micrograph_layer(read(path), name=path.stem)
