@@ -236,3 +236,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert "Traceback" not in err and len(lines) == 1 and expected in lines[0], err
+
+
+def test_nanoseg_report_on_a_watch_folder_keeps_the_live_section(tmp_path):
+    """`nanoseg report OUT` on a watch folder: while it runs (no kinetics yet) and after the stop."""
+    from nanoseg.report.folders import folder_kind, report_folder
+
+    folder, out = tmp_path / "camera", tmp_path / "live"
+    folder.mkdir()
+    subprocess.run([sys.executable, "-c", WRITER, str(folder), "0", "5", "0"], check=True, timeout=60)
+    _watch(folder, out, idle_timeout_s=0.5)
+    assert folder_kind(out) == "watch"
+    html = report_folder(out, out=tmp_path / "after.html").read_text()
+    assert "Live acquisition" in html and "Kinetics fits" in html
+    for name in ("summary.json", "tracks.csv"):  # as if the watch were still running: no kinetics yet
+        (out / name).unlink()
+    html = report_folder(out, out=tmp_path / "during.html").read_text()
+    assert "Live acquisition" in html and "Kinetics fits" not in html

@@ -57,7 +57,7 @@ from nanoseg.errors import NanosegError
 from nanoseg.io import FORMATS, Series, read
 from nanoseg.particles import TABLE_COLUMNS
 
-__all__ = ["WatchResult", "watch_folder", "WATCH_SUFFIXES", "PARTICLE_COLUMNS"]
+__all__ = ["WatchResult", "watch_folder", "write_watch_report", "WATCH_SUFFIXES", "PARTICLE_COLUMNS"]
 
 #: file types picked up (the TIA ``.emi`` is read through its ``.ser``)
 WATCH_SUFFIXES = frozenset(s for s in FORMATS if s != ".emi")
@@ -159,6 +159,19 @@ class _Run:
         if self.csv.exists() and self.csv.stat().st_size != size:
             with open(self.csv, "r+b") as fh:
                 fh.truncate(size)
+
+    @classmethod
+    def read(cls, out: Path) -> _Run:
+        """The run in ``out`` as it is on disk (for a report; nothing is checked, cut or written)."""
+        run = cls.__new__(cls)
+        run.dir = out / "watch"
+        run.state_path, run.csv, run.drift_path = run.dir / "state.json", run.dir / "particles.csv", run.dir / "drift_state.npz"
+        try:
+            run.state = json.loads(run.state_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise NanosegError("unreadable watch state", path=run.state_path,
+                               hint="rerun nanoseg watch with --restart to start this folder again") from None
+        return run
 
     @property
     def done(self) -> set[str]:
@@ -431,9 +444,37 @@ def _kinetics(run: _Run, result: WatchResult, **options):
     return track
 
 
+def write_watch_report(out_dir: str | os.PathLike, *, out: str | os.PathLike | None = None) -> Path:
+    """The report of a watch folder, while it runs or after (what ``nanoseg report OUT`` writes for one)."""
+    from nanoseg.report import write_report
+
+    root = Path(out_dir)
+    run = _Run.read(root)
+    frames = run.frames()
+    sections = _live_sections(run, len(frames), float(frames["seconds"].median()) * len(frames) if len(frames) else 0.0)
+    if (root / "summary.json").exists() and (root / "tracks.csv").exists():
+        from nanoseg.insitu.stream import read_track_result
+        from nanoseg.report.folders import track_sections
+
+        sections += track_sections(read_track_result(root))
+    return write_report(Path(out) if out else root / "report.html", f"Live acquisition — {root.name}", sections)
+
+
 def _write_live_report(out: Path, run: _Run, n_new: int, busy_s: float, *, result: WatchResult | None = None):
     """``report.html``: the live section (and, at the end, the ``nanoseg track`` sections)."""
-    from nanoseg.report import Section, write_report
+    from nanoseg.report import write_report
+
+    sections = _live_sections(run, n_new, busy_s, result=result)
+    if result is not None and result.track is not None:
+        from nanoseg.report.folders import track_sections
+
+        sections += track_sections(result.track)
+    write_report(out / "report.html", f"Live acquisition — {out.name}", sections)
+
+
+def _live_sections(run: _Run, n_new: int, busy_s: float, *, result: WatchResult | None = None) -> list:
+    """Frames done, rate, skipped files, latest frames and the latest frame's sizes."""
+    from nanoseg.report import Section
 
     frames = run.frames()
     settings = run.state["settings"]
@@ -471,8 +512,4 @@ def _write_live_report(out: Path, run: _Run, n_new: int, busy_s: float, *, resul
             sections.append(Section(f"Sizes in the latest frame ({frames['file'].iloc[-1]})",
                                     text="Border particles left out (no Miles–Lantuéjoul weights in live tables); "
                                          "95 % bootstrap intervals (200 replicates).", tables=[stats]))
-    if result is not None and result.track is not None:
-        from nanoseg.report.folders import track_sections
-
-        sections += track_sections(result.track)
-    write_report(out / "report.html", f"Live acquisition — {out.name}", sections)
+    return sections

@@ -1,4 +1,4 @@
-"""Reports for any nanoseg output folder: ``track``, ``predict``, ``evaluate`` or ``study`` results.
+"""Reports for any nanoseg output folder: ``track``, ``watch``, ``predict``, ``evaluate`` or ``study`` results.
 
 :func:`report_folder` looks at what a folder holds and writes ``report.html`` into it; the section
 builders are reused by the demo.
@@ -30,12 +30,14 @@ FIGURE_CAPTIONS = {
 
 
 def folder_kind(folder: str | os.PathLike) -> str:
-    """``"study"``, ``"track"``, ``"evaluate"`` or ``"predict"`` from the files a folder holds."""
+    """``"study"``, ``"watch"``, ``"track"``, ``"evaluate"`` or ``"predict"`` from the files a folder holds."""
     root = Path(folder)
     if not root.is_dir():
         raise NanosegError("not a folder", path=root, hint="give the --out folder of predict, track, evaluate or study")
     if (root / "results.parquet").exists():
         return "study"
+    if (root / "watch" / "state.json").exists():
+        return "watch"
     if (root / "tracks.csv").exists() or (root / "summary.json").exists() and (root / "chunks").exists():
         return "track"
     if (root / "summary.csv").exists() and (root / "metrics.csv").exists():
@@ -139,6 +141,10 @@ def report_folder(folder: str | os.PathLike, *, out: str | os.PathLike | None = 
         from nanoseg.study.report import write_study_report
 
         return write_study_report(root, out=target)
+    if kind == "watch":
+        from nanoseg.insitu.watch import write_watch_report
+
+        return write_watch_report(root, out=target)
     if kind == "track":
         from nanoseg.insitu.stream import read_track_result
 
