@@ -495,6 +495,12 @@ def _live_sections(run: _Run, n_new: int, busy_s: float, *, result: WatchResult 
     ])
     text = (f"Watching {settings['folder']}. Times: {time_text}. The tables grow per frame in watch/ "
             "(particles.csv, frames.csv).")
+    interval_s = float(np.median(np.diff(frames["time_s"]))) if len(frames) > 1 else float("nan")
+    work_s = float(frames["seconds"].median()) if len(frames) else float("nan")
+    if interval_s > 0 and np.isfinite(work_s):
+        keeps_up = work_s <= interval_s
+        text += (f" Frames arrive every {interval_s:.3g} s (median, on the time axis above) and take {work_s:.3g} s "
+                 f"of work (median): {'it keeps up' if keeps_up else 'it falls behind; the backlog is worked off in arrival order'}.")
     if result is not None:
         text += f" Stopped ({result.stopped_by or 'done'}); the kinetics below use every frame so far."
     sections = [Section("Live acquisition", text=text, tables=[facts],
