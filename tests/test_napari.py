@@ -304,6 +304,19 @@ def test_segment_widget_adds_probability_labels_and_table(viewer, qtbot):
     assert "nanoseg example probability" in viewer.layers
 
 
+def test_segment_widget_on_a_movie_segments_the_displayed_frame(viewer, qtbot):
+    viewer.open_sample("nanoseg", "demo_movie")
+    viewer.dims.set_current_step(0, 5)
+    panel = _panel(viewer, "Segment particles")
+    panel.layer.value = "nanoseg demo movie"
+    panel.run_button.changed.emit(True)
+    _wait(qtbot, panel)
+    assert panel.error is None
+    labels = viewer.layers["nanoseg demo movie frame 5 particles"]
+    px = _sample_data.DEMO_MOVIE["pixel_size_nm"]
+    assert labels.data.shape == _sample_data.DEMO_MOVIE["shape_px"] and tuple(labels.scale) == (px, px)
+
+
 def test_segment_widget_refuses_an_uncalibrated_image(viewer, qtbot):
     viewer.add_image(example_micrograph().data[:128, :128], name="plain")  # opened without a calibration
     panel = _panel(viewer, "Segment particles")
