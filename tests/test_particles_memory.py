@@ -32,3 +32,33 @@ def test_neck_merging_merges_a_shallow_neck():
     dist = np.full(ws.shape, 2.5)
     groups = _merge_shallow_necks(ws, dist, np.array([0.0, 3.0, 3.0]), 1.0)
     assert groups == [[1, 2]]
+
+
+def _web(side_px: int = 350, spacing_px: int = 14, radius_px: int = 6) -> np.ndarray:
+    """One connected mask: a lattice of discs joined by 2-px bridges (every bridge a narrow neck)."""
+    yy, xx = np.mgrid[:side_px, :side_px]
+    centres = np.arange(spacing_px // 2, side_px - spacing_px // 2 + 1, spacing_px)
+    mask = np.zeros((side_px, side_px), bool)
+    for c in centres:
+        mask[c - 1:c + 1, centres[0]:centres[-1]] = True  # horizontal bridges
+        mask[centres[0]:centres[-1], c - 1:c + 1] = True  # vertical bridges
+    for cy in centres:
+        for cx in centres:
+            mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius_px**2
+    return mask, len(centres) ** 2
+
+
+def test_splitting_one_web_of_many_particles_stays_small():
+    """Each split part used to be a boolean mask of the whole component's crop (parts × crop bytes: 20 GB for a
+    4096² frame whose mask is one web)."""
+    from nanoseg.particles import label_particles
+
+    mask, n_discs = _web()
+    tracemalloc.start()
+    try:
+        labels = label_particles(mask, pixel_size_nm=0.1, min_diameter_nm=0.5)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert int(labels.max()) == n_discs  # every disc its own particle
+    assert peak_bytes < 25e6, f"{peak_bytes / 1e6:.0f} MB for {n_discs} particles in a {mask.shape} mask"

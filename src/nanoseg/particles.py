@@ -238,15 +238,16 @@ def _split(components: np.ndarray, n: int, r_min_px: float) -> np.ndarray:
         # pad by one pixel so the EDT sees background around the object
         sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in slc)
         region = components[sl] == index
-        parts = _split_one(np.pad(region, 1), h, max(r_min_px, 1.0))
-        for part in parts:
-            out[sl][part[1:-1, 1:-1] & region] = next_id
-            next_id += 1
+        parts, n_parts = _split_one(np.pad(region, 1), h, max(r_min_px, 1.0))
+        parts = parts[1:-1, 1:-1]
+        inside = region & (parts > 0)
+        out[sl][inside] = parts[inside] + (next_id - 1)
+        next_id += n_parts
     return out
 
 
-def _split_one(padded: np.ndarray, h_px: float, min_peak_px: float) -> list[np.ndarray]:
-    """The particles of one connected component (a padded boolean crop), as boolean masks.
+def _split_one(padded: np.ndarray, h_px: float, min_peak_px: float) -> tuple[np.ndarray, int]:
+    """The particles of one connected component (a padded boolean crop): a label crop (1..n, 0 outside) and n.
 
     Markers are the regional maxima of the h-maximum transform of the EDT (one connected plateau per EDT dome
     whose dynamic is ≥ ``h_px``) with an inscribed radius ≥ ``min_peak_px``. The watershed regions are then
@@ -258,24 +259,28 @@ def _split_one(padded: np.ndarray, h_px: float, min_peak_px: float) -> list[np.n
 
     dist = ndi.distance_transform_edt(padded)
     peak = dist.max()
+    whole = (padded.astype(np.int32), 1)
     if peak < 2 * h_px + min_peak_px or padded.sum() < 20:
-        return [padded]  # too small to hold two particles that each pass the split rule
+        return whole  # too small to hold two particles that each pass the split rule
     # quantize to 1/8 px so float noise cannot create spurious maxima
     quantized = np.round(dist * 8).astype(np.float64)
     # fast path: one connected set of (non-strict) local maxima means one regional maximum, one particle
     candidates = (quantized == ndi.maximum_filter(quantized, size=3)) & (dist >= min_peak_px)
     if ndi.label(candidates, structure=np.ones((3, 3), bool))[1] <= 1:
-        return [padded]
+        return whole
     h_q = round(h_px * 8)
     domes = reconstruction(np.maximum(quantized - h_q, 0), quantized, method="dilation")
     tops = local_maxima(domes, connectivity=2, allow_borders=True) & padded & (dist >= min_peak_px)
     markers, n_markers = ndi.label(tops, structure=np.ones((3, 3), bool))
     if n_markers <= 1:
-        return [padded]
+        return whole
     ws = watershed(-dist, markers, mask=padded)
     peaks = ndi.maximum(dist, ws, index=np.arange(n_markers + 1))
     groups = _merge_shallow_necks(ws, dist, np.asarray(peaks, dtype=float), h_px)
-    return [np.isin(ws, members) for members in groups]
+    part_of_region = np.zeros(n_markers + 1, dtype=np.int32)  # one label crop, not one crop-sized mask per part
+    for part, members in enumerate(groups, start=1):
+        part_of_region[members] = part
+    return part_of_region[ws], len(groups)
 
 
 def _merge_shallow_necks(ws: np.ndarray, dist: np.ndarray, peaks: np.ndarray, h_px: float) -> list[list[int]]:
