@@ -234,6 +234,22 @@ def test_merge_cut_by_the_frame_border_is_not_judged():
     assert big["track_id"].nunique() == 1  # the undone merge leaves the big particle one track
 
 
+def test_linking_scales_to_a_noisy_segmentation():
+    # ~2000 small detections per frame, a third of them blinking (a noisy model): the gap-closing/merge/split passes use k-d tree
+    # candidates, not every pair of segments (laptrack's own segment step took minutes here)
+    import time
+
+    rng = np.random.default_rng(0)
+    n, frames = 2000, 4
+    base = rng.uniform(0, 250, (n, 2))
+    rows = [(f, *(base[k] + rng.normal(0, 0.1, 2)), rng.uniform(0.6, 1.2)) for f in range(frames) for k in range(n)
+            if rng.random() > 0.3]  # 30 % of detections missed: many segment ends and starts
+    t0 = time.perf_counter()
+    res = linked(rows)
+    assert time.perf_counter() - t0 < 8.0
+    assert res.tracks["track_id"].nunique() < 1.6 * n
+
+
 def test_merge_where_both_parents_jump_keeps_both_parents():
     # from the 1024² benchmark movie (frames 11-12): the big parent's centre and size jump by more than the
     # search range, so it links to the merged particle only by contact; the LAP must not end the small parent

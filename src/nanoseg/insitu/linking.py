@@ -12,7 +12,6 @@ Example
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -58,9 +57,6 @@ LINEAGE_COLUMNS = ["parent_track", "child_track", "frame", "event", "parent_y_nm
                    "parent_diameter_nm", "child_y_nm", "child_x_nm", "child_diameter_nm", "distance_nm"]
 """Columns of the lineage table: one row per parent → child link of a merge or a split. ``frame`` is the child's
 first frame; positions are the parent's last and the child's first (linking coordinates, nm)."""
-
-_ROW_SCALE = 1e-10  # the row number rides as a 4th coordinate this small: invisible to squared distances
-
 
 def link_lineage(tables, *, search_range_nm: float, memory: int = 2, size_weight: float = 0.5,
                  pos_columns: list[str] | None = None, merges: bool = True, splits: bool = True,
@@ -127,12 +123,11 @@ def link_lineage(tables, *, search_range_nm: float, memory: int = 2, size_weight
     w = max(float(size_weight), 1e-9)  # keeps the size coordinate (its diameter) even when it has no weight
     f0 = int(frame.min())
     starts = np.searchsorted(frame, np.arange(f0, int(frame.max()) + 2))
-    coords = [np.column_stack([y[a:b], x[a:b], w * d[a:b], _ROW_SCALE * np.arange(a, b)])
+    coords = [np.column_stack([y[a:b], x[a:b], w * d[a:b]])
               for a, b in zip(starts[:-1], starts[1:], strict=True)]
-    graph = _lap_links(coords, starts, frame, y, x, d, r2=r2, max_gap_frames=int(memory) + 1, merges=merges,
+    edges = _lap_links(coords, starts, frame, y, x, d, w=w, r2=r2, max_gap_frames=int(memory) + 1, merges=merges,
                        splits=splits, margin_nm=contact_margin_nm)
-    row_of = {node: int(starts[node[0]]) + int(node[1]) for node in graph.nodes}
-    track = _segments(graph, row_of, len(work))
+    track = _segments(edges, len(work))
     # renumber tracks in order of first appearance (frame, then position)
     order = np.lexsort((x, y, frame))
     first_seen = pd.unique(track[order])
@@ -140,12 +135,13 @@ def link_lineage(tables, *, search_range_nm: float, memory: int = 2, size_weight
     renumber[first_seen] = np.arange(len(first_seen))
     track = renumber[track]
     work["track_id"] = track
+    n_in = np.bincount(edges[:, 1], minlength=len(work))
+    n_out = np.bincount(edges[:, 0], minlength=len(work))
     links = []
-    for u, v in graph.edges:
-        kind = "merge" if graph.in_degree(v) >= 2 else ("split" if graph.out_degree(u) >= 2 else None)
+    for a, b in edges:
+        kind = "merge" if n_in[b] >= 2 else ("split" if n_out[a] >= 2 else None)
         if kind is None:
             continue
-        a, b = row_of[u], row_of[v]
         links.append((int(track[a]), int(track[b]), int(frame[b]), kind, y[a], x[a], d[a], y[b], x[b], d[b],
                       float(np.hypot(y[a] - y[b], x[a] - x[b]))))
     lineage = (pd.DataFrame(links, columns=LINEAGE_COLUMNS).sort_values(["frame", "child_track", "parent_track"])
@@ -154,79 +150,148 @@ def link_lineage(tables, *, search_range_nm: float, memory: int = 2, size_weight
     return LinkResult(work, lineage)
 
 
-def _lap_links(coords, starts, frame, y, x, d, *, r2: float, max_gap_frames: int, merges: bool, splits: bool,
-               margin_nm: float):
-    """The three laptrack passes of :func:`link_lineage`; returns the directed graph of (frame index, index) nodes.
+def _lap_links(coords, starts, frame, y, x, d, *, w: float, r2: float, max_gap_frames: int, merges: bool,
+               splits: bool, margin_nm: float) -> np.ndarray:
+    """The three passes of :func:`link_lineage`; returns the links as (row before, row after) pairs.
 
-    1. frame-to-frame links; 2. gap closing (those links fixed); 3. merges and splits (all links fixed) into
-    detections *inside* a segment only. Done in one pass, the LAP can pay for one jump twice (as a merge into the
+    1. frame-to-frame links (laptrack); 2. gap closing (those links fixed); 3. merges and splits (all links
+    fixed) into detections *inside* a segment only. Done in one LAP, a jump can be paid twice (as a merge into the
     new segment's first detection and as a split from the old one's last), ending the other parent instead.
+    Passes 2 and 3 are sparse LAPs of the same (Jaqaman) form on k-d-tree candidates: laptrack's own segment
+    step tests every pair of segments in Python (490 s for 4 frames of ~2400 detections).
     """
     from laptrack import LapTrack
 
-    def row(node) -> int:
-        return int(starts[node[0]]) + int(node[1])
-
-    alternatives = dict(track_start_cost=r2, track_end_cost=r2, segment_start_cost=r2, segment_end_cost=r2,
-                        no_merging_cost=r2, no_splitting_cost=r2)
-    link = dict(metric="sqeuclidean", cutoff=r2, **alternatives)
-    graph = LapTrack(**link, gap_closing_cutoff=False).predict(coords)
-    contact = _contact_cost(y, x, d, r2, margin_nm)
-    if max_gap_frames >= 1:
-        graph = LapTrack(**link, gap_closing_metric=_gap_cost(frame, contact), gap_closing_cutoff=r2,
-                         gap_closing_max_frame_count=max_gap_frames).predict(coords, connected_edges=list(graph.edges))
-    if not (merges or splits):
-        return graph
+    graph = LapTrack(metric="sqeuclidean", cutoff=r2, track_start_cost=r2, track_end_cost=r2,
+                     gap_closing_cutoff=False).predict(coords)
+    edges = np.array([(int(starts[u[0]]) + int(u[1]), int(starts[v[0]]) + int(v[1])) for u, v in graph.edges],
+                     dtype=np.int64).reshape(-1, 2)
     n = len(frame)
-    has_in, has_out = np.zeros(n, bool), np.zeros(n, bool)
-    for u, v in graph.edges:
-        has_out[row(u)] = True
-        has_in[row(v)] = True
-    graph = LapTrack(**link, gap_closing_cutoff=False,
-                     merging_metric=_contact_cost(y, x, d, r2, margin_nm, blob_ok=has_in),
-                     merging_cutoff=r2 if merges else False,
-                     splitting_metric=_contact_cost(y, x, d, r2, margin_nm, blob_ok=has_out),
-                     splitting_cutoff=r2 if splits else False).predict(coords, connected_edges=list(graph.edges),
-                                                                       split_merge_validation=False)
-    return graph
+    geo = _Geometry(frame, y, x, d, w=w, r2=r2, margin_nm=margin_nm)
+    if max_gap_frames >= 1:
+        has_in, has_out = _degrees(edges, n)
+        ends, begins = np.flatnonzero(~has_out), np.flatnonzero(~has_in)
+        i, j, cost = geo.gap_candidates(ends, begins, max_gap_frames)
+        edges = np.vstack([edges, _assign(i, j, cost, r2)])
+    for on, backwards in ((merges, False), (splits, True)):
+        if not on:
+            continue
+        has_in, has_out = _degrees(edges, n)
+        pieces = np.flatnonzero(~has_in if backwards else ~has_out)
+        blobs = np.flatnonzero(has_out if backwards else has_in)
+        i, j, cost = geo.contact_candidates(pieces, blobs, -1 if backwards else 1)
+        pairs = _assign(i, j, cost, r2)
+        edges = np.vstack([edges, pairs[:, ::-1] if backwards else pairs])
+    return edges
 
 
-def _contact_cost(y, x, d, r2: float, margin_nm: float, blob_ok=None):
-    """cost(piece, blob) of :func:`link_lineage` on laptrack coordinates (the row rides in the 4th one).
+def _degrees(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(has an incoming link, has an outgoing link) per row."""
+    return np.bincount(edges[:, 1], minlength=n) > 0, np.bincount(edges[:, 0], minlength=n) > 0
 
-    ``blob_ok``: rows that may be the blob (merges and splits attach inside a segment); None: any row.
+
+class _Geometry:
+    """Candidate links and their costs (nm², see :func:`link_lineage`) between rows of the particle table."""
+
+    def __init__(self, frame, y, x, d, *, w: float, r2: float, margin_nm: float):
+        self.frame, self.y, self.x, self.r, self.s = frame, y, x, 0.5 * d, w * d
+        self.r2, self.margin = r2, margin_nm
+        self.rows_in = {int(f): np.flatnonzero(frame == f) for f in np.unique(frame)}
+
+    def _pairs(self, a: np.ndarray, b: np.ndarray, radius_nm: np.ndarray):
+        """All (i in a, j in b) with planar distance ≤ radius_nm[i] (k-d tree)."""
+        from scipy.spatial import cKDTree
+
+        if len(a) == 0 or len(b) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        tree = cKDTree(np.column_stack([self.y[b], self.x[b]]))
+        hits = tree.query_ball_point(np.column_stack([self.y[a], self.x[a]]), radius_nm)
+        i = np.repeat(a, [len(h) for h in hits])
+        j = b[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])] if len(i) else np.zeros(0, np.int64)
+        return i, j
+
+    def contact(self, piece: np.ndarray, blob: np.ndarray) -> np.ndarray:
+        """``(D / (r_piece + r_blob + margin))² · r2``; inf when the blob is < 0.9 × the piece's size."""
+        dist = np.hypot(self.y[piece] - self.y[blob], self.x[piece] - self.x[blob])
+        rho = dist / (self.r[piece] + self.r[blob] + self.margin)
+        return np.where(self.r[blob] < 0.9 * self.r[piece], np.inf, rho**2 * self.r2)
+
+    def sq(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Squared distance in (y, x, w · d)."""
+        return (self.y[a] - self.y[b]) ** 2 + (self.x[a] - self.x[b]) ** 2 + (self.s[a] - self.s[b]) ** 2
+
+    def gap_candidates(self, ends: np.ndarray, begins: np.ndarray, max_gap: int):
+        """Segment ends → segment starts 1…max_gap frames later, below the cutoff (contact also across one)."""
+        found = [], [], []
+        r_max = float(self.r.max()) if len(self.r) else 0.0
+        search = float(np.sqrt(self.r2))
+        by_frame = {f: begins[self.frame[begins] == f] for f in np.unique(self.frame[begins])}
+        for f in np.unique(self.frame[ends]):
+            a = ends[self.frame[ends] == f]
+            for g in range(1, max_gap + 1):
+                b = by_frame.get(int(f) + g)
+                if b is None:
+                    continue
+                radius = np.full(len(a), search)
+                if g == 1:
+                    radius = np.maximum(radius, self.r[a] + r_max + self.margin)
+                i, j = self._pairs(a, b, radius)
+                cost = self.sq(i, j)
+                if g == 1:
+                    cost = np.minimum(cost, np.minimum(self.contact(i, j), self.contact(j, i)))
+                keep = cost < self.r2
+                for out, v in zip(found, (i[keep], j[keep], cost[keep]), strict=True):
+                    out.append(v)
+        return tuple(np.concatenate(v) if v else np.zeros(0) for v in found)
+
+    def contact_candidates(self, pieces: np.ndarray, blobs: np.ndarray, step: int):
+        """Pieces → blobs ``step`` frames away (+1 merges, −1 splits) with a contact cost below the cutoff."""
+        found = [], [], []
+        r_max = float(self.r.max()) if len(self.r) else 0.0
+        blob_set = np.zeros(len(self.frame), bool)
+        blob_set[blobs] = True
+        for f in np.unique(self.frame[pieces]):
+            others = self.rows_in.get(int(f) + step)
+            if others is None:
+                continue
+            b = others[blob_set[others]]
+            a = pieces[self.frame[pieces] == f]
+            i, j = self._pairs(a, b, self.r[a] + r_max + self.margin)
+            cost = self.contact(i, j)
+            keep = cost < self.r2
+            for out, v in zip(found, (i[keep], j[keep], cost[keep]), strict=True):
+                out.append(v)
+        return tuple(np.concatenate(v) if v else np.zeros(0) for v in found)
+
+
+def _assign(i: np.ndarray, j: np.ndarray, cost: np.ndarray, alternative: float) -> np.ndarray:
+    """Min-cost links (i → j), each i and each j used at most once, leaving one unlinked costing ``alternative``.
+
+    The square sparse matrix of Jaqaman et al. (2008): [[C, alt·I], [alt·I, Cᵀ-pattern·alt]], solved with
+    scipy's sparse LAP; returns the chosen (i, j) pairs.
     """
-    ys, xs, rs = y.tolist(), x.tolist(), (0.5 * d).tolist()
-    ok = None if blob_ok is None else blob_ok.tolist()
-    hypot = math.hypot
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-    def cost(piece, blob) -> float:
-        i, j = int(round(piece[3] / _ROW_SCALE)), int(round(blob[3] / _ROW_SCALE))
-        if rs[j] < 0.9 * rs[i] or (ok is not None and not ok[j]):
-            return math.inf
-        rho = hypot(ys[i] - ys[j], xs[i] - xs[j]) / (rs[i] + rs[j] + margin_nm)
-        return rho * rho * r2
-
-    return cost
-
-
-def _gap_cost(frame, contact):
-    """Gap closing: squared linking distance; across one frame also the contact cost, either way round."""
-    frames = frame.tolist()
-
-    def cost(end, start) -> float:
-        diff = end[:3] - start[:3]
-        sq = float(diff @ diff)
-        i, j = int(round(end[3] / _ROW_SCALE)), int(round(start[3] / _ROW_SCALE))
-        if frames[j] - frames[i] == 1:
-            return min(sq, contact(end, start), contact(start, end))
-        return sq
-
-    return cost
+    if len(i) == 0:
+        return np.zeros((0, 2), np.int64)
+    ui, ri = np.unique(i, return_inverse=True)
+    uj, rj = np.unique(j, return_inverse=True)
+    m, k = len(ui), len(uj)
+    eps = 1e-9  # stored zeros would be dropped as non-edges
+    rows = np.concatenate([ri, np.arange(m), m + np.arange(k), m + rj])
+    cols = np.concatenate([rj, k + np.arange(m), np.arange(k), k + ri])
+    vals = np.concatenate([cost, np.full(m, alternative), np.full(k, alternative), np.full(len(i), alternative)])
+    matrix = coo_matrix((vals + eps, (rows, cols)), shape=(m + k, m + k)).tocsr()
+    r, c = min_weight_full_bipartite_matching(matrix)
+    chosen = (r < m) & (c < k)
+    return np.column_stack([ui[r[chosen]], uj[c[chosen]]]).astype(np.int64)
 
 
-def _segments(graph, row_of: dict, n_rows: int) -> np.ndarray:
+def _segments(edges: np.ndarray, n_rows: int) -> np.ndarray:
     """Track id per row: connected runs of one-in/one-out links (a merge or split starts new segments)."""
+    n_in = np.bincount(edges[:, 1], minlength=n_rows)
+    n_out = np.bincount(edges[:, 0], minlength=n_rows)
     parent = np.arange(n_rows)
 
     def root(i: int) -> int:
@@ -235,9 +300,9 @@ def _segments(graph, row_of: dict, n_rows: int) -> np.ndarray:
             i = parent[i]
         return i
 
-    for u, v in graph.edges:
-        if graph.out_degree(u) == 1 and graph.in_degree(v) == 1:
-            a, b = root(row_of[u]), root(row_of[v])
+    for u, v in edges:
+        if n_out[u] == 1 and n_in[v] == 1:
+            a, b = root(u), root(v)
             if a != b:
                 parent[max(a, b)] = min(a, b)
     return np.array([root(i) for i in range(n_rows)], dtype=np.int64)
