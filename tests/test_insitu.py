@@ -250,6 +250,16 @@ def test_linking_scales_to_a_noisy_segmentation():
     assert res.tracks["track_id"].nunique() < 1.6 * n
 
 
+def test_track_movie_shows_each_analysis_step(tmp_path, capsys):
+    masks = np.zeros((5, 48, 48), bool)
+    masks[:, 10:20, 10:20] = masks[:, 30:40, 28:38] = True
+    frames = np.random.default_rng(1).normal(1, 0.05, masks.shape).astype(np.float32)
+    track_movie(frames, masks=masks, out_dir=tmp_path, pixel_size_nm=0.2, n_boot=5, figures=False, progress=True)
+    err = capsys.readouterr().err
+    for step in ("linking 10 detections", "events", "kinetics fits", "bootstrap", "writing tables"):
+        assert step in err, step
+
+
 def test_merge_where_both_parents_jump_keeps_both_parents():
     # from the 1024² benchmark movie (frames 11-12): the big parent's centre and size jump by more than the
     # search range, so it links to the merged particle only by contact; the LAP must not end the small parent
