@@ -111,6 +111,23 @@ class BatchReport:
         return "\n".join(lines)
 
 
+def probe_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (with parents) and prove a file can be written in it; OS errors propagate.
+
+    >>> import tempfile
+    >>> probe_writable(Path(tempfile.mkdtemp()) / "new" / "out").is_dir()
+    True
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        import errno
+
+        raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=folder).close()  # created and removed: the folder takes new files
+    return folder
+
+
 def settings_digest(settings: dict) -> str:
     """A short sha1 of ``settings`` as canonical JSON (sorted keys): equal settings, equal digest.
 

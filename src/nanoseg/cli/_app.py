@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import tempfile
 from pathlib import Path
 
 import typer
@@ -37,13 +35,11 @@ def writable_folder(folder: Path, option: str = "--out") -> Path:
     Any failure (a regular file in the way, no permission, a read-only disk) becomes one
     :class:`NanosegError` line: ``cannot write to OUT: <reason>; choose another --out``.
     """
+    from nanoseg._util import probe_writable
+
     folder = Path(folder)
     try:
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        probe_writable(folder)
     except OSError as exc:
         raise NanosegError(f"cannot write to {folder}: {exc.strerror or exc}; choose another {option}") from None
     return folder

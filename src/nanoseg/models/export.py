@@ -193,15 +193,11 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
 def _write_bytes(out: Path, data: bytes | None) -> None:
     """Write ``data`` to ``out`` atomically (``None``: only prove a file can be written next to it); an OS
     failure (no folder permission, read-only disk, a file in the way) is one :class:`NanosegError`."""
-    import tempfile
-
-    from nanoseg._util import atomic_path
+    from nanoseg._util import atomic_path, probe_writable
 
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        probe_writable(out.parent)
         if data is None:
-            with tempfile.TemporaryFile(dir=out.parent):
-                pass
             return
         with atomic_path(out) as tmp:
             Path(tmp).write_bytes(data)
