@@ -16,7 +16,7 @@ Example
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,10 @@ class ModelCard(BaseModel):
     # what inference must do to an image before the network sees it
     preprocessing: list[dict[str, Any]] = Field(default_factory=list)
     pixel_size_nm: float | None = None  # the pixel size the network was trained at (inputs are resampled to it)
+    # the imaging mode the network was trained on ("hrtem", "haadf_stem", "bf_tem") and how particles look in
+    # it ("dark": darker than the support, as in bright-field TEM; "bright": brighter, as in HAADF-STEM)
+    modality: str = "hrtem"
+    polarity: Literal["dark", "bright"] = "dark"
 
     # training distribution (used for out-of-distribution warnings)
     pixel_size_range_nm: Range | None = None  # pixel sizes of the raw training images, before resampling
