@@ -107,18 +107,21 @@ def input_pixel_size(micrograph, card, *, pixel_size_nm: float | None = None,
 
 
 def network_input(micrograph, card=None, *, pixel_size_nm: float | None = None,
-                  assume_model_pixel_size: bool = False) -> NetworkInput:
+                  assume_model_pixel_size: bool = False, pipeline=None) -> NetworkInput:
     """The network input of ``micrograph`` for a model with this ``card`` (None: a bare network).
 
     ``micrograph`` is a :class:`nanoseg.io.Micrograph` (checked for NaN/inf). See the module docstring for
-    the rules; :meth:`NetworkInput.padded` is the array the network runs on.
+    the rules; :meth:`NetworkInput.padded` is the array the network runs on. ``pipeline`` (anything
+    :meth:`nanoseg.preprocess.Pipeline.from_spec` takes) replaces the card's preprocessing. Notes of steps
+    that had to fall back (a flat field that could not divide) go into ``notes``.
     """
     from nanoseg.preprocess import Pipeline, resample_micrograph
 
     micrograph.check_finite()
     px, notes = input_pixel_size(micrograph, card, pixel_size_nm=pixel_size_nm,
                                  assume_model_pixel_size=assume_model_pixel_size)
-    spec = list(getattr(card, "preprocessing", None) or [])
+    spec = (list(getattr(card, "preprocessing", None) or []) if pipeline is None
+            else Pipeline.from_spec(pipeline).to_spec())
     pipeline = Pipeline.from_spec(spec)
     target = getattr(card, "pixel_size_nm", None)
     steps: list[str] = []
@@ -127,9 +130,9 @@ def network_input(micrograph, card=None, *, pixel_size_nm: float | None = None,
     if any(step.name == "resample" for step in pipeline):
         if px is None:  # assumed to be at the model's pixel size: nothing to resample
             pipeline = Pipeline([step for step in pipeline if step.name != "resample"])
-            data, grid_px = pipeline(micrograph.data), target
+            data, grid_px = pipeline(micrograph.data, warnings=notes), target
         else:
-            out = pipeline.apply(micrograph.with_data(micrograph.data, pixel_size_nm=px))
+            out = pipeline.apply(micrograph.with_data(micrograph.data, pixel_size_nm=px), warnings=notes)
             data, grid_px = out.data, out.pixel_size_nm
         steps += [step.name for step in Pipeline.from_spec(spec)]
     else:
@@ -139,7 +142,7 @@ def network_input(micrograph, card=None, *, pixel_size_nm: float | None = None,
             if resampled.shape != micrograph.shape:
                 data, grid_px = resampled.data, resampled.pixel_size_nm
                 steps.append(f"resampled {px:.4g} → {grid_px:.4g} nm/px")
-        data = pipeline(data) if len(pipeline) else np.asarray(data, np.float32)
+        data = pipeline(data, warnings=notes) if len(pipeline) else np.asarray(data, np.float32)
         steps += [step.name for step in pipeline]
     return NetworkInput(image=np.asarray(data, np.float32), input_shape=tuple(micrograph.shape),
                         input_pixel_size_nm=px, pixel_size_nm=None if grid_px is None else float(grid_px),

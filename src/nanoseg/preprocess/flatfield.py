@@ -142,16 +142,49 @@ def flat_field(image, *, order=(2, 2), scale=0.25, n_reweight=2, mode="divide", 
     choice(mode, "mode", ("divide", "subtract"), step="flat_field")
     array = as_image(image, step="flat_field")
     background = fit_background(array, order=order, scale=scale, n_reweight=n_reweight, exclude=exclude)
+    if mode == "divide" and not can_divide(background):
+        raise NanosegError(
+            "flat_field: the fitted background reaches zero or below, so dividing by it is meaningless",
+            hint="apply flat_field to raw positive intensities (before standardize), or use mode='subtract'",
+        )
+    return _corrected(array, background, mode), background.astype(np.float32)
+
+
+def can_divide(background: np.ndarray) -> bool:
+    """True when a fitted background stays positive everywhere, so ``image / background`` means something."""
+    return bool(np.min(background) > 0)
+
+
+def _corrected(array: np.ndarray, background: np.ndarray, mode: str) -> np.ndarray:
     if mode == "divide":
-        if background.min() <= 0:
-            raise NanosegError(
-                "flat_field: the fitted background reaches zero or below, so dividing by it is meaningless",
-                hint="apply flat_field to raw positive intensities (before standardize), or use mode='subtract'",
-            )
-        corrected = array / background
-    else:
-        corrected = array - background + background.mean()
-    return corrected.astype(np.float32), background.astype(np.float32)
+        return (array / background).astype(np.float32)
+    return (array - background + background.mean()).astype(np.float32)
+
+
+def flat_field_or_subtract(image, *, order=(2, 2), scale=0.25, n_reweight=2, mode="divide", exclude=None
+                           ) -> tuple[np.ndarray, str | None]:
+    """:func:`flat_field` that never fails on a dark background: ``(corrected, note)``.
+
+    When ``mode="divide"`` is impossible because the fitted background reaches zero or below (HAADF-STEM
+    and dark-field images: a near-zero background with bright particles, or a detector offset), the
+    background is subtracted instead (``mode="subtract"``) and ``note`` says so; otherwise ``note`` is None
+    and the result is exactly :func:`flat_field`'s. Used by :class:`~nanoseg.preprocess.Pipeline`.
+
+    >>> image = np.zeros((32, 32)); image[4:12, 4:12] = 100.0   # bright particle, zero background
+    >>> corrected, note = flat_field_or_subtract(image)
+    >>> corrected.shape, "subtracted" in note
+    ((32, 32), True)
+    """
+    choice(mode, "mode", ("divide", "subtract"), step="flat_field")
+    array = as_image(image, step="flat_field")
+    background = fit_background(array, order=order, scale=scale, n_reweight=n_reweight, exclude=exclude)
+    if mode == "subtract" or can_divide(background):
+        return _corrected(array, background, mode), None
+    note = (f"flat_field: the fitted background reaches {float(background.min()):.4g} (≤ 0; mean "
+            f"{float(background.mean()):.4g}), as on a HAADF-STEM or dark-field image, so it was subtracted "
+            "instead of divided (mode='subtract'); the network may see another contrast than in training "
+            "(a --pipeline with {name: flat_field, mode: subtract} makes this choice explicit)")
+    return _corrected(array, background, "subtract"), note
 
 
 def _order(order) -> tuple[int, int]:

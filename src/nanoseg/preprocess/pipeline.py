@@ -22,6 +22,7 @@ import inspect
 import json
 import numbers
 import os
+import warnings as _warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 from nanoseg.errors import NanosegError
 from nanoseg.preprocess._checks import as_image
 from nanoseg.preprocess.filters import gaussian_blur
-from nanoseg.preprocess.flatfield import flat_field
+from nanoseg.preprocess.flatfield import flat_field, flat_field_or_subtract
 from nanoseg.preprocess.normalize import minmax, percentile_clip, standardize
 from nanoseg.preprocess.resample import resample, resample_micrograph
 from nanoseg.preprocess.xray import remove_xrays
@@ -46,6 +47,8 @@ class _StepKind:
     returns_pair: bool = False  # (image, extra) → keep the image
     needs_pixel_size: bool = False  # resample: the input pixel size comes from the data, not the spec
     hidden: tuple[str, ...] = ()
+    tolerant: Callable | None = None  # same parameters; returns (image, note or None) where ``function`` raises
+
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -57,7 +60,7 @@ class _StepKind:
 
 STEPS: dict[str, _StepKind] = {
     "remove_xrays": _StepKind(remove_xrays, returns_pair=True),
-    "flat_field": _StepKind(flat_field, returns_pair=True),
+    "flat_field": _StepKind(flat_field, returns_pair=True, tolerant=flat_field_or_subtract),
     "standardize": _StepKind(standardize),
     "minmax": _StepKind(minmax),
     "percentile_clip": _StepKind(percentile_clip),
@@ -110,7 +113,9 @@ class Step:
         probe_px = target if isinstance(target, int | float) and not isinstance(target, bool) and target > 0 else 1.0
         self.run(_PROBE, pixel_size_nm=probe_px)  # dry run: bad values fail now, with the step's own message
 
-    def run(self, image, *, pixel_size_nm: float | None = None) -> np.ndarray:
+    def run(self, image, *, pixel_size_nm: float | None = None, warnings: list[str] | None = None) -> np.ndarray:
+        """Run the step; where it has a fallback (``flat_field`` that cannot divide), its note goes to
+        ``warnings`` (a list), or, without one, out as a Python :class:`UserWarning`."""
         kind = STEPS[self.name]
         params = dict(self.params)
         if kind.needs_pixel_size:
@@ -118,6 +123,10 @@ class Step:
                 raise NanosegError(f"step {self.name!r} needs the image's pixel size, which is unknown",
                                    hint="call pipeline(array, pixel_size_nm=...) or use a calibrated Micrograph")
             params["from_pixel_size_nm"] = pixel_size_nm
+        if kind.tolerant is not None:
+            out, note = kind.tolerant(image, **params)
+            _report(note, warnings)
+            return out
         out = kind.function(image, **params)
         return out[0] if kind.returns_pair else out
 
@@ -200,21 +209,28 @@ class Pipeline:
         return Path(path)
 
     # running -------------------------------------------------------------------------------------
-    def __call__(self, image, *, pixel_size_nm: float | None = None) -> np.ndarray:
-        """Run every step on a 2-D array; ``pixel_size_nm`` is needed only by a ``resample`` step."""
+    def __call__(self, image, *, pixel_size_nm: float | None = None, warnings: list[str] | None = None
+                 ) -> np.ndarray:
+        """Run every step on a 2-D array; ``pixel_size_nm`` is needed only by a ``resample`` step.
+
+        A step that had to fall back (a flat field that could not divide) appends its note to ``warnings``
+        when a list is given, else issues a :class:`UserWarning`."""
         array = as_image(image, step="pipeline")
         for step in self.steps:
-            array = step.run(array, pixel_size_nm=pixel_size_nm)
+            array = step.run(array, pixel_size_nm=pixel_size_nm, warnings=warnings)
             if step.name == "resample":
                 pixel_size_nm = step.params["to_pixel_size_nm"]
         return np.asarray(array, dtype=np.float32)
 
-    def apply(self, micrograph):
+    def apply(self, micrograph, *, warnings: list[str] | None = None):
         """Run the pipeline on a :class:`~nanoseg.io.Micrograph`; return a new one.
 
         A ``resample`` step uses the micrograph's pixel size and sets the new (exact) one; errors
-        name the micrograph's source file. The spec is recorded in ``metadata["preprocessing"]``.
+        name the micrograph's source file. The spec is recorded in ``metadata["preprocessing"]``, the notes
+        of steps that fell back (see :meth:`__call__`), if any, in ``metadata["preprocessing_warnings"]`` (and are
+        appended to ``warnings`` when a list is given).
         """
+        notes: list[str] = []
         try:
             micrograph.check_finite()
             out = micrograph.with_data(micrograph.data)
@@ -227,12 +243,16 @@ class Pipeline:
                     out = out.with_data(cleaned)
                     out.metadata["n_xrays_found"] = out.metadata.get("n_xrays_found", 0) + n_found
                 else:
-                    out = out.with_data(step.run(out.data))
+                    out = out.with_data(step.run(out.data, warnings=notes))
         except NanosegError as exc:
             if exc.path is None and micrograph.source:
                 raise NanosegError(exc.message, path=micrograph.source, hint=exc.hint) from None
             raise
         out.metadata["preprocessing"] = self.to_spec()
+        if notes:
+            out.metadata["preprocessing_warnings"] = notes
+        for note in notes:
+            _report(note, warnings)
         return out
 
     # container protocol ----------------------------------------------------------------------------
@@ -251,6 +271,16 @@ class Pipeline:
     def __repr__(self) -> str:
         inner = ", ".join(f"{s.name}({', '.join(f'{k}={v!r}' for k, v in s.params.items())})" for s in self.steps)
         return f"Pipeline([{inner}])"
+
+
+def _report(note: str | None, warnings: list[str] | None) -> None:
+    """A step's fallback note → the caller's list, or a Python warning when nobody collects them."""
+    if note is None:
+        return
+    if warnings is None:
+        _warnings.warn(note, UserWarning, stacklevel=4)
+    elif note not in warnings:
+        warnings.append(note)
 
 
 def _step_from_dict(item: Mapping[str, Any]) -> Step:
