@@ -642,6 +642,36 @@ def test_track_movie_through_nanoseg_infer_predict(tmp_path, small_movie):
     assert metrics["link_recall"] > 0.9
 
 
+def test_track_movie_states_an_assumed_time_axis(tmp_path, small_movie):
+    """Frames without times (an array, a list of arrays, an untimed file) run at 1 s per frame only with a warning,
+    the sentence in summary.json (first warning) and a ``time_assumption`` column in every CSV table."""
+    m = small_movie
+    frames = np.stack([m.frame(i).data for i in range(len(m))])
+    masks = np.stack([m.mask(i) for i in range(len(m))])
+    with pytest.warns(UserWarning, match="assumed 1 s per frame"):
+        r = track_movie(frames, masks=masks, pixel_size_nm=PX, out_dir=tmp_path / "a", n_boot=0, figures=False)
+    assert "assumed 1 s per frame" in r.summary["time_assumption"]
+    assert r.summary["warnings"][0] == r.summary["time_assumption"]
+    written = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert written["time_assumption"] == r.summary["time_assumption"]
+    for path in sorted((tmp_path / "a").glob("*.csv")):
+        table = pd.read_csv(path)
+        if len(table.columns):
+            assert "time_assumption" in table.columns, path.name
+    # a known interval, or a simulated movie (its own times): no assumption anywhere
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        timed = track_movie(frames, masks=masks, pixel_size_nm=PX, frame_interval_s=0.5, out_dir=tmp_path / "b",
+                            n_boot=0, figures=False)
+        own = track_movie(m, masks=masks, out_dir=tmp_path / "c", n_boot=0, figures=False)
+    for res in (timed, own):
+        assert "time_assumption" not in res.summary
+        assert "time_assumption" not in pd.read_csv(res.out_dir / "fits.csv").columns
+    assert timed.tracks["time_s"].max() == pytest.approx(0.5 * (len(m) - 1))
+
+
 def test_track_movie_bad_inputs(tmp_path):
     with pytest.raises(NanosegError, match="no frames"):
         track_movie(np.zeros((0, 32, 32)), masks=np.zeros((0, 32, 32)), out_dir=tmp_path / "a", pixel_size_nm=0.2)

@@ -30,7 +30,7 @@ from nanoseg.errors import NanosegError
 from nanoseg.io import Micrograph, Series
 from nanoseg.particles import TABLE_COLUMNS, label_particles, particle_table
 
-__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series", "read_track_result"]
+__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series", "assumed_time_axis", "read_track_result"]
 
 
 @dataclass
@@ -79,6 +79,30 @@ def as_series(movie, *, pixel_size_nm: float | None = None, frame_interval_s: fl
         return Series.from_micrographs(frames, times)
     raise NanosegError(f"cannot read a movie from a {type(movie).__name__}",
                        hint="give a file, a list of frame files, a 3-D array or a nanoseg.io.Series")
+
+
+ASSUMED_INTERVAL_S = 1.0
+"""The frame interval :func:`as_series` (and :class:`nanoseg.io.Series`) falls back on when frames carry no times."""
+
+
+def assumed_time_axis(movie, series: Series, frame_interval_s: float | None) -> str | None:
+    """The sentence to state when ``series``'s times were not measured but assumed (1 s per frame), else None.
+
+    Assumed: an array or a list of frames without ``frame_interval_s`` (and, for Micrographs, without a
+    ``time_s`` in their metadata), or a series whose reader found no timestamps (``series.timing == "index"``).
+    """
+    if frame_interval_s is not None or len(series) < 2:
+        return None
+    untimed = getattr(series, "timing", None) == "index"
+    if isinstance(movie, np.ndarray):
+        untimed = True
+    elif isinstance(movie, list | tuple) and movie and not isinstance(movie[0], str | os.PathLike):
+        untimed = not all(isinstance(f, Micrograph) and "time_s" in f.metadata for f in movie)
+    if not untimed:
+        return None
+    return (f"time axis assumed: the frames carry no timestamps and no frame interval was given; assumed "
+            f"{ASSUMED_INTERVAL_S:g} s per frame, so every time and rate (k in nm^n/s) is per frame "
+            "(give frame_interval_s, or --dt on the command line)")
 
 
 def _mask_source(masks, n: int) -> Callable[[int], np.ndarray]:
@@ -167,7 +191,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
                 search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
                 chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, gif: bool = False,
                 restart: bool = False, kinetics_min_diameter_nm: float = 0.0,
-                stop_after_frames: int | None = None, client=None, progress: bool = False) -> TrackResult:
+                stop_after_frames: int | None = None, client=None, progress: bool = False,
+                time_assumption: str | None = None) -> TrackResult:
     """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
 
     Parameters
@@ -180,7 +205,11 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     masks : segment from given masks instead (a 3-D array, a stacked .tif/.npy, one file per frame, or ``f(i)``).
     out_dir : output folder (created; resumed when it holds a run with the same settings).
     pixel_size_nm : override/supply the pixel size (required when the frames carry none).
-    frame_interval_s : time between frames when the movie has no timestamps.
+    frame_interval_s : time between frames when the movie has no timestamps. Without it such a movie runs at
+        1 s per frame with a ``UserWarning``, and the assumption goes into ``summary.json`` (``time_assumption``,
+        first of ``warnings``, so every report shows it) and a ``time_assumption`` column of every CSV table.
+    time_assumption : a sentence stating a guessed time axis that the caller chose (``--assume-dt``), written
+        the same way (None: only the 1-s fallback above is stated).
     min_diameter_nm, threshold, split_touching : passed to :func:`nanoseg.particles.label_particles`.
     kinetics_min_diameter_nm : the detection limit d_min of the kinetics (⟨r⟩ fits, bootstrap): smaller
         particles are tracked but left out of ⟨r⟩ (0: all; recorded in ``summary.json``).
@@ -215,6 +244,11 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     from nanoseg.insitu.drift import DriftTracker
 
     series = as_series(movie, pixel_size_nm=pixel_size_nm, frame_interval_s=frame_interval_s)
+    time_assumption = time_assumption or assumed_time_axis(movie, series, frame_interval_s)
+    if time_assumption:
+        import warnings
+
+        warnings.warn(time_assumption, UserWarning, stacklevel=2)
     n = len(series)
     if n == 0:
         raise NanosegError("the movie has no frames", path=getattr(series, "source", None))
@@ -315,7 +349,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
                           search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
                           n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift,
-                          kinetics_min_diameter_nm=kinetics_min_diameter_nm, progress=progress)
+                          kinetics_min_diameter_nm=kinetics_min_diameter_nm, progress=progress,
+                          time_assumption=time_assumption)
 
 
 class _Steps:
@@ -390,11 +425,13 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                    search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
                    n_boot: int = 200, figures: bool = True, gif: bool = False, series: Series | None = None,
                    correct_drift: bool = True, seed: int = 0, kinetics_min_diameter_nm: float = 0.0,
-                   progress: bool = False) -> TrackResult:
+                   progress: bool = False, time_assumption: str | None = None) -> TrackResult:
     """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
 
     ``kinetics_min_diameter_nm``: particles smaller than this are left out of ⟨r⟩, its fits and the bootstrap.
     ``progress``: report each step (linking, events, kinetics, bootstrap, figures) with its time on stderr.
+    ``time_assumption``: a sentence saying the time axis was assumed (see :func:`track_movie`): it becomes
+    ``summary["time_assumption"]``, the first warning, and a column of every CSV table.
 
     Writes the outputs listed in the module docstring when ``out_dir`` is given.
     """
@@ -471,6 +508,9 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
     overall = verdict[verdict["signal"] == "overall"].iloc[0]
     summary["verdict"] = {"mechanism": overall["favours"], "support": float(overall["value"]),
                           "note": overall["rule"]}
+    if time_assumption:
+        summary["time_assumption"] = time_assumption
+        summary["warnings"].insert(0, time_assumption)
     res = TrackResult(out_dir=Path(out_dir) if out_dir is not None else None, particles=particles,
                       drift=drift if drift is not None else pd.DataFrame(), tracks=tracks, events=result.events,
                       lineage=result.lineage, stats=stats, fits=fits, bootstrap=boot, psd=psd, growth=growth,
@@ -507,8 +547,11 @@ def _write_outputs(res: TrackResult) -> None:
                      ("drift", res.drift), ("kinetics", res.stats), ("fits", res.fits),
                      ("bootstrap", res.bootstrap), ("psd", res.psd), ("growth", res.growth),
                      ("verdict", res.verdict), ("links", res.links)]:
+        table = _csv_ready(df)
+        if res.summary.get("time_assumption") and len(table.columns):
+            table["time_assumption"] = res.summary["time_assumption"]
         with atomic_path(out / f"{name}.csv") as tmp:
-            _csv_ready(df).to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
 
 
 def _parse_ids(value) -> tuple:
