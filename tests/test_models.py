@@ -53,6 +53,23 @@ def test_every_model_maps_image_to_two_class_logits():
         assert isinstance(m, int) and net(x).shape == (2, 2, 2 * m, 3 * m), name
 
 
+@pytest.mark.parametrize("name", ["sytwu_resunet", "modern_unet"])
+def test_norm_choices_keep_parameters_and_instance_norm_is_batch_independent(name):
+    torch.manual_seed(0)
+    nets = {kind: build_model(name, norm=kind) for kind in ("batch", "instance", "group")}
+    counts = {kind: count_parameters(net) for kind, net in nets.items()}
+    assert counts["batch"] == counts["instance"] == counts["group"]  # affine weight + bias per channel each
+    x = torch.randn(3, 1, 32, 32)
+    for kind, net in nets.items():
+        net.train()
+        alone = net(x[:1])
+        together = net(x)[:1]
+        # in training mode BatchNorm normalises over the batch, instance/group norm over one image
+        assert torch.allclose(alone, together, atol=1e-5) == (kind != "batch"), kind
+    with pytest.raises(NanosegError, match="norm must be one of"):
+        build_model(name, norm="layer")
+
+
 def test_config_overrides_and_errors():
     net = build_model("sytwu_resunet", depth=2, filters=[2, 4, 8])
     assert net.size_multiple == 4 and net.config.filters == (2, 4, 8)

@@ -109,6 +109,7 @@ class SytwuResUNetConfig:
     filters: tuple[int, ...] = (4, 8, 16, 32, 64)
     kernel_sizes: tuple[int, ...] | None = None
     dilations: tuple[int, ...] | None = None
+    norm: str = "batch"  # "batch" (the paper) | "instance" | "group" | "none"; see norm_layer
 
     def __post_init__(self) -> None:
         n = self.depth + 1
@@ -125,7 +126,7 @@ class ModernUNetConfig:
 
     depth: int = 4
     width: int = 8
-    norm: str = "batch"  # "batch" | "none"
+    norm: str = "batch"  # "batch" | "instance" | "group" | "none"; see norm_layer
     residual: bool = True
     convs_per_block: int = 2
     kernel_size: int = 3
@@ -133,6 +134,30 @@ class ModernUNetConfig:
 
 
 # --------------------------------------------------------------------------------------------- networks
+NORMS = ("batch", "instance", "group", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation after a convolution: ``"batch"`` (BatchNorm, running statistics at inference),
+    ``"instance"`` (InstanceNorm with affine weights: every image and channel normalised on its own, so
+    image-to-image contrast changes cancel; statistics come from the tile being processed, so tiled inference is
+    no longer exactly equal to one whole-image pass), ``"group"`` (GroupNorm with up to 4 groups, same caveat)
+    or ``"none"``.
+
+    >>> type(norm_layer("instance", 8)).__name__, type(norm_layer("group", 8)).__name__
+    ('InstanceNorm2d', 'GroupNorm')
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(4, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise NanosegError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
+
+
 def _check_positive(name: str, values) -> None:
     for v in values:
         if int(v) < 1:
@@ -273,13 +298,13 @@ class HorwathUNet(nn.Module):
 class ResidualBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus a 1×1 projection of the input, then ReLU (Sytwu et al.)."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, dilation: int = 1):
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3, dilation: int = 1, norm: str = "batch"):
         super().__init__()
         pad = dilation * (kernel_size - 1) // 2
         self.conv1 = nn.Conv2d(cin, cout, kernel_size, padding=pad, dilation=dilation)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = norm_layer(norm, cout)
         self.conv2 = nn.Conv2d(cout, cout, kernel_size, padding=pad, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = norm_layer(norm, cout)
         self.skip = nn.Conv2d(cin, cout, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -309,10 +334,11 @@ class SytwuResUNet(nn.Module):
         self.downs = nn.ModuleList()
         cin = 1
         for i in range(n):
-            self.downs.append(ResidualBlock(cin, f[i], ks[i], dl[i]))
+            self.downs.append(ResidualBlock(cin, f[i], ks[i], dl[i], config.norm))
             cin = f[i]
-        self.bottleneck = ResidualBlock(f[n - 1], f[n], ks[n], dl[n])
-        self.ups = nn.ModuleList(ResidualBlock(f[i] + f[i + 1], f[i], ks[i], dl[i]) for i in reversed(range(n)))
+        self.bottleneck = ResidualBlock(f[n - 1], f[n], ks[n], dl[n], config.norm)
+        self.ups = nn.ModuleList(ResidualBlock(f[i] + f[i + 1], f[i], ks[i], dl[i], config.norm)
+                                 for i in reversed(range(n)))
         self.pool = nn.MaxPool2d(2, 2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.final_conv = nn.Conv2d(f[0], 2, 1)
@@ -338,7 +364,7 @@ class _ModernBlock(nn.Module):
         c = cin
         for i in range(config.convs_per_block):
             layers.append(nn.Conv2d(c, cout, k, padding=k // 2, bias=config.norm == "none"))
-            layers.append(nn.BatchNorm2d(cout) if config.norm == "batch" else nn.Identity())
+            layers.append(norm_layer(config.norm, cout))
             if i < config.convs_per_block - 1 or not config.residual:
                 layers.append(nn.ReLU(inplace=False))
             c = cout
@@ -363,8 +389,8 @@ class ModernUNet(nn.Module):
     def __init__(self, config: ModernUNetConfig):
         super().__init__()
         self.config = config
-        if config.norm not in ("batch", "none"):
-            raise NanosegError(f"modern_unet: norm must be 'batch' or 'none', got {config.norm!r}")
+        if config.norm not in NORMS:
+            raise NanosegError(f"modern_unet: norm must be one of {', '.join(NORMS)}, got {config.norm!r}")
         if config.depth < 1 or config.width < 1 or config.convs_per_block < 1 or config.kernel_size % 2 == 0:
             raise NanosegError("modern_unet: depth, width, convs_per_block ≥ 1 and an odd kernel_size needed")
         widths = [config.width * 2**i for i in range(config.depth + 1)]

@@ -1,7 +1,7 @@
 """Atomic structures of nanoparticles (ASE), their orientation and their placement in a field of view.
 
 Materials are crystals from :data:`MATERIALS` (fcc metals Au, Ag, Pt, Pd, Cu; CdSe and ZnS in the wurtzite
-or zinc-blende form). Shapes:
+or zinc-blende form; the oxide CeO2 in the fluorite form). Shapes:
 
 ``truncated_octahedron``
     Wulff-like fcc shape: {111} facets truncated by {100} facets (cut from the lattice by planes).
@@ -45,15 +45,15 @@ class Material:
 
     name: str
     symbol: str  # ASE bulk name ("Au", "CdSe")
-    structure: str  # fcc, wurtzite, zincblende
+    structure: str  # fcc, wurtzite, zincblende, fluorite
     a_A: float
     c_A: float | None = None
 
     def bulk(self) -> Atoms:
         if self.structure == "fcc":
             return bulk(self.symbol, "fcc", a=self.a_A, cubic=True)
-        if self.structure == "zincblende":
-            return bulk(self.symbol, "zincblende", a=self.a_A, cubic=True)
+        if self.structure in ("zincblende", "fluorite"):
+            return bulk(self.symbol, self.structure, a=self.a_A, cubic=True)
         return bulk(self.symbol, "wurtzite", a=self.a_A, c=self.c_A, orthorhombic=True)
 
     @property
@@ -82,6 +82,7 @@ MATERIALS: dict[str, Material] = {
     "CdSe-zb": Material("CdSe-zb", "CdSe", "zincblende", 6.077),
     "ZnS": Material("ZnS", "ZnS", "zincblende", 5.409),
     "ZnS-wz": Material("ZnS-wz", "ZnS", "wurtzite", 3.821, 6.257),
+    "CeO2": Material("CeO2", "CeO2", "fluorite", 5.411),  # an oxide support-catalyst material (weak O columns)
 }
 
 SHAPES = ("truncated_octahedron", "cuboctahedron", "decahedron", "icosahedron", "sphere", "ellipsoid")
@@ -90,6 +91,7 @@ SHAPES = ("truncated_octahedron", "cuboctahedron", "decahedron", "icosahedron", 
 ZONE_AXES = {
     "fcc": [(0, 0, 1), (0, 1, 1), (1, 1, 1), (1, 1, 2)],
     "zincblende": [(0, 0, 1), (0, 1, 1), (1, 1, 1)],
+    "fluorite": [(0, 0, 1), (0, 1, 1), (1, 1, 1)],
     # orthorhombic wurtzite cell: x = [2-1-10], y = [01-10], z = [0001] (Cartesian directions)
     "wurtzite": [(0, 0, 1), (1, 0, 0), (0, 1, 0)],
     "twinned": [(0, 0, 1)],
