@@ -89,3 +89,15 @@ def test_readme_python_tour_runs_through_the_facade(tmp_path, monkeypatch):
         namespace: dict = {}
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     assert len(namespace["table"]) >= 1
+
+
+def test_internals_left_all_but_stay_importable_from_their_package():
+    from nanoseg import infer, io, models
+    from nanoseg.infer import tile_layout, tiled_apply  # old code keeps working
+    from nanoseg.infer.tiling import tiled_apply as from_module
+
+    assert tiled_apply is from_module and callable(tile_layout)
+    assert "tiled_apply" not in infer.__all__ and "tiled_apply" in dir(infer)
+    assert "predict" in infer.__all__ and "read" in io.__all__ and "load_model" in models.__all__
+    with pytest.raises(ImportError):
+        from nanoseg.infer import no_such_name  # noqa: F401

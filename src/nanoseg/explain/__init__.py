@@ -27,20 +27,12 @@ Example
 (32, 32)
 """
 
-from nanoseg.explain._network import forward_logits, particle_probability, prepare_input
-from nanoseg.explain.ablation import Band, ablate, default_bands, frequency_ablation
-from nanoseg.explain.frequency import (
-    bandstop,
-    bragg_filter,
-    find_lattice_peaks,
-    highpass,
-    lowpass,
-    power_spectrum,
-    radial_profile,
-)
+from nanoseg._lazy import lazy_attributes
+from nanoseg.explain._network import prepare_input
+from nanoseg.explain.ablation import Band, default_bands, frequency_ablation
+from nanoseg.explain.frequency import bragg_filter, find_lattice_peaks, power_spectrum
 from nanoseg.explain.maps import (
     RawOutput,
-    choose_particle_lines,
     gradient_saliency,
     occlusion_map,
     particle_line_profiles,
@@ -49,8 +41,15 @@ from nanoseg.explain.maps import (
 )
 
 __all__ = [
-    "Band", "RawOutput", "ablate", "bandstop", "bragg_filter", "choose_particle_lines", "default_bands",
-    "find_lattice_peaks", "forward_logits", "frequency_ablation", "gradient_saliency", "highpass", "lowpass",
-    "occlusion_map", "particle_line_profiles", "particle_probability", "power_spectrum", "prepare_input",
-    "radial_profile", "raw_output_maps", "raw_output_stats",
+    "Band", "RawOutput", "bragg_filter", "default_bands", "find_lattice_peaks", "frequency_ablation",
+    "gradient_saliency", "occlusion_map", "particle_line_profiles", "power_spectrum", "prepare_input",
+    "raw_output_maps", "raw_output_stats",
 ]
+
+# building blocks: importable from here for old code, documented in their modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "forward_logits": "nanoseg.explain._network", "particle_probability": "nanoseg.explain._network",
+    "ablate": "nanoseg.explain.ablation", "bandstop": "nanoseg.explain.frequency",
+    "highpass": "nanoseg.explain.frequency", "lowpass": "nanoseg.explain.frequency",
+    "radial_profile": "nanoseg.explain.frequency", "choose_particle_lines": "nanoseg.explain.maps",
+}, submodules=["_network", "ablation", "figures", "frequency", "maps", "receptive", "report"])

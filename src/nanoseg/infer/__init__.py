@@ -10,34 +10,26 @@ Example
 (48, 48)
 """
 
+from nanoseg._lazy import lazy_attributes
 from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
-from nanoseg.infer.engine import ENGINES, Runner, fold_batchnorm, make_runner, onnx_available, resolve_device
+from nanoseg.infer.engine import ENGINES
 from nanoseg.infer.network_input import NetworkInput, network_input
-from nanoseg.infer.ood import check_distribution, image_statistics
-from nanoseg.infer.predict import (
-    DEFAULT_TILE_PX,
-    GPU_TILE_PX,
-    Prediction,
-    forward_logits,
-    get_runner,
-    predict,
-    predict_many,
-    probability_from_logits,
-    resolve_models,
-)
-from nanoseg.infer.tiling import (
-    axis_weights,
-    context_px,
-    pad_to_multiple,
-    tile_layout,
-    tile_starts,
-    tiled_apply,
-)
+from nanoseg.infer.ood import check_distribution
+from nanoseg.infer.predict import DEFAULT_TILE_PX, Prediction, predict, predict_many, resolve_models
 
 __all__ = [
-    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "GPU_TILE_PX", "NetworkInput", "Prediction", "Runner", "axis_weights",
-    "check_distribution", "context_px", "fold_batchnorm", "forward_logits", "get_runner", "image_statistics",
-    "make_runner", "network_input", "onnx_available", "output_paths", "pad_to_multiple", "predict", "predict_file",
-    "predict_files", "predict_many", "probability_from_logits", "resolve_device", "resolve_models", "tile_layout",
-    "tile_starts", "tiled_apply", "write_prediction",
+    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "NetworkInput", "Prediction", "check_distribution", "network_input",
+    "output_paths", "predict", "predict_file", "predict_files", "predict_many", "resolve_models", "write_prediction",
 ]
+
+# internals (tiling, engines, raw network calls): importable from here for old code, documented in their
+# modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "Runner": "nanoseg.infer.engine", "fold_batchnorm": "nanoseg.infer.engine", "make_runner": "nanoseg.infer.engine",
+    "onnx_available": "nanoseg.infer.engine", "resolve_device": "nanoseg.infer.engine",
+    "image_statistics": "nanoseg.infer.ood", "GPU_TILE_PX": "nanoseg.infer.predict",
+    "forward_logits": "nanoseg.infer.predict", "get_runner": "nanoseg.infer.predict",
+    "probability_from_logits": "nanoseg.infer.predict", "axis_weights": "nanoseg.infer.tiling",
+    "context_px": "nanoseg.infer.tiling", "pad_to_multiple": "nanoseg.infer.tiling",
+    "tile_layout": "nanoseg.infer.tiling", "tile_starts": "nanoseg.infer.tiling", "tiled_apply": "nanoseg.infer.tiling",
+}, submodules=["batch", "engine", "network_input", "ood", "predict", "tiling"])

@@ -5,15 +5,20 @@ Readers: :func:`read`, :func:`read_series`, :func:`describe`; masks: :func:`read
 :func:`write_png_preview`; the shipped example: :func:`example_micrograph`, :func:`example_mask`.
 """
 
+from nanoseg._lazy import lazy_attributes
 from nanoseg.io.example import example_mask, example_micrograph
 from nanoseg.io.masks import masks_from_circles, read_circles, read_mask
 from nanoseg.io.micrograph import Micrograph, Series
-from nanoseg.io.readers import FORMATS, describe, insitu_times, natural_key, read, read_series
-from nanoseg.io.units import length_to_nm
-from nanoseg.io.writers import to_uint8, write_npy, write_png_preview, write_tiff
+from nanoseg.io.readers import FORMATS, describe, read, read_series
+from nanoseg.io.writers import write_npy, write_png_preview, write_tiff
 
 __all__ = [
-    "FORMATS", "Micrograph", "Series", "describe", "example_mask", "example_micrograph", "insitu_times",
-    "length_to_nm", "masks_from_circles", "natural_key", "read", "read_circles", "read_mask", "read_series",
-    "to_uint8", "write_npy", "write_png_preview", "write_tiff",
+    "FORMATS", "Micrograph", "Series", "describe", "example_mask", "example_micrograph", "masks_from_circles",
+    "read", "read_circles", "read_mask", "read_series", "write_npy", "write_png_preview", "write_tiff",
 ]
+
+# building blocks: importable from here for old code, documented in their modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "insitu_times": "nanoseg.io.readers", "natural_key": "nanoseg.io.readers",
+    "length_to_nm": "nanoseg.io.units", "to_uint8": "nanoseg.io.writers",
+}, submodules=["example", "masks", "micrograph", "readers", "units", "writers"])

@@ -8,34 +8,29 @@ Example
 (86590, 78, 16)
 """
 
-from nanoseg.models.card import CARD_FORMAT_VERSION, ModelCard
+from nanoseg._lazy import lazy_attributes
+from nanoseg.models.card import ModelCard
 from nanoseg.models.checkpoint import (
     LoadedModel,
-    complete_card,
     default_model_path,
     load_default_model,
     load_model,
     read_card,
     save_model,
 )
-from nanoseg.models.receptive import receptive_field, receptive_field_span
-from nanoseg.models.zoo import (
-    EncoderDecoderConfig,
-    HorwathUNetConfig,
-    ModernUNetConfig,
-    SytwuResUNetConfig,
-    UNet3Config,
-    build_model,
-    config_dict,
-    count_parameters,
-    describe_models,
-    list_models,
-    model_config,
-)
+from nanoseg.models.receptive import receptive_field
+from nanoseg.models.zoo import build_model, count_parameters, describe_models, list_models
 
 __all__ = [
-    "CARD_FORMAT_VERSION", "EncoderDecoderConfig", "HorwathUNetConfig", "LoadedModel", "ModelCard",
-    "ModernUNetConfig", "SytwuResUNetConfig", "UNet3Config", "build_model", "complete_card", "config_dict",
-    "count_parameters", "default_model_path", "describe_models", "list_models", "load_default_model",
-    "load_model", "model_config", "read_card", "receptive_field", "receptive_field_span", "save_model",
+    "LoadedModel", "ModelCard", "build_model", "count_parameters", "default_model_path", "describe_models",
+    "list_models", "load_default_model", "load_model", "read_card", "receptive_field", "save_model",
 ]
+
+# building blocks: importable from here for old code, documented in their modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "CARD_FORMAT_VERSION": "nanoseg.models.card", "complete_card": "nanoseg.models.checkpoint",
+    "receptive_field_span": "nanoseg.models.receptive", "EncoderDecoderConfig": "nanoseg.models.zoo",
+    "HorwathUNetConfig": "nanoseg.models.zoo", "ModernUNetConfig": "nanoseg.models.zoo",
+    "SytwuResUNetConfig": "nanoseg.models.zoo", "UNet3Config": "nanoseg.models.zoo",
+    "config_dict": "nanoseg.models.zoo", "model_config": "nanoseg.models.zoo",
+}, submodules=["card", "checkpoint", "export", "receptive", "zoo"])

@@ -15,11 +15,11 @@ Example
 (dtype('float32'), 1.0)
 """
 
-from nanoseg.preprocess.batch import output_path, process_files
-from nanoseg.preprocess.figure import demo_figure
+from nanoseg._lazy import lazy_attributes
+from nanoseg.preprocess.batch import process_files
 from nanoseg.preprocess.filters import gaussian_blur
-from nanoseg.preprocess.flatfield import bernstein_basis, fit_background, flat_field
-from nanoseg.preprocess.labels import auto_label, label_features
+from nanoseg.preprocess.flatfield import flat_field
+from nanoseg.preprocess.labels import auto_label
 from nanoseg.preprocess.normalize import minmax, percentile_clip, standardize
 from nanoseg.preprocess.pipeline import (
     BUILTIN,
@@ -30,40 +30,19 @@ from nanoseg.preprocess.pipeline import (
     Pipeline,
     Step,
 )
-from nanoseg.preprocess.resample import (
-    resample,
-    resample_mask,
-    resample_micrograph,
-    resample_to_shape,
-    resampled_shape,
-)
-from nanoseg.preprocess.xray import remove_xrays, robust_sigma
+from nanoseg.preprocess.resample import resample, resample_mask, resample_micrograph
+from nanoseg.preprocess.xray import remove_xrays
 
 __all__ = [
-    "BUILTIN",
-    "DEFAULT_PIPELINE",
-    "HORWATH_PIPELINE",
-    "STEPS",
-    "SYTWU_PIPELINE",
-    "Pipeline",
-    "Step",
-    "auto_label",
-    "bernstein_basis",
-    "demo_figure",
-    "fit_background",
-    "flat_field",
-    "gaussian_blur",
-    "label_features",
-    "minmax",
-    "output_path",
-    "percentile_clip",
-    "process_files",
-    "remove_xrays",
-    "resample",
-    "resample_mask",
-    "resample_micrograph",
-    "resample_to_shape",
-    "resampled_shape",
-    "robust_sigma",
-    "standardize",
+    "BUILTIN", "DEFAULT_PIPELINE", "HORWATH_PIPELINE", "Pipeline", "STEPS", "SYTWU_PIPELINE", "Step",
+    "auto_label", "flat_field", "gaussian_blur", "minmax", "percentile_clip", "process_files", "remove_xrays",
+    "resample", "resample_mask", "resample_micrograph", "standardize",
 ]
+
+# building blocks: importable from here for old code, documented in their modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "output_path": "nanoseg.preprocess.batch", "demo_figure": "nanoseg.preprocess.figure",
+    "bernstein_basis": "nanoseg.preprocess.flatfield", "fit_background": "nanoseg.preprocess.flatfield",
+    "label_features": "nanoseg.preprocess.labels", "resample_to_shape": "nanoseg.preprocess.resample",
+    "resampled_shape": "nanoseg.preprocess.resample", "robust_sigma": "nanoseg.preprocess.xray",
+}, submodules=["_checks", "batch", "figure", "filters", "flatfield", "labels", "normalize", "pipeline", "resample", "xray"])

@@ -14,18 +14,26 @@ Example
 [6, 12]
 """
 
-from nanoseg.study.backends import NanosegBackend, ThresholdBackend, get_backend
-from nanoseg.study.descriptors import dataset_descriptors, descriptor_distance, image_descriptors
-from nanoseg.study.grid import EvalCell, Option, TrainTask, expand_grid, expand_options
+from nanoseg._lazy import lazy_attributes
+from nanoseg.study.backends import get_backend
+from nanoseg.study.descriptors import dataset_descriptors
+from nanoseg.study.grid import expand_grid
 from nanoseg.study.plan import study_plan
-from nanoseg.study.report import drop_matrix, metric_matrix, summarize, write_study_report
+from nanoseg.study.report import summarize, write_study_report
 from nanoseg.study.run import run_study
 from nanoseg.study.spec import StudySpec, load_spec
 from nanoseg.study.store import ResultsStore, load_results
 
 __all__ = [
-    "EvalCell", "NanosegBackend", "Option", "ResultsStore", "StudySpec", "ThresholdBackend", "TrainTask",
-    "dataset_descriptors", "descriptor_distance", "drop_matrix", "expand_grid", "expand_options", "get_backend",
-    "image_descriptors", "load_results", "load_spec", "metric_matrix", "run_study", "study_plan", "summarize",
-    "write_study_report",
+    "ResultsStore", "StudySpec", "dataset_descriptors", "expand_grid", "get_backend", "load_results",
+    "load_spec", "run_study", "study_plan", "summarize", "write_study_report",
 ]
+
+# building blocks: importable from here for old code, documented in their modules, not in __all__
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "NanosegBackend": "nanoseg.study.backends", "ThresholdBackend": "nanoseg.study.backends",
+    "descriptor_distance": "nanoseg.study.descriptors", "image_descriptors": "nanoseg.study.descriptors",
+    "EvalCell": "nanoseg.study.grid", "Option": "nanoseg.study.grid", "TrainTask": "nanoseg.study.grid",
+    "expand_options": "nanoseg.study.grid", "drop_matrix": "nanoseg.study.report",
+    "metric_matrix": "nanoseg.study.report",
+}, submodules=["backends", "data", "descriptors", "grid", "plan", "report", "run", "spec", "store"])
