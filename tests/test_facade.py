@@ -101,3 +101,29 @@ def test_internals_left_all_but_stay_importable_from_their_package():
     assert "predict" in infer.__all__ and "read" in io.__all__ and "load_model" in models.__all__
     with pytest.raises(ImportError):
         from nanoseg.infer import no_such_name  # noqa: F401
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("nanoseg.train", fromlist=["TrainConfig"]).TrainConfig(epochs=-1),
+    lambda: __import__("nanoseg.train", fromlist=["TrainConfig"]).TrainConfig(no_such_option=1),
+    lambda: __import__("nanoseg.simulate", fromlist=["SimulationConfig"]).SimulationConfig(image_size_px=-5),
+    lambda: __import__("nanoseg.simulate", fromlist=["SimulationConfig"]).SimulationConfig(no_such_key=1),
+], ids=["train-value", "train-unknown", "simulate-value", "simulate-unknown"])
+def test_config_constructors_raise_nanoseg_error(make):
+    with pytest.raises(ns.NanosegError, match="invalid (training config|simulation spec)") as info:
+        make()
+    assert "ValidationError" not in str(info.value) and info.value.hint
+
+
+def test_config_constructor_and_from_dict_say_the_same():
+    from nanoseg.simulate import SimulationConfig
+    from nanoseg.train import TrainConfig
+
+    for cls, parse, bad in [(TrainConfig, TrainConfig.from_dict, {"epochs": 0}),
+                            (SimulationConfig, SimulationConfig.parse, {"pixel_size_nm": -1})]:
+        with pytest.raises(ns.NanosegError) as direct:
+            cls(**bad)
+        with pytest.raises(ns.NanosegError) as parsed:
+            parse(bad)
+        assert str(direct.value) == str(parsed.value)
+    assert TrainConfig(epochs=3).epochs == 3 and SimulationConfig(name="x").name == "x"

@@ -113,6 +113,10 @@ class SimulationConfig(BaseModel):
 
     name: str = "sim"
     mode: str = "multislice"  # or "composite" (fast wide fields, see generate.simulate_wide_field)
+    # imaging mode: "hrtem" (this spec's multislice/composite physics) or "haadf_stem" (simulate/stem.py)
+    modality: str = "hrtem"
+    stem: dict[str, Any] | None = None  # HAADF-STEM parameters (simulate.stem.StemParams), modality haadf_stem
+    bf_tem: dict[str, Any] | None = None  # bright-field TEM parameters (simulate.bftem.BFParams), modality bf_tem
     # field of view
     image_size_px: Param = 512
     pixel_size_nm: Param = 0.02
@@ -188,7 +192,21 @@ class SimulationConfig(BaseModel):
         for v in vals("shape"):
             if v not in SHAPES:
                 raise ValueError(f"unknown shape {v!r} (choose from {', '.join(SHAPES)})")
-        for v in vals("support"):
+        if self.modality == "haadf_stem":  # its own supports (silica, alumina, ...) and parameters
+            from nanoseg.simulate.stem import check_stem_spec
+
+            check_stem_spec(self)
+        elif self.modality == "bf_tem":  # particle-resolving bright field: its own supports and parameters
+            from nanoseg.simulate.bftem import check_bf_spec
+
+            check_bf_spec(self)
+        elif self.modality != "hrtem":
+            raise ValueError(f"modality must be 'hrtem', 'haadf_stem' or 'bf_tem', got {self.modality!r}")
+        elif self.stem is not None:
+            raise ValueError("stem: parameters need modality: haadf_stem")
+        if self.bf_tem is not None and self.modality != "bf_tem":
+            raise ValueError("bf_tem: parameters need modality: bf_tem")
+        for v in vals("support") if self.modality == "hrtem" else []:
             if v not in SUPPORTS:
                 raise ValueError(f"unknown support {v!r} (choose from {', '.join(SUPPORTS)})")
         for v in vals("detector"):
@@ -238,20 +256,31 @@ class SimulationConfig(BaseModel):
         data.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0])
         return cls.parse(data, path=path)
 
+    def __init__(self, /, **data: Any) -> None:
+        """Validate the parameters; a bad value raises :class:`NanosegError` (as :meth:`parse` does)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise self._invalid(exc) from exc
+
+    @staticmethod
+    def _invalid(exc: ValidationError, path=None) -> NanosegError:
+        """One :class:`NanosegError` naming the first four bad parameters of a pydantic error."""
+        seen: dict[str, str] = {}
+        for err in exc.errors():
+            where = str(err["loc"][0]) if err["loc"] else "spec"
+            seen.setdefault(where, err["msg"].removeprefix("Value error, "))
+        problems = "; ".join(f"{where}: {msg}" if where != "spec" else msg for where, msg in list(seen.items())[:4])
+        return NanosegError(f"invalid simulation spec: {problems}", path=path,
+                            hint="see docs/simulation.md for parameters and units")
+
     @classmethod
     def parse(cls, data: dict, *, path=None) -> SimulationConfig:
         """Validate a dict, turning pydantic errors into one :class:`NanosegError`."""
         try:
             return cls.model_validate(data)
-        except ValidationError as exc:
-            seen: dict[str, str] = {}
-            for err in exc.errors():
-                where = str(err["loc"][0]) if err["loc"] else "spec"
-                seen.setdefault(where, err["msg"].removeprefix("Value error, "))
-            problems = "; ".join(f"{where}: {msg}" if where != "spec" else msg for where, msg in
-                                 list(seen.items())[:4])
-            raise NanosegError(f"invalid simulation spec: {problems}", path=path,
-                               hint="see docs/simulation.md for parameters and units") from exc
+        except NanosegError as exc:  # from __init__: pydantic validates through a custom __init__
+            raise NanosegError(exc.message, path=path, hint=exc.hint) from exc.__cause__
 
     def draw(self, rng: np.random.Generator) -> dict[str, Any]:
         """Draw one value per parameter (fixed order); returns a plain dict."""

@@ -93,14 +93,25 @@ class TrainConfig(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
+    def __init__(self, /, **data: Any) -> None:
+        """Validate the fields; a bad value raises :class:`NanosegError` (as :meth:`from_dict` does)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise self._invalid(exc) from exc
+
+    @staticmethod
+    def _invalid(exc: ValidationError, path: str | os.PathLike | None = None) -> NanosegError:
+        """One :class:`NanosegError` naming the first three bad fields of a pydantic error."""
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:3])
+        return NanosegError(f"invalid training config: {msgs}", path=path, hint="see docs/training.md for the options")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, path: str | os.PathLike | None = None) -> TrainConfig:
         try:
             return cls.model_validate(data)
-        except ValidationError as exc:
-            msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()[:3])
-            raise NanosegError(f"invalid training config: {msgs}", path=path,
-                               hint="see docs/training.md for the options") from exc
+        except NanosegError as exc:  # from __init__: pydantic validates through a custom __init__
+            raise NanosegError(exc.message, path=path, hint=exc.hint) from exc.__cause__
 
     @classmethod
     def from_yaml_text(cls, text: str, *, path=None) -> TrainConfig:
