@@ -174,7 +174,7 @@ def simulate_wide_field(config: SimulationConfig | dict | str, seed: int, *, wid
     Same inputs and outputs as :func:`nanoseg.simulate.simulate_image` (which calls this when the spec
     has ``mode: composite``).
     """
-    from nanoseg.simulate.generate import build_specimen, camera_stage
+    from nanoseg.simulate.stages import build_specimen, camera_stage
 
     config = load_config(config)
     rng = np.random.default_rng(int(seed))
