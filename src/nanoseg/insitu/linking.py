@@ -174,15 +174,21 @@ def _lap_links(coords, starts, frame, y, x, d, *, w: float, r2: float, max_gap_f
         i, j, cost = geo.gap_candidates(ends, begins, max_gap_frames)
         edges = np.vstack([edges, _assign(i, j, cost, r2)])
     for on, backwards in ((merges, False), (splits, True)):
-        if not on:
-            continue
-        has_in, has_out = _degrees(edges, n)
-        pieces = np.flatnonzero(~has_in if backwards else ~has_out)
-        blobs = np.flatnonzero(has_out if backwards else has_in)
-        i, j, cost = geo.contact_candidates(pieces, blobs, -1 if backwards else 1)
-        pairs = _assign(i, j, cost, r2)
-        edges = np.vstack([edges, pairs[:, ::-1] if backwards else pairs])
+        for _ in range(MERGE_ROUNDS if on else 0):  # each round gives a blob one more piece
+            has_in, has_out = _degrees(edges, n)
+            pieces = np.flatnonzero(~has_in if backwards else ~has_out)
+            blobs = np.flatnonzero(has_out if backwards else has_in)
+            i, j, cost = geo.contact_candidates(pieces, blobs, -1 if backwards else 1)
+            pairs = _assign(i, j, cost, r2)
+            if not len(pairs):
+                break
+            edges = np.vstack([edges, pairs[:, ::-1] if backwards else pairs])
     return edges
+
+
+MERGE_ROUNDS = 3
+"""Merge (split) LAP rounds: each Jaqaman LAP gives a blob one piece, so three particles joining in one frame
+need two rounds after the continuing parent's link, and three without one."""
 
 
 def _degrees(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
