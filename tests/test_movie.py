@@ -129,3 +129,54 @@ def test_too_crowded_is_a_clear_error():
     with pytest.raises(NanosegError, match="overlap"):
         simulate_coarsening_movie(n_frames=1, shape_px=(32, 32), pixel_size_nm=0.2, n_particles=400,
                                   mean_radius_nm=2.0)
+
+
+def test_dissolving_particles_vanish_instead_of_flying_into_neighbours():
+    """The truth is physical: a particle that dissolves below ``dissolve_radius_nm`` is gone (a vanish event), and
+    the r⁻⁴ mobility is not extrapolated below ``mobility_min_radius_nm`` — before, a particle shrinking through
+    0.05–0.3 nm took steps of several nm inside one frame and 'coalesced' with a neighbour 3–11 nm away."""
+    m = simulate_coarsening_movie(n_frames=40, shape_px=(1024, 1024), pixel_size_nm=0.18, n_particles=600,
+                                  lsw_rate_nm3_per_s=0.3, mode="mixed", diffusion_nm2_per_s=0.01,
+                                  dose_e_per_A2=None, seed=0)  # the particle system of benchmarks/track.py
+    assert m.params["dissolve_radius_nm"] == 0.3 and m.params["mobility_min_radius_nm"] == 0.5
+    tr = m.truth.sort_values(["particle_id", "frame"])
+    by_id = tr.groupby("particle_id")
+    step_nm = np.hypot(by_id["y_sample_nm"].diff(), by_id["x_sample_nm"].diff())
+    # clamped mobility: D ≤ 0.01 · (1/0.5)⁴ = 0.16 nm²/s, so a 1-s step is ≈ 0.57 nm rms; > 1.5 nm is a flight
+    assert step_nm.max() < 1.5
+    assert tr["radius_nm"].min() >= 0.3
+    # every coalescence parent seen before the event was a particle, not a dissolving remnant
+    last_r = by_id["radius_nm"].last()
+    parents = [p for ps in m.events.loc[m.events.kind == "coalescence", "parents"] for p in ps if p in last_r.index]
+    assert parents and min(last_r[parents]) > 1.0
+
+
+@pytest.mark.parametrize("bad,match", [(dict(dissolve_radius_nm=0), "dissolve_radius_nm"),
+                                       (dict(dissolve_radius_nm=2.0), "dissolve_radius_nm"),
+                                       (dict(mobility_min_radius_nm=-1), "mobility_min_radius_nm")])
+def test_bad_dissolution_parameters(bad, match):
+    with pytest.raises(NanosegError, match=match):
+        simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), **bad)
+
+
+def test_configs_and_keywords_give_the_same_movie():
+    from nanoseg.simulate.movie import MovieImaging, ParticleLaw, StageDrift
+
+    flat = dict(mode="mixed", mean_radius_nm=1.2, diffusion_nm2_per_s=0.02, substeps=4, drift_nm_per_frame=0.1,
+                drift_jitter_nm=0.0, dose_e_per_A2=200.0, defocus_nm=-5.0, detector="counting")
+    a = simulate_coarsening_movie(n_frames=4, shape_px=(64, 64), pixel_size_nm=0.2, n_particles=5, seed=4, **flat)
+    b = simulate_coarsening_movie(
+        n_frames=4, shape_px=(64, 64), pixel_size_nm=0.2, n_particles=5, seed=4,
+        law=ParticleLaw(mode="mixed", mean_radius_nm=1.2, diffusion_nm2_per_s=0.02, substeps=4),
+        drift=StageDrift(drift_nm_per_frame=0.1, drift_jitter_nm=0.0),
+        imaging=MovieImaging(dose_e_per_A2=200.0, defocus_nm=-5.0, detector="counting"))
+    assert a.truth.equals(b.truth) and a.events.equals(b.events) and a.params == b.params
+    np.testing.assert_array_equal(a.frame(3).data, b.frame(3).data)
+    # a keyword overrides the same field of a given config
+    c = simulate_coarsening_movie(n_frames=4, shape_px=(64, 64), pixel_size_nm=0.2, n_particles=5, seed=4,
+                                  law=ParticleLaw(mode="ripening"), **flat)
+    assert c.params["mode"] == "mixed" and c.truth.equals(a.truth)
+    with pytest.raises(NanosegError, match="unknown parameters.*colour"):
+        simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), colour="red")
+    with pytest.raises(NanosegError, match="law= must be a ParticleLaw"):
+        simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), law={"mode": "mixed"})

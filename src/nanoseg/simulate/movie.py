@@ -10,9 +10,12 @@ thousands of 4k frames never sits in memory.
   ``r_c`` is set at every step so that the total volume Σr³ is conserved (for n = 3, r_c = ⟨r⟩).
   For n = 3 the initial radii are drawn from the stationary LSW distribution, so the system is self-similar
   from t = 0 and ``⟨r⟩³ − ⟨r₀⟩³ = k t`` with ``k = 4A/9`` (``lsw_rate_nm3_per_s`` is k). Small particles
-  shrink and vanish (a ``vanish`` event), large ones grow. The law is integrated in ``w = r^n``
+  shrink and vanish (a ``vanish`` event) once below ``dissolve_radius_nm`` (0.3 nm, ≈ 7 Au atoms), large
+  ones grow. The law is integrated in ``w = r^n``
   (``dw/dt = nA(r/r_c − 1)`` stays finite as r → 0), and Σr³ is renormalized after each step.
-* *Migration*: a 2-D random walk, ``D(r) = diffusion_nm2_per_s · (1 nm / r)^diffusion_size_exponent``.
+* *Migration*: a 2-D random walk, ``D(r) = diffusion_nm2_per_s · (1 nm / max(r, r_m))^diffusion_size_exponent``
+  with ``r_m = mobility_min_radius_nm`` (0.5 nm): the continuum law is not extrapolated to clusters of a few
+  atoms, where it would send a dissolving particle flying nm per frame into its neighbours.
 * *Coalescence*: two particles whose projected discs touch merge into a new particle (a new id) at their
   volume-weighted centre with ``r³ = r₁³ + r₂³`` (a ``coalescence`` event with both parents).
 * ``mode="ripening"`` (ripening, slow migration), ``"coalescence"`` (no ripening, fast migration,
@@ -42,7 +45,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -53,8 +56,8 @@ from nanoseg.errors import NanosegError
 from nanoseg.insitu.theory import lsw_distribution, sample_lsw_radii
 from nanoseg.io import Micrograph, Series
 
-__all__ = ["CoarseningMovie", "simulate_coarsening_movie", "write_movie", "sample_lsw_radii",
-           "lsw_distribution", "image_statistics"]
+__all__ = ["CoarseningMovie", "simulate_coarsening_movie", "ParticleLaw", "StageDrift", "MovieImaging", "write_movie",
+           "sample_lsw_radii", "lsw_distribution", "image_statistics"]
 
 _LAMBDA_300KV_NM = 0.001969  # electron wavelength at 300 kV
 
@@ -154,32 +157,114 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> float:
     return v
 
 
+@dataclass(frozen=True)
+class ParticleLaw:
+    """How the particles evolve (the law of the module docstring).
+
+    Attributes
+    ----------
+    mode : ``"ripening"``, ``"coalescence"`` or ``"mixed"``.
+    mean_radius_nm : initial mean radius.
+    lsw_rate_nm3_per_s : k of ``⟨r⟩³ − ⟨r₀⟩³ = k t`` (for ``exponent = 3``); for other exponents the same
+        number sets the law's constant A = 9k/4 (the rate of ⟨r⟩ⁿ is then measured from the truth).
+    exponent : n of the ripening law (2, 3 or 4).
+    diffusion_nm2_per_s : migration diffusion coefficient of a 1 nm-radius particle; None: 0.002 for
+        ripening, 0.05 for coalescence / mixed.
+    diffusion_size_exponent : D ∝ r^-this.
+    dissolve_radius_nm : a ripening particle whose radius falls below this has dissolved (a ``vanish`` event):
+        0.3 nm is a cluster of ≈ 7 Au atoms (r = 0.159 nm · N^(1/3), the Wigner–Seitz radius), a few adatoms
+        rather than a particle. Initial draws below it are not placed. Must lie below ``mean_radius_nm``.
+    mobility_min_radius_nm : the migration law D ∝ r^-``diffusion_size_exponent`` (surface-diffusion-limited
+        Brownian motion of a particle with a continuous surface) is evaluated at ``max(r, this)``, not
+        extrapolated to clusters of a few tens of atoms (0.5 nm ≈ 30 Au atoms): without the clamp a particle
+        dissolving through 0.05–0.3 nm took steps of several nm within one frame and "coalesced" with a
+        distant neighbour in the truth.
+    min_separation_nm : initial minimum gap between particle edges.
+    substeps : integration steps per frame interval.
+    """
+
+    mode: str = "ripening"
+    mean_radius_nm: float = 1.5
+    lsw_rate_nm3_per_s: float = 0.1
+    exponent: int = 3
+    diffusion_nm2_per_s: float | None = None
+    diffusion_size_exponent: float = 4.0
+    dissolve_radius_nm: float = 0.3
+    mobility_min_radius_nm: float = 0.5
+    min_separation_nm: float = 0.3
+    substeps: int = 8
+
+
+@dataclass(frozen=True)
+class StageDrift:
+    """The stage drift: ``drift_nm_per_frame`` (dy, dx) per frame (a scalar: (0, scalar)) plus a random walk of
+    step std ``drift_jitter_nm``."""
+
+    drift_nm_per_frame: float | tuple[float, float] = (0.05, 0.08)
+    drift_jitter_nm: float = 0.01
+
+
+@dataclass(frozen=True)
+class MovieImaging:
+    """How the frames are rendered (the rendering of the module docstring).
+
+    Attributes
+    ----------
+    dose_e_per_A2 : electron dose per frame (None: noise-free).
+    lattice_spacing_nm : fringe period (Au 111 = 0.235 nm); not drawn below the Nyquist period.
+    absorption_length_nm : λ of the amplitude contrast exp(−t/λ).
+    support_contrast : std of the amorphous-support texture (relative intensity).
+    defocus_nm : underfocus of the CTF-like transfer.
+    detector : camera preset of :mod:`nanoseg.simulate.detector` (``scintillator``, ``counting``, ``ideal``).
+    """
+
+    dose_e_per_A2: float | None = 300.0
+    lattice_spacing_nm: float = 0.235
+    absorption_length_nm: float = 25.0
+    support_contrast: float = 0.1
+    defocus_nm: float = 8.0
+    detector: str = "scintillator"
+
+
+_CONFIGS = {"law": ParticleLaw, "drift": StageDrift, "imaging": MovieImaging}
+
+
+def _configs(law, drift, imaging, keywords: dict) -> tuple[ParticleLaw, StageDrift, MovieImaging]:
+    """The three configs, each keyword (an old flat parameter name) overriding its field."""
+    given = {"law": law or ParticleLaw(), "drift": drift or StageDrift(), "imaging": imaging or MovieImaging()}
+    for name, cls in _CONFIGS.items():
+        if not isinstance(given[name], cls):
+            raise NanosegError(f"{name}= must be a {cls.__name__}, got {type(given[name]).__name__}")
+    owner = {f.name: name for name, cls in _CONFIGS.items() for f in fields(cls)}
+    unknown = sorted(set(keywords) - set(owner))
+    if unknown:
+        raise NanosegError(f"simulate_coarsening_movie got unknown parameters {unknown}",
+                           hint="see help(simulate_coarsening_movie) for the parameters")
+    for name in _CONFIGS:
+        mine = {k: v for k, v in keywords.items() if owner[k] == name}
+        if mine:
+            given[name] = replace(given[name], **mine)
+    return given["law"], given["drift"], given["imaging"]
+
+
 def simulate_coarsening_movie(
     *,
     n_frames: int = 40,
     shape_px: tuple[int, int] = (256, 256),
     pixel_size_nm: float = 0.18,
     n_particles: int = 40,
-    mode: str = "ripening",
-    mean_radius_nm: float = 1.5,
     frame_interval_s: float = 1.0,
-    lsw_rate_nm3_per_s: float = 0.1,
-    exponent: int = 3,
-    diffusion_nm2_per_s: float | None = None,
-    diffusion_size_exponent: float = 4.0,
-    drift_nm_per_frame: float | tuple[float, float] = (0.05, 0.08),
-    drift_jitter_nm: float = 0.01,
-    dose_e_per_A2: float | None = 300.0,
-    lattice_spacing_nm: float = 0.235,
-    absorption_length_nm: float = 25.0,
-    support_contrast: float = 0.1,
-    defocus_nm: float = 8.0,
-    detector: str = "scintillator",
-    min_separation_nm: float = 0.3,
-    substeps: int = 8,
     seed: int = 0,
+    law: ParticleLaw | None = None,
+    drift: StageDrift | None = None,
+    imaging: MovieImaging | None = None,
+    **keywords,
 ) -> CoarseningMovie:
     """Simulate a coarsening movie with ground truth (see the module docstring for the law and rendering).
+
+    Steps: check the parameters; the stage drift path; the initial particles (sizes, non-overlapping places);
+    evolve them frame by frame (ripening, migration, coalescence at each substep), recording the truth; assemble
+    the :class:`CoarseningMovie` (frames are rendered lazily from it).
 
     Parameters
     ----------
@@ -187,26 +272,17 @@ def simulate_coarsening_movie(
     shape_px : (rows, cols) of each frame.
     pixel_size_nm : nm per pixel.
     n_particles : particles at t = 0 (in the field plus a margin around it; the same areal density).
-    mode : ``"ripening"``, ``"coalescence"`` or ``"mixed"``.
-    mean_radius_nm : initial mean radius.
     frame_interval_s : time between frames.
-    lsw_rate_nm3_per_s : k of ``⟨r⟩³ − ⟨r₀⟩³ = k t`` (for ``exponent = 3``); for other exponents the same
-        number sets the law's constant A = 9k/4 (the rate of ⟨r⟩ⁿ is then measured from the truth).
-    exponent : n of the ripening law (2, 3 or 4).
-    diffusion_nm2_per_s : migration diffusion coefficient of a 1 nm-radius particle; default 0.002 for
-        ripening, 0.05 for coalescence / mixed.
-    diffusion_size_exponent : D ∝ r^-this.
-    drift_nm_per_frame : constant stage drift (dy, dx) per frame, or a scalar for (0, scalar).
-    drift_jitter_nm : std of an extra random-walk step of the drift per frame.
-    dose_e_per_A2 : electron dose per frame (None: noise-free).
-    lattice_spacing_nm : fringe period (Au 111 = 0.235 nm); not drawn below the Nyquist period.
-    absorption_length_nm : λ of the amplitude contrast exp(−t/λ).
-    support_contrast : std of the amorphous-support texture (relative intensity).
-    defocus_nm : underfocus of the CTF-like transfer.
-    detector : camera preset of :mod:`nanoseg.simulate.detector` (``scintillator``, ``counting``, ``ideal``).
-    min_separation_nm : initial minimum gap between particle edges.
-    substeps : integration steps per frame interval.
     seed : random seed (the movie is fully determined by its parameters).
+    law : the particle physics, a :class:`ParticleLaw` (default: its defaults).
+    drift : the stage drift, a :class:`StageDrift`.
+    imaging : the rendering, a :class:`MovieImaging`.
+    **keywords : any field of the three configs by name (``mode=``, ``mean_radius_nm=``,
+        ``lsw_rate_nm3_per_s=``, ``exponent=``, ``diffusion_nm2_per_s=``, ``diffusion_size_exponent=``,
+        ``dissolve_radius_nm=``, ``mobility_min_radius_nm=``, ``min_separation_nm=``, ``substeps=``,
+        ``drift_nm_per_frame=``, ``drift_jitter_nm=``, ``dose_e_per_A2=``, ``lattice_spacing_nm=``,
+        ``absorption_length_nm=``, ``support_contrast=``, ``defocus_nm=``, ``detector=``); a keyword overrides
+        the same field of a config given above.
 
     Returns
     -------
@@ -218,112 +294,198 @@ def simulate_coarsening_movie(
     ...                               mode="coalescence", seed=3)
     >>> len(m), set(m.events["kind"]) <= {"coalescence", "vanish"}
     (5, True)
+    >>> same = simulate_coarsening_movie(n_frames=5, shape_px=(64, 64), pixel_size_nm=0.2, n_particles=5,
+    ...                                  law=ParticleLaw(mode="coalescence"), seed=3)
+    >>> same.truth.equals(m.truth)
+    True
     """
-    if mode not in ("ripening", "coalescence", "mixed"):
-        raise NanosegError(f"unknown mode {mode!r}", hint="use 'ripening', 'coalescence' or 'mixed'")
+    law, stage, imaging = _configs(law, drift, imaging, keywords)
+    shape, px, dt_frame, law = _checked(law, imaging, n_frames, n_particles, shape_px, pixel_size_nm,
+                                        frame_interval_s)
+    rng = np.random.default_rng(seed)
+    n_frames = int(n_frames)
+    times = np.arange(n_frames) * dt_frame
+    drift_path = _drift_path(stage, n_frames, rng)
+    lo, hi, field_nm = _domain(shape, px, drift_path, law.mean_radius_nm)
+    n_total = max(1, int(round(n_particles * (hi - lo).prod() / field_nm.prod())))
+    radii = _initial_radii(law, n_total, rng)
+    system = _Particles(radii, _place(radii, lo, hi, law.min_separation_nm, rng), lo, hi)
+    rows, events = _evolve(system, law, times, dt_frame, drift_path, field_nm, rng)
+    return _assemble(rows, events, times, drift_path, system.total_volume, law, stage, imaging,
+                     dict(n_frames=n_frames, shape_px=shape, pixel_size_nm=px, n_particles=n_particles,
+                          frame_interval_s=dt_frame, seed=seed))
+
+
+def _checked(law: ParticleLaw, imaging: MovieImaging, n_frames, n_particles, shape_px, pixel_size_nm,
+             frame_interval_s) -> tuple[tuple[int, int], float, float, ParticleLaw]:
+    """Validate the parameters (one clear error each); returns shape, pixel size, interval and the law with its
+    numbers as floats and the default diffusion filled in."""
+    if law.mode not in ("ripening", "coalescence", "mixed"):
+        raise NanosegError(f"unknown mode {law.mode!r}", hint="use 'ripening', 'coalescence' or 'mixed'")
     if int(n_frames) < 1:
         raise NanosegError(f"n_frames must be ≥ 1, got {n_frames}")
     if int(n_particles) < 1:
         raise NanosegError(f"n_particles must be ≥ 1, got {n_particles}")
-    if exponent not in (2, 3, 4):
-        raise NanosegError(f"exponent must be 2, 3 or 4, got {exponent}")
+    if law.exponent not in (2, 3, 4):
+        raise NanosegError(f"exponent must be 2, 3 or 4, got {law.exponent}")
     shape = tuple(int(s) for s in shape_px)
     if len(shape) != 2 or min(shape) < 16:
         raise NanosegError(f"shape_px must be two sizes ≥ 16 px, got {shape_px}")
     px = _check_positive("pixel_size_nm", pixel_size_nm)
     dt_frame = _check_positive("frame_interval_s", frame_interval_s)
-    k = _check_positive("lsw_rate_nm3_per_s", lsw_rate_nm3_per_s, allow_zero=True)
-    r0 = _check_positive("mean_radius_nm", mean_radius_nm)
-    if dose_e_per_A2 is not None:
-        _check_positive("dose_e_per_A2", dose_e_per_A2)
-    if diffusion_nm2_per_s is None:
-        diffusion_nm2_per_s = 0.002 if mode == "ripening" else 0.05
-    D1 = _check_positive("diffusion_nm2_per_s", diffusion_nm2_per_s, allow_zero=True)
-    drift = np.atleast_1d(np.asarray(drift_nm_per_frame, dtype=float))
-    drift = np.array([0.0, drift[0]]) if drift.size == 1 else drift[:2]
-    rng = np.random.default_rng(seed)
-    n_frames = int(n_frames)
-    times = np.arange(n_frames) * dt_frame
+    k = _check_positive("lsw_rate_nm3_per_s", law.lsw_rate_nm3_per_s, allow_zero=True)
+    r0 = _check_positive("mean_radius_nm", law.mean_radius_nm)
+    if imaging.dose_e_per_A2 is not None:
+        _check_positive("dose_e_per_A2", imaging.dose_e_per_A2)
+    diffusion = law.diffusion_nm2_per_s
+    if diffusion is None:
+        diffusion = 0.002 if law.mode == "ripening" else 0.05
+    D1 = _check_positive("diffusion_nm2_per_s", diffusion, allow_zero=True)
+    r_dissolve = _check_positive("dissolve_radius_nm", law.dissolve_radius_nm)
+    if r_dissolve >= r0:
+        raise NanosegError(f"dissolve_radius_nm ({r_dissolve:g}) must lie below mean_radius_nm ({r0:g})")
+    r_mobile = _check_positive("mobility_min_radius_nm", law.mobility_min_radius_nm, allow_zero=True)
+    law = replace(law, lsw_rate_nm3_per_s=k, mean_radius_nm=r0, diffusion_nm2_per_s=D1,
+                  dissolve_radius_nm=r_dissolve, mobility_min_radius_nm=r_mobile, exponent=int(law.exponent),
+                  substeps=max(int(law.substeps), 1))
+    return shape, px, dt_frame, law
 
-    # stage drift: constant velocity plus a random walk, recorded per frame
-    steps = np.tile(drift, (n_frames, 1)) + rng.normal(0, drift_jitter_nm, (n_frames, 2))
+
+def _drift_path(stage: StageDrift, n_frames: int, rng) -> np.ndarray:
+    """(n_frames, 2) where the sample's origin appears in the image: constant velocity plus a random walk."""
+    drift = np.atleast_1d(np.asarray(stage.drift_nm_per_frame, dtype=float))
+    drift = np.array([0.0, drift[0]]) if drift.size == 1 else drift[:2]
+    steps = np.tile(drift, (n_frames, 1)) + rng.normal(0, stage.drift_jitter_nm, (n_frames, 2))
     steps[0] = 0.0
-    drift_path = np.cumsum(steps, axis=0)
+    return np.cumsum(steps, axis=0)
+
+
+def _domain(shape, px: float, drift_path: np.ndarray, r0: float):
+    """(lo, hi) of the simulated domain: the field plus the drift and a margin; and the field size in nm."""
     margin = float(np.abs(drift_path).max()) + 4 * r0 + 2.0
     field_nm = np.array(shape, dtype=float) * px
-    lo, hi = -margin, field_nm + margin
-    area_field = field_nm.prod()
-    n_total = max(1, int(round(n_particles * (hi - lo).prod() / area_field)))
+    return -margin, field_nm + margin, field_nm
 
-    ripening = mode in ("ripening", "mixed") and k > 0
-    if mode == "coalescence":
+
+def _initial_radii(law: ParticleLaw, n_total: int, rng) -> np.ndarray:
+    """Initial radii: log-normal (coalescence) or stationary LSW; draws below the dissolution radius dropped."""
+    r0 = law.mean_radius_nm
+    if law.mode == "coalescence":
         radii = r0 * rng.lognormal(0.0, 0.25, n_total) / np.exp(0.25**2 / 2)
     else:
         radii = sample_lsw_radii(n_total, r0, rng)
-        radii = np.maximum(radii, 0.05 * r0)
-    pos = _place(radii, lo, hi, min_separation_nm, rng)
+    radii = radii[radii > law.dissolve_radius_nm]  # a draw below the dissolution radius is no particle (LSW: ≈ 0.3 %)
+    if not len(radii):
+        raise NanosegError("no initial particle is larger than dissolve_radius_nm",
+                           hint="raise mean_radius_nm or n_particles, or lower dissolve_radius_nm")
+    return radii
 
-    A = 9.0 * k / 4.0
-    n_exp = int(exponent)
-    ids = np.arange(1, len(radii) + 1)
-    next_id = len(radii) + 1
-    vanish_r = 0.05  # nm: below this a particle has dissolved
-    total_volume = float(np.sum(radii**3))
-    rows, events = [], []
-    dt = dt_frame / max(int(substeps), 1)
 
-    def record(frame: int) -> None:
-        d = drift_path[frame]
-        img = pos + d
+@dataclass
+class _Particles:
+    """The evolving particle system: radii, sample positions, ids; the domain; the conserved total volume."""
+
+    radii: np.ndarray
+    pos: np.ndarray
+    lo: float | np.ndarray
+    hi: np.ndarray
+    ids: np.ndarray = field(init=False)
+    next_id: int = field(init=False)
+    total_volume: float = field(init=False)
+
+    def __post_init__(self):
+        self.ids = np.arange(1, len(self.radii) + 1)
+        self.next_id = len(self.radii) + 1
+        self.total_volume = float(np.sum(self.radii**3))
+
+    def ripen(self, law: ParticleLaw, dt: float, t: float, frame: int, events: list) -> None:
+        """One step of dw/dt = nA(r/r_c − 1) in w = rⁿ; dissolved particles vanish; Σr³ renormalized."""
+        n_exp, A = law.exponent, 9.0 * law.lsw_rate_nm3_per_s / 4.0
+        radii = self.radii
+        w = radii**n_exp
+        inv_rc = np.sum(radii ** (3 - n_exp)) / np.sum(radii ** (4 - n_exp))
+        w = w + dt * n_exp * A * (radii * inv_rc - 1.0)
+        gone = w <= law.dissolve_radius_nm**n_exp
+        radii = np.where(gone, 0.0, np.abs(w) ** (1.0 / n_exp))
+        for j in np.flatnonzero(gone):
+            events.append((t, frame, "vanish", (int(self.ids[j]),), 0))
+        if gone.any():
+            keep = ~gone
+            radii, self.pos, self.ids = radii[keep], self.pos[keep], self.ids[keep]
+        # exact volume conservation (Euler drift and dissolved remnants go back to the others)
+        if len(radii):
+            radii = radii * (self.total_volume / np.sum(radii**3)) ** (1 / 3)
+        self.radii = radii
+
+    def migrate(self, law: ParticleLaw, dt: float, rng) -> None:
+        """One random-walk step with D(r) = D₁ (1 nm / max(r, r_m))^exponent, reflected at the domain edges."""
+        r_eff = np.maximum(self.radii, max(law.mobility_min_radius_nm, 1e-3))
+        sigma = np.sqrt(2 * law.diffusion_nm2_per_s * dt * (1.0 / r_eff) ** law.diffusion_size_exponent)
+        pos = self.pos + rng.normal(0, 1, self.pos.shape) * sigma[:, None]
+        pos = np.where(pos < self.lo, 2 * self.lo - pos, pos)
+        self.pos = np.where(pos > self.hi, 2 * self.hi - pos, pos)
+
+    def coalesce(self, t: float, frame: int, events: list) -> None:
+        self.radii, self.pos, self.ids, self.next_id = _coalesce(self.radii, self.pos, self.ids, self.next_id, t,
+                                                                 frame, events)
+
+    def record(self, frame: int, time_s: float, offset: np.ndarray, field_nm: np.ndarray, rows: list) -> None:
+        """Append the truth rows of the particles visible in the field (image = sample + drift offset)."""
+        radii, img = self.radii, self.pos + offset
         inside = ((img[:, 0] - radii >= 0) & (img[:, 1] - radii >= 0)
                   & (img[:, 0] + radii <= field_nm[0]) & (img[:, 1] + radii <= field_nm[1]))
         visible = ((img[:, 0] + radii > 0) & (img[:, 1] + radii > 0)
                    & (img[:, 0] - radii < field_nm[0]) & (img[:, 1] - radii < field_nm[1]))
         for j in np.flatnonzero(visible):
-            rows.append((frame, times[frame], int(ids[j]), img[j, 0], img[j, 1], pos[j, 0], pos[j, 1],
+            rows.append((frame, time_s, int(self.ids[j]), img[j, 0], img[j, 1], self.pos[j, 0], self.pos[j, 1],
                          radii[j], bool(inside[j])))
 
-    record(0)
-    t = 0.0
-    for frame in range(1, n_frames):
-        for _ in range(max(int(substeps), 1)):
-            t += dt
-            if ripening and len(radii) > 1:
-                w = radii**n_exp
-                inv_rc = np.sum(radii ** (3 - n_exp)) / np.sum(radii ** (4 - n_exp))
-                w = w + dt * n_exp * A * (radii * inv_rc - 1.0)
-                gone = w <= vanish_r**n_exp
-                radii = np.where(gone, 0.0, np.abs(w) ** (1.0 / n_exp))
-                for j in np.flatnonzero(gone):
-                    events.append((t, frame, "vanish", (int(ids[j]),), 0))
-                if gone.any():
-                    keep = ~gone
-                    radii, pos, ids = radii[keep], pos[keep], ids[keep]
-                # exact volume conservation (Euler drift and dissolved remnants go back to the others)
-                if len(radii):
-                    radii = radii * (total_volume / np.sum(radii**3)) ** (1 / 3)
-            if D1 > 0:
-                sigma = np.sqrt(2 * D1 * dt * (1.0 / np.maximum(radii, 0.05)) ** diffusion_size_exponent)
-                pos = pos + rng.normal(0, 1, pos.shape) * sigma[:, None]
-                pos = np.where(pos < lo, 2 * lo - pos, pos)
-                pos = np.where(pos > hi, 2 * hi - pos, pos)
-            radii, pos, ids, next_id = _coalesce(radii, pos, ids, next_id, t, frame, events)
-        record(frame)
 
+def _evolve(system: _Particles, law: ParticleLaw, times: np.ndarray, dt_frame: float, drift_path: np.ndarray,
+            field_nm, rng):
+    """Run the law over the frames (``law.substeps`` per interval); returns the truth rows and the events."""
+    rows: list[tuple] = []
+    events: list[tuple] = []
+    ripening = law.mode in ("ripening", "mixed") and law.lsw_rate_nm3_per_s > 0
+    dt = dt_frame / law.substeps
+    system.record(0, times[0], drift_path[0], field_nm, rows)
+    t = 0.0
+    for frame in range(1, len(times)):
+        for _ in range(law.substeps):
+            t += dt
+            if ripening and len(system.radii) > 1:
+                system.ripen(law, dt, t, frame, events)
+            if law.diffusion_nm2_per_s > 0:
+                system.migrate(law, dt, rng)
+            system.coalesce(t, frame, events)
+        system.record(frame, times[frame], drift_path[frame], field_nm, rows)
+    return rows, events
+
+
+def _assemble(rows, events, times, drift_path, total_volume, law: ParticleLaw, stage: StageDrift,
+              imaging: MovieImaging, basics: dict) -> CoarseningMovie:
+    """The truth, events and drift tables and the generating parameters, as a :class:`CoarseningMovie`."""
     truth = pd.DataFrame(rows, columns=["frame", "time_s", "particle_id", "y_nm", "x_nm", "y_sample_nm",
                                         "x_sample_nm", "radius_nm", "inside"])
     ev = pd.DataFrame(events, columns=["time_s", "frame", "kind", "parents", "child"])
-    drift_df = pd.DataFrame({"frame": np.arange(n_frames), "dy_nm": drift_path[:, 0], "dx_nm": drift_path[:, 1]})
-    params = dict(mode=mode, n_frames=n_frames, shape_px=shape, pixel_size_nm=px, n_particles=n_particles,
-                  mean_radius_nm=r0, frame_interval_s=dt_frame, lsw_rate_nm3_per_s=k, exponent=n_exp,
-                  rate_nm_n_per_s=(k if (n_exp == 3 and ripening) else None),
-                  diffusion_nm2_per_s=D1, diffusion_size_exponent=diffusion_size_exponent,
-                  drift_nm_per_frame=tuple(drift), drift_jitter_nm=drift_jitter_nm, dose_e_per_A2=dose_e_per_A2,
-                  lattice_spacing_nm=lattice_spacing_nm, absorption_length_nm=absorption_length_nm,
-                  support_contrast=support_contrast, defocus_nm=defocus_nm, detector=detector, seed=seed,
-                  total_volume_nm3=total_volume)
-    return CoarseningMovie(truth=truth, events=ev, drift=drift_df, times_s=times, shape_px=shape,
-                           pixel_size_nm=px, dose_e_per_A2=dose_e_per_A2, params=params)
+    drift_df = pd.DataFrame({"frame": np.arange(len(times)), "dy_nm": drift_path[:, 0], "dx_nm": drift_path[:, 1]})
+    ripening = law.mode in ("ripening", "mixed") and law.lsw_rate_nm3_per_s > 0
+    drift = np.atleast_1d(np.asarray(stage.drift_nm_per_frame, dtype=float))
+    drift = np.array([0.0, drift[0]]) if drift.size == 1 else drift[:2]
+    params = dict(mode=law.mode, n_frames=basics["n_frames"], shape_px=basics["shape_px"],
+                  pixel_size_nm=basics["pixel_size_nm"], n_particles=basics["n_particles"],
+                  mean_radius_nm=law.mean_radius_nm, frame_interval_s=basics["frame_interval_s"],
+                  lsw_rate_nm3_per_s=law.lsw_rate_nm3_per_s, exponent=law.exponent,
+                  rate_nm_n_per_s=(law.lsw_rate_nm3_per_s if (law.exponent == 3 and ripening) else None),
+                  diffusion_nm2_per_s=law.diffusion_nm2_per_s, diffusion_size_exponent=law.diffusion_size_exponent,
+                  drift_nm_per_frame=tuple(drift), drift_jitter_nm=stage.drift_jitter_nm,
+                  dose_e_per_A2=imaging.dose_e_per_A2, lattice_spacing_nm=imaging.lattice_spacing_nm,
+                  absorption_length_nm=imaging.absorption_length_nm, support_contrast=imaging.support_contrast,
+                  defocus_nm=imaging.defocus_nm, detector=imaging.detector, seed=basics["seed"],
+                  total_volume_nm3=total_volume, dissolve_radius_nm=law.dissolve_radius_nm,
+                  mobility_min_radius_nm=law.mobility_min_radius_nm)
+    return CoarseningMovie(truth=truth, events=ev, drift=drift_df, times_s=times, shape_px=basics["shape_px"],
+                           pixel_size_nm=basics["pixel_size_nm"], dose_e_per_A2=imaging.dose_e_per_A2, params=params)
 
 
 def _place(radii, lo, hi, gap, rng) -> np.ndarray:
