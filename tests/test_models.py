@@ -117,14 +117,14 @@ NARROW = {
 
 @pytest.mark.parametrize("name", sorted(NARROW))
 def test_receptive_field_equals_gradient_extent(name):
-    from nanoseg.models.receptive import _run
+    from nanoseg.models.receptive import input_spans
 
     torch.manual_seed(0)
     net = build_model(name, **NARROW[name]).double().eval()
     wide = {"sytwu_resunet": {"depth": 3, "filters": [4, 8, 16, 32]}, "modern_unet": {"depth": 3}}.get(name, {})
     assert receptive_field(net) == receptive_field(build_model(name, **wide))
     height, width = 224, 2 * net.size_multiple  # spans along rows do not depend on the width
-    span = _run(net, height)
+    span = input_spans(net, height)
     for row in (112, 113, 114, 115, 117):
         assert _gradient_extent(net, height, width, row) == (span.lo[row], span.hi[row]), (name, row)
         assert receptive_field_span(net, row, length=height) == (span.lo[row], span.hi[row])

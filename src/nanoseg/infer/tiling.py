@@ -53,7 +53,7 @@ def context_px(module, *, receptive_field_px: int | None = None) -> int:
     middle = (length // 2) // multiple * multiple
     try:
         try:  # one span computation for all positions (fast path)
-            from nanoseg.models.receptive import _run as _spans
+            from nanoseg.models.receptive import input_spans as _spans
 
             span = _spans(module, length)
             positions = np.arange(middle, middle + multiple)

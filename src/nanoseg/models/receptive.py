@@ -131,7 +131,9 @@ def _module_span(m: nn.Module, span: _Span) -> _Span:
     raise NanosegError(f"receptive_field: layer type {type(m).__name__} is not supported")
 
 
-def _run(model: nn.Module, length: int) -> _Span:
+def input_spans(model: nn.Module, length: int) -> _Span:
+    """For every position of a 1-D axis of ``length`` pixels, the first and last input pixel the network's output
+    there sees (``.lo``, ``.hi`` arrays): all receptive fields of one axis in one pass."""
     if isinstance(model, (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)):
         x = np.arange(length, dtype=np.int64)
         return _module_span(model, _Span(x.copy(), x.copy()))
@@ -197,7 +199,7 @@ def receptive_field_span(model: nn.Module, position: int, *, length: int | None 
     (8, 12)
     """
     length = _length(model) if length is None else int(length)
-    span = _run(model, length)
+    span = input_spans(model, length)
     if not 0 <= position < len(span):
         raise NanosegError(f"receptive_field_span: position {position} outside the output (0..{len(span) - 1})")
     return int(span.lo[position]), int(span.hi[position])
@@ -209,7 +211,7 @@ def receptive_field(model: nn.Module) -> int:
     Computed exactly from the layer sizes, strides, paddings and dilations (see the module docstring).
     """
     length = _length(model)
-    span = _run(model, length)
+    span = input_spans(model, length)
     extent = span.hi - span.lo + 1
     margin = len(extent) // 4
     return int(extent[margin: len(extent) - margin].max())
