@@ -61,6 +61,8 @@ def fft_grid_key(config: SimulationConfig, seed: int) -> tuple:
     ('multislice', 192)
     """
     params = config.draw(np.random.default_rng(int(seed)))
+    if config.modality == "haadf_stem":  # no FFT plans of its own
+        return ("haadf_stem",)
     if config.mode == "composite":
         return ("composite", int(params["image_size_px"]), round(float(params["pixel_size_nm"]), 6))
     k = _oversampling(10.0 * params["pixel_size_nm"], config.sampling_A)
@@ -74,6 +76,10 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
     normalised), with a uint8 mask, int32 instance labels and a metadata dict (see docs/simulation.md).
     """
     config = load_config(config)
+    if config.modality == "haadf_stem":
+        from nanoseg.simulate.stem import simulate_haadf
+
+        return simulate_haadf(config, seed)
     if config.mode == "composite":
         from nanoseg.simulate.wide import simulate_wide_field
 
