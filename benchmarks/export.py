@@ -26,8 +26,8 @@ def main() -> None:
     import torch
 
     from nanoseg.infer import onnx_available, predict
+    from nanoseg.infer.export import export_model
     from nanoseg.io import Micrograph, example_micrograph
-    from nanoseg.models.export import export_model
 
     args.out.mkdir(parents=True, exist_ok=True)
     models = {"checkpoint, engine auto": ("default", "auto")}

@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 from nanoseg.cli import app, main
 from nanoseg.errors import NanosegError
 from nanoseg.infer import onnx_available, predict
-from nanoseg.io import example_micrograph
-from nanoseg.models import load_default_model
-from nanoseg.models.export import (
+from nanoseg.infer.export import (
     EXPORT_TOLERANCE,
     ONNX_CARD_KEY,
     TORCHSCRIPT_CARD_FILE,
     export_model,
     load_exported,
 )
+from nanoseg.io import example_micrograph
+from nanoseg.models import load_default_model
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="needs nanoseg[fast] (onnx, onnxruntime)")
 FORMATS = [pytest.param("onnx", marks=needs_onnx), "torchscript"]
@@ -89,7 +89,7 @@ def test_predict_refuses_an_engine_the_exported_file_cannot_use(exported):
 
 
 def test_export_refuses_a_network_that_differs_from_pytorch(tmp_path, monkeypatch):
-    import nanoseg.models.export as export
+    import nanoseg.infer.export as export
 
     real = export._exported_forward
 
@@ -143,11 +143,11 @@ def test_predict_refuses_exported_files_without_a_card_or_damaged(tmp_path, expo
 
 @needs_onnx
 def test_predict_refuses_onnx_without_a_card_or_damaged(tmp_path):
-    from nanoseg.infer.engine import _onnx_export
+    from nanoseg.infer.engine import onnx_export
 
     image = example_micrograph()
     plain = tmp_path / "plain.onnx"
-    plain.write_bytes(_onnx_export(load_default_model().module))
+    plain.write_bytes(onnx_export(load_default_model().module))
     with pytest.raises(NanosegError, match="plain.onnx: this ONNX file has no nanoseg model card"):
         predict(image, str(plain))
     broken = tmp_path / "broken.onnx"

@@ -23,7 +23,7 @@ def export(
 
     Example: nanoseg export default --format onnx --out default.onnx
     """
-    from nanoseg.models.export import export_model
+    from nanoseg.infer.export import export_model
 
     result = export_model(model, out, fmt=fmt)
     console.print(result.summary(), highlight=False, soft_wrap=True)

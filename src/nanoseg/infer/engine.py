@@ -400,7 +400,7 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
                                hint="leave --engine at auto, or predict with the checkpoint for other engines")
         dev = torch.device("cpu") if exported == "onnx" else dev
         runner = Runner(module.eval().to(dev), engine=exported, device=dev)
-        runner.onnx_level = "all" if exported == "onnx" else None  # nanoseg.models.export runs it at this level
+        runner.onnx_level = "all" if exported == "onnx" else None  # nanoseg.infer.export runs it at this level
         return runner
     module = module.eval().to(dev)
     if engine == "auto" and dev.type == "cuda":
@@ -425,8 +425,8 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
         runner = Runner(_jit_runner(fused, dev), engine="jit", device=dev, channels_last=True)
     elif engine == "onnx":
         try:
-            data = _onnx_export(module)
-            candidates = {level: Runner(_onnx_forward(data, level), engine="onnx", device=dev)
+            data = onnx_export(module)
+            candidates = {level: Runner(onnx_forward(data, level), engine="onnx", device=dev)
                           for level in ONNX_LEVELS}
             level, timings = _fastest(candidates, module)
             runner = candidates[level]
@@ -450,7 +450,7 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     return runner
 
 
-def _onnx_export(module: nn.Module) -> bytes:
+def onnx_export(module: nn.Module) -> bytes:
     """The network as ONNX bytes (dynamic N, H, W)."""
     import io
 
@@ -468,7 +468,7 @@ def _onnx_export(module: nn.Module) -> bytes:
 ONNX_LEVELS = ("all", "extended")
 
 
-def _onnx_forward(module: nn.Module | bytes, level: str = "all") -> Callable[[torch.Tensor], torch.Tensor]:
+def onnx_forward(module: nn.Module | bytes, level: str = "all") -> Callable[[torch.Tensor], torch.Tensor]:
     """A forward that runs an ONNX Runtime CPU session of the exported network.
 
     ``level``: ``"all"`` (every graph optimization, including the blocked NCHWc layout) or ``"extended"``
@@ -478,7 +478,7 @@ def _onnx_forward(module: nn.Module | bytes, level: str = "all") -> Callable[[to
     from the blending and post-processing that follow)."""
     import onnxruntime as ort
 
-    data = module if isinstance(module, bytes) else _onnx_export(module)
+    data = module if isinstance(module, bytes) else onnx_export(module)
     options = ort.SessionOptions()
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if level == "all"
                                         else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
@@ -610,10 +610,10 @@ def _cpu_candidates(module: nn.Module, dev: torch.device, only: str | None = Non
         candidates["fused"] = make_runner(module, engine="fused", device=dev, verify=False)
     if onnx_available() and only != "fused":
         try:
-            data = _onnx_export(module)
+            data = onnx_export(module)
             for level in ONNX_LEVELS:
                 if only in (None, f"onnx/{level}"):
-                    candidates[f"onnx/{level}"] = Runner(_onnx_forward(data, level), engine="onnx", device=dev)
+                    candidates[f"onnx/{level}"] = Runner(onnx_forward(data, level), engine="onnx", device=dev)
                     candidates[f"onnx/{level}"].onnx_level = level
         except Exception as exc:  # an operator ONNX cannot express: fused only
             warnings.warn(f"ONNX export failed ({exc}); timing the fused engine only", RuntimeWarning,

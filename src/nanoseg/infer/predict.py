@@ -97,7 +97,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
     """Turn what a user passes as "the model" into a list of ``LoadedModel`` (one = single model).
 
     Accepts ``None``/``"default"`` (the shipped default model), a checkpoint directory or ``.nanoseg`` file,
-    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.models.export`),
+    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.infer.export`),
     a directory holding several checkpoints (an ensemble, e.g. the k fold models), a ``LoadedModel``, a
     bare ``nn.Module`` (card without preprocessing or pixel size), or a list of any of these.
     """
@@ -121,7 +121,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
                                hint="give a checkpoint directory, a .nanoseg file, or 'default'")
         if _is_checkpoint(path):
             return [load_model(path, device=device)]
-        from nanoseg.models.export import is_exported, load_exported
+        from nanoseg.infer.export import is_exported, load_exported
 
         if is_exported(path):  # an .onnx / .pt written by `nanoseg export`: the card comes from the file
             return [load_exported(path)]
@@ -251,7 +251,7 @@ def predict(
     engine : inference engine (see :mod:`nanoseg.infer.engine`); "auto" picks the fastest exact one.
     ood : run the out-of-distribution checks.
     """
-    from nanoseg.evaluate.pixel import binarize, otsu_threshold
+    from nanoseg._pixel import binarize, otsu_threshold
     from nanoseg.io import Micrograph
 
     if not isinstance(micrograph, Micrograph):

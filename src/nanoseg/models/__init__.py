@@ -33,4 +33,4 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "HorwathUNetConfig": "nanoseg.models.zoo", "ModernUNetConfig": "nanoseg.models.zoo",
     "SytwuResUNetConfig": "nanoseg.models.zoo", "UNet3Config": "nanoseg.models.zoo",
     "config_dict": "nanoseg.models.zoo", "model_config": "nanoseg.models.zoo",
-}, submodules=["card", "checkpoint", "export", "receptive", "zoo"])
+}, submodules=["card", "checkpoint", "receptive", "zoo"])

@@ -5,7 +5,7 @@ An exported file is one self-contained network that runs without nanoseg's archi
 preprocessing as the checkpoint it came from, because the card travels inside it:
 
 ``ONNX`` (``.onnx``)
-    The graph of :func:`nanoseg.infer.engine._onnx_export` (opset 17, input ``x`` of shape ``(N, 1, H, W)``,
+    The graph of :func:`nanoseg.infer.engine.onnx_export` (opset 17, input ``x`` of shape ``(N, 1, H, W)``,
     output ``logits`` ``(N, 2, H, W)``, dynamic N, H, W); the card JSON is the model's ``metadata_props``
     entry ``"nanoseg_card"``. Needs ``nanoseg[fast]`` (onnx, onnxruntime).
 ``TorchScript`` (``.pt``)
@@ -81,7 +81,7 @@ def export_format(out: str | os.PathLike, fmt: str | None = None) -> str:
     suffix = Path(out).suffix.lower()
     if suffix not in SUFFIXES:
         raise NanosegError("cannot tell the export format from the file name", path=out,
-                           hint="give --format onnx|torchscript, or name the file .onnx or .pt")
+                           hint="give fmt=onnx|torchscript, or name the file .onnx or .pt")
     return SUFFIXES[suffix]
 
 
@@ -103,9 +103,9 @@ def _network_graph(name: str, module: nn.Module):
     if name == "onnx":
         import onnx
 
-        from nanoseg.infer.engine import _onnx_export
+        from nanoseg.infer.engine import onnx_export
 
-        return onnx.load_from_string(_onnx_export(module))
+        return onnx.load_from_string(onnx_export(module))
     multiple = int(getattr(module, "size_multiple", 1))
     side = multiple * max(1, -(-64 // multiple))
     with torch.no_grad(), warnings.catch_warnings():
@@ -157,10 +157,10 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
     name = export_format(out, fmt)
     out = Path(out)
     if out.is_dir():
-        raise NanosegError("the export path is a folder", path=out, hint="give a file name, e.g. --out model.onnx")
+        raise NanosegError("the export path is a folder", path=out, hint="give a file name, e.g. out=model.onnx")
     if name == "onnx" and not onnx_available():
         raise NanosegError("ONNX export needs the onnx and onnxruntime packages",
-                           hint="pip install 'nanoseg[fast]', or export --format torchscript")
+                           hint="pip install 'nanoseg[fast]', or export with fmt=torchscript")
     _write_bytes(out, None)  # an unwritable place fails before the export work
     loaded = _resolve_loaded(model)
     module = loaded.module.to("cpu").eval()
@@ -183,7 +183,7 @@ def export_model(model, out: str | os.PathLike, *, fmt: str | None = None,
     if not np.isfinite(err) or err > tolerance:
         raise NanosegError(f"the exported {name} network differs from PyTorch by max |Δp| = {err:.2e} > {tolerance:g} "
                            f"on a random {shape} input; nothing written", path=out,
-                           hint="try the other --format; report this network's architecture as a bug")
+                           hint="try the other format (fmt=onnx|torchscript); report this network's architecture as a bug")
     final = card.model_copy(update={"export": {**export_info, "max_abs_dprob": err}})
     data = _file_bytes(name, graph, final.model_dump_json())  # the same graph, only the card gains the check
     _write_bytes(out, data)
@@ -202,15 +202,15 @@ def _write_bytes(out: Path, data: bytes | None) -> None:
         with atomic_path(out) as tmp:
             Path(tmp).write_bytes(data)
     except OSError as exc:
-        raise NanosegError(f"cannot write {out}: {exc.strerror or exc}", hint="choose another --out") from None
+        raise NanosegError(f"cannot write {out}: {exc.strerror or exc}", hint="choose another out=FILE") from None
 
 
 def _exported_forward(name: str, data: bytes):
     """``(N, 1, H, W) float32 → (N, 2, H, W) float32`` through ONNX Runtime or ``torch.jit`` of the file bytes."""
     if name == "onnx":
-        from nanoseg.infer.engine import _onnx_forward
+        from nanoseg.infer.engine import onnx_forward
 
-        forward = _onnx_forward(data, "all")
+        forward = onnx_forward(data, "all")
     else:
         forward = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
 
@@ -259,7 +259,7 @@ def _card_of(text: str | bytes | None, path: Path, where: str) -> ModelCard:
 
 
 def _load_onnx(path: Path):
-    from nanoseg.infer.engine import _onnx_forward, onnx_available
+    from nanoseg.infer.engine import onnx_available, onnx_forward
 
     if not onnx_available():
         raise NanosegError("running an .onnx model needs onnx and onnxruntime", path=path,
@@ -269,7 +269,7 @@ def _load_onnx(path: Path):
     try:
         proto = onnx.load(str(path), load_external_data=False)
         data = path.read_bytes()
-        forward = _onnx_forward(data, "all")
+        forward = onnx_forward(data, "all")
     except Exception as exc:  # onnx and onnxruntime raise many types for damaged files
         raise NanosegError(f"cannot read this ONNX file ({type(exc).__name__}: {str(exc)[:200]})", path=path,
                            hint="the file is damaged or not ONNX; export it again") from None
@@ -286,7 +286,7 @@ def _load_torchscript(path: Path):
         script = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
     except Exception as exc:  # torch raises RuntimeError and others for pickles and damaged archives
         raise NanosegError(f"cannot load this TorchScript file ({type(exc).__name__}: {str(exc)[:200]})", path=path,
-                           hint="a .pt for --model must be written by `nanoseg export --format torchscript`, "
+                           hint="a .pt model must be written by `nanoseg export --format torchscript`, "
                                 "not a state dict") from None
     return _card_of(extra[TORCHSCRIPT_CARD_FILE], path, "TorchScript"), script
 
