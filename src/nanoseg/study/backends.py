@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,37 @@ import numpy as np
 
 from nanoseg.datasets import open_dataset
 from nanoseg.errors import NanosegError
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failed task: the NanosegError message, or the exception type, text and where it rose."""
+    if isinstance(exc, NanosegError):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def pick_device(config: dict[str, Any]) -> str | None:
+    """The device a task trains on: ``config["device"]``, else one GPU per Dask worker (by worker name), else CPU;
+    None without torch."""
+    if config.get("device"):
+        return str(config["device"])
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return "cpu"
+    index = 0
+    try:  # one GPU per worker: LocalCluster names its workers 0, 1, ...
+        from distributed import get_worker
+
+        name = get_worker().name
+        index = int(name) if str(name).isdigit() else abs(hash(str(name)))
+    except (ImportError, ValueError):
+        pass
+    return f"cuda:{index % torch.cuda.device_count()}"
 
 
 def get_backend(name: str):

@@ -105,7 +105,9 @@ def subset_dataset(parent: str | os.PathLike, ids: list[str], out: str | os.Path
     return out
 
 
-def _find_preset(name: str, spec_dir: Path | None) -> str | Path:
+def find_preset(name: str, spec_dir: Path | None) -> str | Path:
+    """The simulation preset a spec names: a path, or ``<name>.yaml`` next to the spec, in
+    ``examples/simulate`` of the spec's project, the working folder or this checkout; else ``name`` as given."""
     candidates = [Path(name)]
     stem = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
     if spec_dir is not None:
@@ -135,7 +137,7 @@ def prepare_dataset(spec: StudySpec, name: str, out_dir: str | os.PathLike, *, s
         return target
     from nanoseg.simulate import generate_dataset
 
-    preset = _find_preset(ds.preset, spec_dir)
+    preset = find_preset(ds.preset, spec_dir)
     overrides = deep_merge(spec.simulation, ds.overrides)
     if overrides:
         if not isinstance(preset, Path):

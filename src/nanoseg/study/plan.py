@@ -37,9 +37,9 @@ def _image_px(spec: StudySpec, name: str) -> int:
             return 512
     size = ds.overrides.get("image_size_px", spec.simulation.get("image_size_px"))
     if size is None:
-        from nanoseg.study.data import _find_preset
+        from nanoseg.study.data import find_preset
 
-        preset = _find_preset(ds.preset, None)
+        preset = find_preset(ds.preset, None)
         if not isinstance(preset, str):
             import yaml
 

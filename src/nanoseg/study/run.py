@@ -27,7 +27,6 @@ import json
 import os
 import socket
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import yaml
 
 from nanoseg.datasets import open_dataset
 from nanoseg.errors import NanosegError
-from nanoseg.study.backends import get_backend
+from nanoseg.study.backends import error_text, get_backend, pick_device
 from nanoseg.study.data import make_fold_subsets, prepare_dataset
 from nanoseg.study.descriptors import dataset_descriptors
 from nanoseg.study.grid import EvalCell, TrainTask, expand_grid
@@ -54,34 +53,6 @@ def config_hash(config: dict[str, Any], backend: str, *data: Any) -> str:
 
 def _ids(dataset_dir) -> list[str]:
     return sorted(open_dataset(dataset_dir).ids)
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, NanosegError):
-        return str(exc)
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _pick_device(config: dict[str, Any]) -> str | None:
-    if config.get("device"):
-        return str(config["device"])
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return "cpu"
-    index = 0
-    try:  # one GPU per worker: LocalCluster names its workers 0, 1, ...
-        from distributed import get_worker
-
-        name = get_worker().name
-        index = int(name) if str(name).isdigit() else abs(hash(str(name)))
-    except (ImportError, ValueError):
-        pass
-    return f"cuda:{index % torch.cuda.device_count()}"
 
 
 # ----------------------------------------------------------------------------------------------- the tasks
@@ -108,10 +79,10 @@ def train_task(task: TrainTask, backend_name: str, train_dir: str, val_dir: str 
     try:
         backend = get_backend(backend_name)
         checkpoint = backend.train(Path(train_dir), None if val_dir is None else Path(val_dir), dict(task.config),
-                                   model_dir_p / "model", device=_pick_device(task.config))
+                                   model_dir_p / "model", device=pick_device(task.config))
         record.update(status="ok", error=None, checkpoint=str(checkpoint))
     except Exception as exc:  # a failed training is recorded; its cells are recorded as failed
-        record.update(status="failed", error=_error_text(exc), checkpoint=None)
+        record.update(status="failed", error=error_text(exc), checkpoint=None)
     record["train_wall_s"] = time.perf_counter() - start
     record["host"] = socket.gethostname()
     model_dir_p.mkdir(parents=True, exist_ok=True)
@@ -147,7 +118,7 @@ def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir
         if training.get("status") != "ok":
             raise NanosegError(f"training {cell.training.key} failed: {training.get('error')}")
         backend = get_backend(spec.backend)
-        device = _pick_device(cell.training.config)
+        device = pick_device(cell.training.config)
         model = backend.load(Path(training["checkpoint"]), device=device)
         ds = open_dataset(test_dir)
         if len(ds) == 0:
@@ -164,7 +135,7 @@ def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir
                 row[f"{name}_image_std"] = float(table[name].std(ddof=0))
         row.update(status="ok", error=None, n_images=len(ds))
     except Exception as exc:
-        row.update(status="failed", error=_error_text(exc))
+        row.update(status="failed", error=error_text(exc))
     row["eval_wall_s"] = time.perf_counter() - start
     row["wall_s"] = row["eval_wall_s"] + float(training.get("train_wall_s") or 0.0)
     row["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -211,7 +182,7 @@ class _Executor:
                 self.client = Client(scheduler, timeout="20s")
             except OSError as exc:
                 raise NanosegError(f"cannot reach the Dask scheduler {scheduler!r} ({exc})",
-                                   hint="start one with `dask scheduler` or drop --scheduler") from None
+                                   hint="start one with `dask scheduler`, or leave scheduler= out for a local cluster") from None
             self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
     @property
@@ -266,7 +237,7 @@ def _check_study_dir(out: Path, spec: StudySpec) -> None:
         old = yaml.safe_load(stored.read_text()) or {}
         if old.get("name") not in (None, spec.name):
             raise NanosegError(f"this folder holds study {old.get('name')!r}, not {spec.name!r}", path=out,
-                               hint="use another --out folder")
+                               hint="use another out_dir=FOLDER")
     tmp = out / ".spec.yaml.tmp"
     tmp.write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
     os.replace(tmp, stored)
@@ -326,7 +297,7 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
             except NanosegError:
                 raise
             except Exception as exc:
-                raise NanosegError(f"cannot prepare dataset {name!r}: {_error_text(exc)}") from None
+                raise NanosegError(f"cannot prepare dataset {name!r}: {error_text(exc)}") from None
         desc_futures = []
         if descriptors:
             desc_futures = [ex.submit(descriptor_task, dataset_dirs[n], str(out / "descriptors" / f"{n}.json"),
@@ -401,7 +372,7 @@ def _wait(ex: _Executor, spec: StudySpec, train_futures: dict, cell_futures: dic
         except Exception as exc:  # the worker died (KilledWorker, lost connection): record the cell here
             if kind == "cell":
                 row = base_row(spec, cells[key], cell_hash[key])
-                row.update(status="failed", error=_error_text(exc))
+                row.update(status="failed", error=error_text(exc))
                 store.write(row)
         if time.monotonic() - last > 30:
             store.consolidate()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nanoseg.errors import NanosegError
-from nanoseg.study.backends import get_backend
+from nanoseg.study.backends import error_text, get_backend, pick_device
 from nanoseg.study.grid import TrainTask, set_dotted
 from nanoseg.study.spec import StudySpec
 
@@ -46,12 +46,10 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
 
 def trial_task(backend_name: str, config: dict[str, Any], train_dir: str, val_dir: str, trial_dir: str) -> float:
     """Train one trial and return its validation loss (the trial's checkpoint is removed afterwards)."""
-    from nanoseg.study.run import _pick_device
-
     backend = get_backend(backend_name)
     try:
         checkpoint = backend.train(Path(train_dir), Path(val_dir), config, Path(trial_dir),
-                                   device=_pick_device(config))
+                                   device=pick_device(config))
         return float(backend.validation_loss(checkpoint))
     finally:
         shutil.rmtree(trial_dir, ignore_errors=True)
@@ -125,9 +123,7 @@ def run_searches(spec: StudySpec, trainings: list[TrainTask], folds: dict, out: 
 
 
 def _safe_trial(backend_name, config, train_dir, val_dir, trial_dir) -> tuple[float | None, str | None]:
-    from nanoseg.study.run import _error_text
-
     try:
         return trial_task(backend_name, config, train_dir, val_dir, trial_dir), None
     except Exception as exc:
-        return None, _error_text(exc)
+        return None, error_text(exc)
