@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from nanoseg.errors import NanosegError
 from nanoseg.infer import predict
 from nanoseg.io import Micrograph, read
 from nanoseg.models import LoadedModel, ModelCard
@@ -84,3 +85,90 @@ def test_real_dm3_haadf_runs_through_the_sytwu_pipeline():
     out = SYTWU_PIPELINE.apply(micrograph, warnings=notes)
     assert out.shape == (512, 512) and np.isfinite(out.data).all()
     assert len(notes) == 1 and "subtract" in notes[0] and out.metadata["preprocessing_warnings"] == notes
+
+
+# ------------------------------------------------------------------------------ 4. unknown scale
+def dark_discs(diameter_px=16, shape=(128, 128), *, seed=0):
+    """Dark discs of one diameter on a bright, noisy background (bright-field TEM-like) and the mask."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, dtype=bool)
+    step = int(diameter_px * 2)
+    for cy in range(step // 2, shape[0] - diameter_px // 2, step):
+        for cx in range(step // 2, shape[1] - diameter_px // 2, step):
+            mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter_px / 2) ** 2
+    image = np.where(mask, 0.5, 1.0) + np.random.default_rng(seed).normal(0, 0.05, shape)
+    return image.astype(np.float32), mask
+
+
+CALIBRATED_CARD = {"architecture": "dark", "pixel_size_nm": 0.1, "particle_diameter_range_nm": (1.0, 4.0),
+                   "preprocessing": [{"name": "standardize"}]}  # typical training diameter: √(1·4) = 2 nm
+
+
+def _dark_model(**card) -> LoadedModel:
+    return _model(ModelCard(**{**CALIBRATED_CARD, **card}), BrightIsParticle(level=-0.5, gain=-8.0))
+
+
+def test_predict_without_pixel_size_estimates_it_from_the_particle_size():
+    image, truth = dark_discs(16)
+    pred = predict(Micrograph(image, source="uncalibrated.png"), _dark_model(), device="cpu", engine="eager",
+                   ood=False)
+    assert pred.pixel_size_nm == pytest.approx(2.0 / 16, rel=0.25)  # puts 16 px at the typical 2 nm
+    note = next(w for w in pred.warnings if w.startswith("no pixel size in uncalibrated.png"))
+    assert "assumed" in note and "estimated particle diameter of" in note
+    assert "pixel_size_nm=" in note and "particle_diameter_px=" in note  # the CLI names its flags instead
+    assert pred.metadata["pixel_size_source"] == "estimated from the particle size"
+    inter = (pred.mask.astype(bool) & truth).sum()
+    assert 2 * inter / (pred.mask.sum() + truth.sum()) > 0.9
+
+
+def test_a_given_particle_diameter_sets_the_assumed_pixel_size():
+    image, _ = dark_discs(16)
+    pred = predict(Micrograph(image, source="u.png"), _dark_model(), particle_diameter_px=20, device="cpu",
+                   engine="eager", ood=False)
+    assert pred.pixel_size_nm == pytest.approx(0.1)  # 2 nm / 20 px
+    assert any("from the given particle diameter of 20 px" in w for w in pred.warnings)
+    assert pred.metadata["pixel_size_source"] == "particle_diameter_px"
+    # a known pixel size wins, and the ignored option is mentioned
+    known = predict(Micrograph(image, pixel_size_nm=0.2), _dark_model(), particle_diameter_px=20, device="cpu",
+                    engine="eager", ood=False)
+    assert known.pixel_size_nm == 0.2 and any("ignored" in w for w in known.warnings)
+
+
+def test_no_pixel_size_and_no_visible_particles_is_one_clear_error():
+    noise = np.random.default_rng(0).normal(1, 0.05, (64, 64))
+    with pytest.raises(NanosegError, match="no pixel size") as err:
+        predict(Micrograph(noise, source="noise.png"), _dark_model(), device="cpu", engine="eager")
+    assert "noise.png" in str(err.value) and "particle_diameter_px=" in str(err.value)
+    # the old decision still works: the model's pixel size, said in a warning
+    pred = predict(Micrograph(noise, source="noise.png"), _dark_model(), assume_model_pixel_size=True,
+                   device="cpu", engine="eager", ood=False)
+    assert pred.pixel_size_nm is None and any("assumed the model's" in w for w in pred.warnings)
+
+
+# ------------------------------------------------------------------------------ 5. never a silent empty mask
+def test_an_empty_mask_comes_with_a_warning():
+    image, _ = dark_discs(16)
+    never = _model(ModelCard(**CALIBRATED_CARD), BrightIsParticle(level=50.0))
+    pred = predict(Micrograph(image, pixel_size_nm=0.1), never, device="cpu", engine="eager", ood=False)
+    assert pred.mask.sum() == 0
+    assert any("empty" in w for w in pred.warnings), pred.warnings
+
+
+def test_a_flooded_mask_comes_with_a_warning():
+    image, _ = dark_discs(16)
+    always = _model(ModelCard(**CALIBRATED_CARD), BrightIsParticle(level=-50.0))
+    pred = predict(Micrograph(image, pixel_size_nm=0.1), always, device="cpu", engine="eager", ood=False)
+    assert pred.mask.mean() > 0.99
+    assert any("covers 100% of the field" in w for w in pred.warnings), pred.warnings
+
+
+def test_particles_outside_the_trained_sizes_come_with_a_warning():
+    image, _ = dark_discs(16)  # 16 px at 0.1 nm/px = 1.6 nm: inside the trained 1-4 nm
+    inside = predict(Micrograph(image, pixel_size_nm=0.1), _dark_model(), device="cpu", engine="eager", ood=False)
+    assert not any("trained" in w for w in inside.warnings), inside.warnings
+    small = predict(Micrograph(image, pixel_size_nm=0.1), _dark_model(particle_diameter_range_nm=(3.0, 10.0)),
+                    device="cpu", engine="eager", ood=False)
+    assert any("smaller than the smallest trained" in w for w in small.warnings), small.warnings
+    large = predict(Micrograph(image, pixel_size_nm=0.1), _dark_model(particle_diameter_range_nm=(0.2, 0.8)),
+                    device="cpu", engine="eager", ood=False)
+    assert any("larger than the largest trained" in w for w in large.warnings), large.warnings

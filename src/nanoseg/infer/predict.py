@@ -37,7 +37,8 @@ from torch import nn
 from nanoseg.errors import NanosegError
 from nanoseg.infer.engine import Runner, make_runner, network_signature, resolve_device, weights_fingerprint
 from nanoseg.infer.network_input import network_input
-from nanoseg.infer.ood import check_distribution, image_statistics
+from nanoseg.infer.ood import check_distribution, check_mask, image_statistics
+from nanoseg.infer.scale import resolve_pixel_size
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
 DEFAULT_TILE_PX = 4096  # CPU: the largest tile side measured fastest (docs/performance.md) — per pixel, big tiles
@@ -97,7 +98,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
     """Turn what a user passes as "the model" into a list of ``LoadedModel`` (one = single model).
 
     Accepts ``None``/``"default"`` (the shipped default model), a checkpoint directory or ``.nanoseg`` file,
-    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.infer.export`),
+    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.models.export`),
     a directory holding several checkpoints (an ensemble, e.g. the k fold models), a ``LoadedModel``, a
     bare ``nn.Module`` (card without preprocessing or pixel size), or a list of any of these.
     """
@@ -121,7 +122,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
                                hint="give a checkpoint directory, a .nanoseg file, or 'default'")
         if _is_checkpoint(path):
             return [load_model(path, device=device)]
-        from nanoseg.infer.export import is_exported, load_exported
+        from nanoseg.models.export import is_exported, load_exported
 
         if is_exported(path):  # an .onnx / .pt written by `nanoseg export`: the card comes from the file
             return [load_exported(path)]
@@ -225,6 +226,8 @@ def predict(
     return_logits: bool = False,
     pixel_size_nm: float | None = None,
     assume_model_pixel_size: bool = False,
+    particle_diameter_px: float | None = None,
+    pipeline=None,
     device: str | torch.device = "auto",
     engine: str = "auto",
     ood: bool = True,
@@ -247,11 +250,17 @@ def predict(
     return_logits : also return the mean raw two-channel outputs (resampled to the input grid).
     pixel_size_nm : override the micrograph's pixel size (nm).
     assume_model_pixel_size : when the input has no pixel size, assume it equals the model's.
+        Without it (and without ``pixel_size_nm``), a model whose card records ``particle_diameter_range_nm``
+        gets a pixel size assumed from the particle size (:mod:`.scale`), said in a warning.
+    particle_diameter_px : for an input without pixel size: its typical particle diameter in pixels, which
+        sets the assumed pixel size instead of the estimate (:func:`nanoseg.infer.scale.resolve_pixel_size`).
+    pipeline : preprocessing to run instead of each card's (a built-in name such as ``"sytwu"``, a step list,
+        a YAML/JSON file: :meth:`nanoseg.preprocess.Pipeline.from_spec`); recorded in ``metadata["preprocessing"]``.
     device : "auto" (GPU if available), "cpu", "cuda".
     engine : inference engine (see :mod:`nanoseg.infer.engine`); "auto" picks the fastest exact one.
     ood : run the out-of-distribution checks.
     """
-    from nanoseg._pixel import binarize, otsu_threshold
+    from nanoseg.evaluate.pixel import binarize, otsu_threshold
     from nanoseg.io import Micrograph
 
     if not isinstance(micrograph, Micrograph):
@@ -276,10 +285,18 @@ def predict(
     notes: list[str] = []
     probs, logit_sum, member_info = [], None, []
     input_px = None
+    pixel_size_nm, px_source, px_notes = resolve_pixel_size(
+        micrograph, models[0].card, pixel_size_nm=pixel_size_nm, particle_diameter_px=particle_diameter_px,
+        assume_model_pixel_size=assume_model_pixel_size)
+    notes += px_notes
+    if pipeline is not None:
+        from nanoseg.preprocess import Pipeline
+
+        pipeline = Pipeline.from_spec(pipeline)
     for loaded in models:
         card, module = loaded.card, loaded.module
         net_in = network_input(micrograph, card, pixel_size_nm=pixel_size_nm,
-                               assume_model_pixel_size=assume_model_pixel_size)
+                               assume_model_pixel_size=assume_model_pixel_size, pipeline=pipeline)
         input_px, image, grid_px = net_in.input_pixel_size_nm, net_in.image, net_in.pixel_size_nm
         notes += [n for n in net_in.notes if n not in notes]
         multiple = int(getattr(module, "size_multiple", 1))
@@ -329,13 +346,21 @@ def predict(
     if ood:
         stats = image_statistics(micrograph.data, mask.astype(bool))
         for loaded in models:
-            f, w = check_distribution(loaded.card, pixel_size_nm=input_px, dose_e_per_A2=micrograph.dose_e_per_A2,
+            measured_px = input_px if px_source in ("file", "option") else None  # an assumed one says nothing
+            f, w = check_distribution(loaded.card, pixel_size_nm=measured_px, dose_e_per_A2=micrograph.dose_e_per_A2,
                                       statistics=stats)
             for key, value in f.items():
                 flags[key] = flags.get(key, False) or value
             notes += [n for n in w if n not in notes]
+    mask_checks, w = check_mask(mask, models[0].card, input_pixel_size_nm=input_px, probability=probability,
+                                threshold=used)
+    notes += [n for n in w if n not in notes]
+    if ood and "particle_size" in mask_checks:
+        flags["particle_size"] = mask_checks["particle_size"]
     metadata = {
         "source": micrograph.source, "shape": list(shape), "threshold": used,
+        "pixel_size_source": px_source, "mask_checks": mask_checks,
+        "preprocessing": _preprocessing_record(models, pipeline),
         "threshold_rule": "otsu" if isinstance(threshold, str) else "fixed", "tta": tta,
         "n_members": len(models), "n_views": len(probs), "models": member_info, "image_statistics": stats,
         "device": str(dev), "seconds": round(time.perf_counter() - started, 4),
@@ -346,6 +371,18 @@ def predict(
         logits=None if logit_sum is None else (logit_sum / len(probs)).astype(np.float32),
         variance=variance, warnings=notes, ood=flags, metadata=metadata,
     )
+
+
+def _preprocessing_record(models, pipeline) -> dict[str, Any]:
+    """Which preprocessing ran: the ``pipeline`` override (and whether it differs from each card's) or the cards'."""
+    from nanoseg.preprocess import BUILTIN, Pipeline
+
+    cards = [list(m.card.preprocessing or []) for m in models]
+    steps = cards[0] if pipeline is None else pipeline.to_spec()
+    name = next((key for key, built in BUILTIN.items() if built.to_spec() == steps and key != "default"), None)
+    differs = pipeline is not None and any(Pipeline.from_spec(c) != pipeline for c in cards)
+    return {"source": "card" if pipeline is None else "--pipeline", "name": name, "steps": steps,
+            "differs_from_card": differs}
 
 
 def predict_many(micrographs: Sequence, model=None, **options) -> list[Prediction]:

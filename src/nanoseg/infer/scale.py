@@ -175,7 +175,7 @@ def estimate_particle_diameter_px(image, *, polarity: str = "auto", min_diameter
     low, mid, high = np.percentile(work, [1, 50, 99])
     if not high > low:
         raise NanosegError("the image is (nearly) constant, so no particle size can be estimated from it",
-                           path=source, hint="pass --pixel-size NM, or check the file")
+                           path=source, hint="pass pixel_size_nm=NM, or check the file")
     work = (work - mid) / (high - low)
     if polarity == "auto":
         polarity = _polarity(work)
@@ -184,7 +184,7 @@ def estimate_particle_diameter_px(image, *, polarity: str = "auto", min_diameter
     d_max = (float(max_diameter_px) / binning if max_diameter_px is not None else min(work.shape) / 4.0)
     if d_max <= d_min:
         raise NanosegError(f"the image ({array.shape[0]}×{array.shape[1]} px) is too small to estimate a particle "
-                           "size", path=source, hint="pass --pixel-size NM or --particle-diameter-px D")
+                           "size", path=source, hint="pass pixel_size_nm=NM or particle_diameter_px=D")
     n = max(3, int(math.ceil(SCALES_PER_OCTAVE * math.log2(d_max / d_min))) + 1)
     # one scale below and one above the searched range, so that extrema at its ends are real extrema
     sigmas = d_min / DIAMETER_PER_SIGMA * 2.0 ** (np.arange(-1, n + 1) / SCALES_PER_OCTAVE)
@@ -221,7 +221,7 @@ def typical_diameter_nm(card) -> float:
     if rng is None:
         raise NanosegError(
             "the model card records no particle_diameter_range_nm, so a pixel size cannot be chosen from the "
-            "particle size", hint="pass --pixel-size NM, or --assume-model-pixel-size")
+            "particle size", hint="pass pixel_size_nm=NM, or assume_model_pixel_size=True")
     low, high = float(rng[0]), float(rng[1])
     return math.sqrt(low * high)
 
@@ -245,3 +245,52 @@ def assumed_pixel_size_nm(diameter_px: float, card, *, image_shape: tuple[int, i
                      f"resampled to the model's {float(model_px):g} nm/px stays within {max_grid_pixels:,} pixels")
         px = cap
     return px, notes
+
+
+def resolve_pixel_size(micrograph, card, *, pixel_size_nm: float | None = None,
+                       particle_diameter_px: float | None = None, assume_model_pixel_size: bool = False
+                       ) -> tuple[float | None, str, list[str]]:
+    """The pixel size ``predict`` runs with, where it came from, and warnings: ``(px, source, notes)``.
+
+    ``source`` is "option" (``pixel_size_nm``), "file" (the micrograph's calibration), "particle_diameter_px"
+    (assumed from a given particle diameter), "estimated from the particle size" (assumed from
+    :func:`estimate_particle_diameter_px`), "model (assumed)" (``assume_model_pixel_size``: ``px`` None) or
+    "unknown" (``px`` None: an uncalibrated model, or a card without ``particle_diameter_range_nm``, which
+    :func:`nanoseg.infer.network_input.input_pixel_size` then refuses with the fix).
+    """
+    known = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
+    if known is not None:
+        source = "option" if pixel_size_nm is not None else "file"
+        notes = [] if particle_diameter_px is None else [
+            f"particle_diameter_px={particle_diameter_px:g} ignored: the pixel size is known ({float(known):g} nm/px)"]
+        return known, source, notes
+    model_px = getattr(card, "pixel_size_nm", None)
+    if assume_model_pixel_size and model_px is not None:
+        return None, "model (assumed)", []
+    if model_px is None or (particle_diameter_px is None
+                            and getattr(card, "particle_diameter_range_nm", None) is None):
+        return None, "unknown", []
+    name = micrograph.source or "the image"
+    fix = "pass pixel_size_nm=NM or particle_diameter_px=D"
+    if particle_diameter_px is not None:
+        diameter = float(particle_diameter_px)
+        if not np.isfinite(diameter) or diameter <= 0:
+            raise NanosegError(f"particle_diameter_px={particle_diameter_px} must be a positive number of pixels")
+        source, how = "particle_diameter_px", f"the given particle diameter of {diameter:g} px"
+    else:
+        estimate = estimate_particle_diameter_px(micrograph.data, source=micrograph.source)
+        if estimate.diameter_px is None:
+            raise NanosegError(
+                "the image has no pixel size, and no particles stand out of the noise to estimate one from "
+                "their size", path=micrograph.source,
+                hint="pass pixel_size_nm=NM, particle_diameter_px=D (the typical particle diameter in pixels), "
+                     "or assume_model_pixel_size=True")
+        diameter = estimate.diameter_px
+        source = "estimated from the particle size"
+        how = f"an estimated particle diameter of {diameter:.3g} px ({estimate.polarity} particles, {estimate.n_blobs} blobs)"
+    px, notes = assumed_pixel_size_nm(diameter, card, image_shape=micrograph.shape)
+    typical = typical_diameter_nm(card)
+    notes.insert(0, f"no pixel size in {name}: assumed {px:.4g} nm/px from {how}, i.e. that the particles have the "
+                    f"model's typical training diameter of {typical:.3g} nm; sizes in nm rest on this assumption "
+                    f"({fix})")
+    return px, source, notes
