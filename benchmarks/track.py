@@ -8,9 +8,13 @@
    fitted n and k against the generating law.
 
 4. With ``--model default``: the same movie segmented by the default model (rendered frames), the same scores.
+5. With ``--detection PX[,PX...]``: detection recall and precision of the model on rendered frames of the same
+   particle system at each pixel size (the same field area, ~92 nm square, so the same particles), above the
+   detection limit ``--d-min`` (2 nm), with the model's out-of-distribution flags and the frames' statistics
+   (roughness, noise, contrast after resampling to the model's pixel size) against the card's training ranges.
 
 Run: ``.venv/bin/python benchmarks/track.py [--size 1024] [--frames 40] [--seeds 3] [--skip-multislice]
-[--model default|none] [--json FILE]``
+[--model default|none] [--json FILE] [--detection 0.18,0.04 --detection-frames 2 --d-min 2 --skip-tracking]``
 
 ``--json FILE`` writes the targets of issue #18: ``events_recall, events_precision`` (coalescence, ±1 frame,
 true masks), ``id_switches``, ``k_n3_rel_error_true_masks``, ``k_n3_rel_error_model_masks`` ((k − k_truth) /
@@ -88,7 +92,43 @@ def _scores(r, m) -> dict:
             "k3": k["k3"], "k3_truth": k["k3_truth"], "n": k["n"], "n_truth": k["n_truth"]}
 
 
-def speed_and_accuracy(size: int, frames: int, model: str = "none") -> dict:
+BENCHMARK_PX = 0.18  # nm/px of the benchmark movie (600 particles in 1024² px)
+
+
+def benchmark_movie(size: int, frames: int, pixel_size_nm: float = BENCHMARK_PX):
+    """The benchmark's particle system (mixed: ripening k = 0.3 nm³/s + slow migration, 150 e/Å², drift) on a
+    ``size``² frame at ``pixel_size_nm``, at the areal density of 600 particles per (1024 · 0.18 nm)²."""
+    from nanoseg.simulate.movie import simulate_coarsening_movie
+
+    n_particles = max(1, int(round(600 * (size * pixel_size_nm / (1024 * BENCHMARK_PX)) ** 2)))
+    return simulate_coarsening_movie(n_frames=frames, shape_px=(size, size), pixel_size_nm=pixel_size_nm,
+                                     n_particles=n_particles, lsw_rate_nm3_per_s=0.3, mode="mixed",
+                                     diffusion_nm2_per_s=0.01, dose_e_per_A2=150, seed=0)
+
+
+def detection_scores(detections: pd.DataFrame, truth: pd.DataFrame, d_min_nm: float) -> dict:
+    """Recall of the true particles fully inside the field with 2r ≥ ``d_min_nm`` (a detection within 0.5 nm,
+    one-to-one per frame) and precision of the detections with d ≥ ``d_min_nm`` not touching the border (matched
+    to a true particle of any size); counts of all detections and of false ones below ``d_min_nm``."""
+    from nanoseg.insitu.linking import match_to_truth
+
+    frames = detections["frame"].nunique() or 1
+    truth = truth[truth["frame"].isin(detections["frame"].unique())]
+    matched = match_to_truth(detections, truth, max_distance_nm=0.5)
+    hit = matched["truth_id"] >= 0
+    found = set(zip(matched.loc[hit, "frame"], matched.loc[hit, "truth_id"], strict=True))
+    inside = truth[truth["inside"].astype(bool) & (2 * truth["radius_nm"] >= d_min_nm)]
+    recall = float(np.mean([(f, q) in found for f, q in zip(inside["frame"], inside["particle_id"], strict=True)]))
+    big = (matched["diameter_nm"] >= d_min_nm) & ~matched["touches_edge"].astype(bool)
+    return {"d_min_nm": d_min_nm, "recall_above_d_min": recall,
+            "precision_above_d_min": float(hit[big].mean()) if big.any() else float("nan"),
+            "true_inside_above_d_min_per_frame": len(inside) / frames,
+            "detections_per_frame": len(matched) / frames, "true_per_frame": len(truth) / frames,
+            "false_below_d_min_per_frame": float((~hit & (matched["diameter_nm"] < d_min_nm)).sum() / frames)}
+
+
+def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_size_nm: float | None = None,
+                       model_size: int | None = None, d_min_nm: float = 2.0) -> dict:
     from nanoseg.insitu import (
         DriftTracker,
         event_metrics,
@@ -98,16 +138,13 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none") -> dict:
         tracking_metrics,
     )
     from nanoseg.particles import label_particles, particle_table
-    from nanoseg.simulate.movie import simulate_coarsening_movie
 
-    px = 0.18
-    n_particles = int(600 * (size / 1024) ** 2)
+    px = BENCHMARK_PX
+    t0 = time.perf_counter()
+    m = benchmark_movie(size, frames)
+    n_particles = m.params["n_particles"]
     print(f"\n== 2. speed per frame, {size}² px at {px} nm/px, {n_particles} particles, ripening + some "
           f"migration ==")
-    t0 = time.perf_counter()
-    m = simulate_coarsening_movie(n_frames=frames, shape_px=(size, size), pixel_size_nm=px, n_particles=n_particles,
-                                  lsw_rate_nm3_per_s=0.3, mode="mixed", diffusion_nm2_per_s=0.01,
-                                  dose_e_per_A2=150, seed=0)
     print(f"particle system ({frames} frames): {time.perf_counter() - t0:.2f} s")
     timings = {"render": [], "truth mask": [], "label_particles": [], "particle_table": [], "drift update": []}
     tracker = DriftTracker()
@@ -160,16 +197,76 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none") -> dict:
            "k_n3_rel_error_model_masks": None, "events_recall_model_masks": None,
            "events_precision_model_masks": None, "model_masks": None}
     if model != "none":
-        print(f"\n== 4. track_movie with the {model!r} model's masks ({frames} rendered frames) ==")
+        mm = m if model_pixel_size_nm is None else benchmark_movie(model_size or size, frames, model_pixel_size_nm)
+        print(f"\n== 4. track_movie with the {model!r} model's masks ({frames} rendered frames of "
+              f"{mm.shape_px[0]}² px at {mm.pixel_size_nm} nm/px, {mm.params['n_particles']} particles; kinetics "
+              f"above the detection limit d_min = {d_min_nm:g} nm, measured and true) ==")
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            rm = track_movie(m, model=model, out_dir=tmp, n_boot=100, figures=False, progress=True)
+            rm = track_movie(mm, model=model, out_dir=tmp, n_boot=100, figures=False, progress=True,
+                             kinetics_min_diameter_nm=d_min_nm)
             out["track_movie_model_s"] = time.perf_counter() - t
-        ms = _scores(rm, m)
+        ms = _scores(rm, mm)
+        ms.update(pixel_size_nm=mm.pixel_size_nm, size_px=mm.shape_px[0], n_particles=mm.params["n_particles"],
+                  detection=detection_scores(rm.particles, mm.truth, d_min_nm))
         print("scores (model masks):", ms, f"({out['track_movie_model_s']:.0f} s)")
         out.update(k_n3_rel_error_model_masks=ms["k_n3_rel_error"], events_recall_model_masks=ms["events_recall"],
                    events_precision_model_masks=ms["events_precision"], model_masks=ms)
     return out
+
+
+def detection(model: str, pixel_sizes: list[float], n_frames: int, d_min_nm: float, field_nm: float = 92.16
+              ) -> list[dict]:
+    """Detection recall/precision of ``model`` on the benchmark's particle system rendered at each pixel size.
+
+    Recall: true particles fully inside the field with d = 2r ≥ ``d_min_nm``, found by a detection within 0.5 nm
+    (one-to-one per frame). Precision: detections not touching the border with d ≥ ``d_min_nm`` that match a true
+    particle of any size. Also the model's OOD flags and the image statistics of its network input.
+    """
+    from skimage.transform import resize
+
+    from nanoseg.infer import predict, resolve_models
+    from nanoseg.infer.network_input import network_input
+    from nanoseg.infer.ood import image_statistics
+    from nanoseg.insitu.truth import recall_by_size
+    from nanoseg.particles import label_particles, particle_table
+
+    models = resolve_models(model)
+    card = getattr(models[0], "card", None)
+    rows = []
+    for px in pixel_sizes:
+        size = int(round(field_nm / px))
+        m = benchmark_movie(size, n_frames, px)
+        n_particles = m.params["n_particles"]
+        print(f"\n== 5. detection by the {model!r} model at {px} nm/px: {size}² px ({size * px:.1f} nm), "
+              f"{n_particles} particles, {n_frames} frames ==")
+        tables, flags, stats, seconds = [], {}, [], []
+        for i in range(n_frames):
+            frame = m.frame(i)
+            t = time.perf_counter()
+            pred = predict(frame, models, ood=True)
+            seconds.append(time.perf_counter() - t)
+            flags = {k: bool(v) for k, v in pred.ood.items()}
+            labels = label_particles(pred.probability, pixel_size_nm=px, min_diameter_nm=0.5)
+            tables.append(particle_table(labels, pixel_size_nm=px, frame=i, time_s=float(m.times_s[i])))
+            net = network_input(frame, card)
+            truth_mask = m.mask(i)
+            mask_net = resize(truth_mask.astype(float), net.image.shape, order=0) > 0.5
+            stats.append(image_statistics(net.image, mask_net))
+        det = pd.concat(tables, ignore_index=True)
+        print(recall_by_size(det, m.truth[m.truth["frame"] < n_frames]).to_string(index=False))
+        sc = detection_scores(det, m.truth, d_min_nm)
+        st = pd.DataFrame(stats).mean().to_dict()
+        rows.append({"pixel_size_nm": px, "size_px": size, "frames": n_frames, **sc, "ood": flags,
+                     "network_input_statistics": st, "predict_s_per_frame": float(np.median(seconds))})
+        ranges = dict(getattr(card, "image_statistics", None) or {}) if card else {}
+        print(f"recall (inside, d ≥ {d_min_nm:g} nm) {sc['recall_above_d_min']:.3f}; precision (not at the border, "
+              f"d ≥ {d_min_nm:g} nm) {sc['precision_above_d_min']:.3f}; all detections {sc['detections_per_frame']:.0f}"
+              f"/frame vs {sc['true_per_frame']:.0f} true ({sc['false_below_d_min_per_frame']:.0f}/frame false below "
+              f"d_min); OOD flags {flags}; network-input statistics "
+              + ", ".join(f"{k} {v:.3f}" + (f" (trained {ranges[k][0]:.3f}–{ranges[k][1]:.3f})" if k in ranges else "")
+                          for k, v in st.items()) + f"; predict {np.median(seconds):.1f} s/frame")
+    return rows
 
 
 def main() -> None:
@@ -180,10 +277,23 @@ def main() -> None:
     parser.add_argument("--skip-multislice", action="store_true")
     parser.add_argument("--model", default="none", help="also track from this model's masks ('default'); 'none'")
     parser.add_argument("--json", default=None, help="write the target numbers to this JSON file")
+    parser.add_argument("--detection", default=None,
+                        help="pixel sizes (nm/px, comma-separated) at which to score the model's detection")
+    parser.add_argument("--detection-model", default="default")
+    parser.add_argument("--detection-frames", type=int, default=2)
+    parser.add_argument("--d-min", type=float, default=2.0, help="detection limit (nm) of the detection scores")
+    parser.add_argument("--skip-tracking", action="store_true", help="only sections 1 and 5")
+    parser.add_argument("--model-pixel-size", type=float, default=None,
+                        help="section 4 on the same particle system rendered at this nm/px (the model's range)")
+    parser.add_argument("--model-size", type=int, default=None, help="frame size (px) of that movie")
     args = parser.parse_args()
     if not args.skip_multislice:
         realism(args.seeds)
-    result = speed_and_accuracy(args.size, args.frames, args.model)
+    result = {} if args.skip_tracking else speed_and_accuracy(args.size, args.frames, args.model,
+                                                              args.model_pixel_size, args.model_size, args.d_min)
+    if args.detection:
+        result["detection"] = detection(args.detection_model, [float(v) for v in args.detection.split(",")],
+                                        args.detection_frames, args.d_min)
     if args.json:
         import json
         from pathlib import Path
