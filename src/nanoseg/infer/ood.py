@@ -31,31 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from nanoseg.datasets.imagestats import image_statistics  # noqa: F401  (re-exported: the one definition, shared with training)
+
 RANGE_TOLERANCE = 0.05  # relative slack on either side of a training range before warning
-
-
-def image_statistics(image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
-    """``roughness`` and ``noise`` of a 2-D image, plus ``contrast`` when a particle ``mask`` is given
-    (and holds both particle and background pixels)."""
-    x = np.asarray(image, dtype=np.float64)
-    z = (x - x.mean()) / max(float(x.std()), 1e-12)
-    f2 = np.abs(np.fft.rfft2(z)) ** 2
-    ky = np.fft.fftfreq(z.shape[0])[:, None]
-    kx = np.fft.rfftfreq(z.shape[1])[None, :]
-    # rfft keeps half the plane: weight the columns that stand for two (±kx) so sums match the full FFT
-    weight = np.full(f2.shape[1], 2.0)
-    weight[0] = 1.0
-    if z.shape[1] % 2 == 0:
-        weight[-1] = 1.0
-    f2 = f2 * weight[None, :]
-    out = {"roughness": float((f2 * (ky**2 + kx**2)).sum() / max(f2.sum(), 1e-300))}
-    diffs = np.concatenate([np.diff(z, axis=0).ravel(), np.diff(z, axis=1).ravel()])
-    out["noise"] = float(np.median(np.abs(diffs - np.median(diffs))) / 0.6745 / np.sqrt(2))
-    if mask is not None:
-        m = np.asarray(mask, dtype=bool)
-        if m.shape == z.shape and m.any() and not m.all():
-            out["contrast"] = float(np.median(z[~m]) - np.median(z[m]))
-    return out
 
 
 def _outside(value: float, low: float, high: float) -> bool:

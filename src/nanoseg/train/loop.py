@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from nanoseg.datasets.imagestats import image_statistics
 from nanoseg.datasets.patches import PatchSet, extract_patches
 from nanoseg.datasets.splits import Split, grouped_split
 from nanoseg.datasets.store import Dataset, open_dataset
@@ -214,11 +215,8 @@ def _strings(rows: pd.DataFrame, column: str) -> list[str]:
 def training_image_statistics(data: TrainingData, ids: Sequence[str], *, max_images: int = 200,
                               seed: int = 0) -> dict[str, tuple[float, float]]:
     """1st–99th percentile range over training images of the statistics inference uses to warn about
-    out-of-distribution inputs (``nanoseg.infer.ood.image_statistics``: contrast, roughness, noise)."""
-    try:
-        from nanoseg.infer.ood import image_statistics
-    except ImportError:  # inference module not installed: leave the card without statistics
-        return {}
+    out-of-distribution inputs (:func:`nanoseg.datasets.imagestats.image_statistics`: contrast, roughness,
+    noise)."""
     ids = list(ids)
     if len(ids) > max_images:
         ids = list(np.random.default_rng(seed).choice(ids, max_images, replace=False))
