@@ -96,7 +96,8 @@ def score_heldout(model, sets: list[Path], *, progress: bool = True) -> pd.DataF
 
     One row per image: ``set`` (folder name), ``id``, ``hard_dice`` (probability ≥ 0.5 vs the exact mask, on
     the image's own grid, smoothing 1), ``estimated_dice`` / ``low_confidence`` when the prediction carries
-    them, ``ood`` (any out-of-distribution flag) and the image's drawn conditions.
+    them, ``ood`` (any out-of-distribution flag), the image's drawn conditions and the quality estimate's
+    features as ``quality_<name>`` (what scripts/calibrate_quality.py fits on).
     """
     from nanoseg.infer import predict, resolve_models
     models = resolve_models(model)
@@ -113,6 +114,7 @@ def score_heldout(model, sets: list[Path], *, progress: bool = True) -> pd.DataF
                          "estimated_dice": getattr(pred, "estimated_dice", None),
                          "low_confidence": getattr(pred, "low_confidence", None),
                          "ood": bool(pred.out_of_distribution),
+                         **{f"quality_{k}": v for k, v in pred.metadata.get("quality", {}).get("features", {}).items()},
                          **{k: meta.get(k) for k in ("material", "dose_e_per_A2", "diameter_nm", "pixel_size_nm",
                                                      "detector", "voltage_kV", "Cs_um", "support",
                                                      "support_thickness_nm")}})

@@ -7,9 +7,11 @@ For every input file ``<stem>.<ext>`` the output folder receives
 ``<stem>.probability.tif``  float32 particle probability, same calibration
 ``<stem>.variance.tif``     float32 per-pixel variance (only with an ensemble or ``tta``)
 ``<stem>.particles.csv``    one row per particle (``nanoseg.particles.particle_table``: sizes in nm, ...;
-                            ``ml_weight``: the Miles–Lantuéjoul border weight, NaN for cut particles)
+                            ``ml_weight``: the Miles–Lantuéjoul border weight, NaN for cut particles;
+                            ``image_estimated_dice`` / ``image_low_confidence``: the image's quality estimate)
 ``<stem>.overlay.png``      8-bit preview with the mask outline in red
-``<stem>.json``             metadata: models, threshold, warnings, out-of-distribution flags, timings
+``<stem>.json``             metadata: models, threshold, warnings, out-of-distribution flags, timings,
+                            ``estimated_dice`` / ``low_confidence`` and ``quality`` (:mod:`nanoseg.infer.quality`)
 =========================  ===========================================================================
 
 The JSON is written last, so its presence marks a finished input: a rerun skips it (resume) unless
@@ -191,6 +193,9 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
         # border correction for the size statistics of the report: NaN for particles cut by the frame
         table["ml_weight"] = miles_lantuejoul_weights(labels, table["label"].to_numpy())
         table.loc[table["touches_edge"].to_numpy(dtype=bool), "ml_weight"] = np.nan
+        # the image's quality estimate on every row (one value per image; see nanoseg.infer.quality)
+        table["image_estimated_dice"] = pred.estimated_dice
+        table["image_low_confidence"] = pred.low_confidence
         with atomic_path(paths["particles"]) as tmp:
             table.to_csv(tmp, index=False)
         written["particles"] = str(paths["particles"])
@@ -200,7 +205,8 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
     written["overlay"] = str(paths["overlay"])
     meta = {"input": micrograph.source, "pixel_size_nm": px, "particle_table_pixel_size_nm": table_px,
             "dose_e_per_A2": micrograph.dose_e_per_A2, "n_particles": n_particles,
-            "mask_fraction": float(pred.mask.mean()), "warnings": pred.warnings, "ood": pred.ood,
+            "mask_fraction": float(pred.mask.mean()), "estimated_dice": pred.estimated_dice,
+            "low_confidence": pred.low_confidence, "warnings": pred.warnings, "ood": pred.ood,
             "outputs": written, **pred.metadata, **(extra or {})}
     with atomic_path(paths["metadata"]) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")

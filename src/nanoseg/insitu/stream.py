@@ -171,7 +171,8 @@ def _segment_fn(predict_fn, model, masks, n):
         if hasattr(out, "probability"):
             var = getattr(out, "variance", None)
             return {"prob": np.asarray(out.probability, dtype=np.float32),
-                    "std": None if var is None else np.sqrt(np.clip(np.asarray(var, dtype=np.float32), 0, None))}
+                    "std": None if var is None else np.sqrt(np.clip(np.asarray(var, dtype=np.float32), 0, None)),
+                    "quality": (getattr(out, "estimated_dice", None), getattr(out, "low_confidence", None))}
         return {"prob": np.asarray(out), "std": None}
     return run, source
 
@@ -299,8 +300,8 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
         with atomic_path(chunks / f"particles_{name}") as tmp:
             part.to_parquet(tmp, index=False)
         with atomic_path(chunks / f"drift_{name}") as tmp:
-            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px", "peak_ratio"]).to_parquet(
-                tmp, index=False)
+            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px", "peak_ratio", "estimated_dice",
+                                              "low_confidence"]).to_parquet(tmp, index=False)
         if correct_drift:
             with atomic_path(drift_state_path) as tmp:
                 with open(tmp, "wb") as fh:
@@ -311,7 +312,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
 
     end = n if stop_after_frames is None else min(n, start + max(int(stop_after_frames), 0))
     kw = dict(series=series, segment=segment, pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm,
-              split_touching=split_touching, threshold=threshold)
+              split_touching=split_touching, threshold=threshold, return_quality=True)
     bar = progress_iter(range(start, end), "segmenting frames", total=end - start, enabled=progress)
     for a in range(start, end, chunk_frames):
         b = min(a + chunk_frames, end)
@@ -321,14 +322,14 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
         else:
             results = None
         for j, i in enumerate(range(a, b)):
-            table, px, data = results[j] if results is not None else _frame_table(i, **kw)
+            table, px, data, quality = results[j] if results is not None else _frame_table(i, **kw)
             if data is None:
                 data = series[i].data  # only the drift needs the pixels locally
             px_used = px
             tables.append(table)
             t_s = float(series.times_s[i])
             dy, dx = tracker.update(data) if correct_drift else (0.0, 0.0)
-            drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan))
+            drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan, *quality))
             next(bar, None)
         commit(b - 1)
     for _ in bar:  # finish the progress bar
@@ -376,8 +377,9 @@ class _Steps:
 
 
 def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
-                 return_data: bool = True):
-    """Segment, label and measure one frame; returns (table, pixel size, frame pixels or None)."""
+                 return_data: bool = True, return_quality: bool = False):
+    """Segment, label and measure one frame; returns (table, pixel size, frame pixels or None), plus
+    ``(estimated_dice, low_confidence)`` of the frame's Prediction (NaN, None without one) with ``return_quality``."""
     frame = series[i]
     px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
     if px is None:
@@ -394,6 +396,9 @@ def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, spl
         extra = {"probability": prob, "probability_std": seg["std"]}
     table = particle_table(labels, pixel_size_nm=px, image=frame.data, frame=i, time_s=float(series.times_s[i]),
                            threshold=threshold, **extra)
+    if return_quality:
+        est, low = seg.get("quality", (None, None))
+        return table, px, (frame.data if return_data else None), (np.nan if est is None else float(est), low)
     return table, px, (frame.data if return_data else None)
 
 

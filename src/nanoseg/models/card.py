@@ -67,3 +67,7 @@ class ModelCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)  # epochs, loss, optimizer, wall_time_s, machine...
     metrics: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
+
+    # per-image quality estimate: features → true hard Dice, fitted by scripts/calibrate_quality.py on held-out
+    # simulated sets (nanoseg.infer.quality.fit_calibration); None = predictions say "uncalibrated"
+    quality_calibration: dict[str, Any] | None = None

@@ -91,13 +91,27 @@ def _out_of_distribution(meta: dict) -> bool:
     return any(bool(v) for v in (meta.get("ood") or {}).values())
 
 
+def quality_line(stem: str, meta: dict) -> str:
+    """One report line on an image's quality estimate: the value, calibrated or not, and a warning when low."""
+    quality = meta.get("quality") or {}
+    value = meta.get("estimated_dice", quality.get("estimated_dice"))
+    if value is None:
+        return f"{stem}: no quality estimate (predicted by an older nanoseg)"
+    how = "calibrated" if quality.get("calibrated") else "uncalibrated"
+    text = f"{stem}: estimated Dice {value:.2f} ({how}: {quality.get('method', '?')})"
+    if meta.get("low_confidence"):
+        text += (f" — LOW CONFIDENCE (< {quality.get('low_confidence_below', '?')}): the mask may be wrong; check "
+                 "it by eye before using its numbers")
+    return text
+
+
 def predict_sections(folder: Path, *, max_images: int = 12, figures_dir: Path | None = None) -> list[Section]:
     """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, the particle sizes
     (:func:`nanoseg.report.sizes.size_section`, its figure and CSV written to ``figures_dir``), overlays."""
     from nanoseg.infer.batch import SETTINGS_FILE
     from nanoseg.report.sizes import size_section
 
-    rows, warnings, overlays, images = [], [], [], []
+    rows, warnings, overlays, images, quality_lines, quality_warnings = [], [], [], [], [], []
     for meta_path in sorted(folder.glob("*.json")):
         if meta_path.name in {"summary.json", "preprocess.json", SETTINGS_FILE}:
             continue
@@ -114,12 +128,20 @@ def predict_sections(folder: Path, *, max_images: int = 12, figures_dir: Path | 
         rows.append({"image": stem, "particles": len(table),
                      "mean_diameter_nm": float(diam.mean()) if len(diam) else float("nan"),
                      "pixel_size_nm": meta.get("pixel_size_nm"),
-                     "out_of_distribution": _out_of_distribution(meta)})
-        warnings += [f"{stem}: {w}" for w in meta.get("warnings", [])]
+                     "out_of_distribution": _out_of_distribution(meta),
+                     "estimated_dice": meta.get("estimated_dice"), "low_confidence": meta.get("low_confidence")})
+        line = quality_line(stem, meta)
+        (quality_warnings if meta.get("low_confidence") else quality_lines).append(line)
+        # the low-confidence warning is the quality section's line, not repeated here
+        warnings += [f"{stem}: {w}" for w in meta.get("warnings", []) if not w.startswith("low confidence:")]
         overlay = folder / f"{stem}.overlay.png"
         if overlay.exists() and len(overlays) < max_images:
             overlays.append((overlay, stem))
-    return [Section("Predictions", tables=[pd.DataFrame(rows)], warnings=warnings),
+    quality = Section("Quality estimate", warnings=quality_warnings, text="\n\n".join(
+        ["Estimated hard Dice of each mask from inference-time features only (view agreement, probability "
+         "margins, mask area, out-of-distribution checks; nanoseg.infer.quality); below the threshold in each "
+         "image's JSON (quality.low_confidence_below) the image is flagged low confidence.", *quality_lines]))
+    return [Section("Predictions", tables=[pd.DataFrame(rows)], warnings=warnings), quality,
             size_section(folder, images, figures_dir=figures_dir),
             Section("Overlays", figures=overlays)]
 
