@@ -70,7 +70,7 @@ def test_report_out_under_a_file_is_one_line(tmp_path, capsys):
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_LINE = re.compile(r"^(?P<label>[A-Z][^:`]{0,40}):\s+(?P<cmd>(?:torchrun .+? -m )?nanoseg .+)$")
 VERB_ORDER = ["simulate", "info", "preprocess", "predict", "train", "evaluate", "track", "report", "study",
-              "explain", "explain-study", "explain-rf", "demo"]
+              "explain", "demo"]  # `explain study` and `explain rf` are sub-commands of explain
 
 
 def _commands():

@@ -84,7 +84,7 @@ def test_predict_with_the_exported_model_equals_the_checkpoint(exported, fmt):
 
 
 def test_predict_refuses_an_engine_the_exported_file_cannot_use(exported):
-    with pytest.raises(NanosegError, match="--engine fused does not apply to an exported torchscript file"):
+    with pytest.raises(NanosegError, match="engine=fused does not apply to an exported torchscript file"):
         predict(example_micrograph(), str(exported["torchscript"].path), engine="fused")
 
 

@@ -116,7 +116,7 @@ def test_missing_pixel_size_needs_a_decision():
     image = Micrograph(np.zeros((32, 32)), source="frame.tif")
     with pytest.raises(NanosegError, match="pixel size") as err:
         predict(image, model, device="cpu")
-    assert "--pixel-size" in str(err.value) and "frame.tif" in str(err.value)
+    assert "pixel_size_nm=" in str(err.value) and "frame.tif" in str(err.value)
     pred = predict(image, model, assume_model_pixel_size=True, device="cpu")
     assert pred.pixel_size_nm is None and any("assumed" in w for w in pred.warnings)
     assert predict(image, model, pixel_size_nm=0.4, device="cpu").metadata["models"][0]["network_grid_shape"] == [

@@ -116,7 +116,7 @@ def test_predict_rerun_with_other_settings_is_refused(tmp_path, checkpoint, fram
     other = _predict(out, frame, checkpoint, "--threshold", "0.3")
     assert other.exit_code != 0
     message = str(other.exception)
-    assert "other settings" in message and "threshold: 0.5 → 0.3" in message and "--overwrite" in message
+    assert "other settings" in message and "threshold: 0.5 → 0.3" in message and "overwrite=True" in message
     torch.manual_seed(1)
     other_model = save_model(tmp_path / "model2", build_model("unet3"), ModelCard(architecture="unet3",
                                                                                   pixel_size_nm=0.2))
@@ -136,7 +136,7 @@ def test_predict_refuses_finished_outputs_of_unknown_settings(tmp_path, checkpoi
     assert _predict(out, frame, checkpoint).exit_code == 0
     (out / "predict_settings.json").unlink()
     result = _predict(out, frame, checkpoint)
-    assert result.exit_code != 0 and "--overwrite" in str(result.exception)
+    assert result.exit_code != 0 and "overwrite=True" in str(result.exception)
 
 
 def test_model_fingerprint_tells_models_apart(tmp_path, checkpoint):

@@ -34,7 +34,7 @@ def test_track_without_timestamps_or_dt_refuses(untimed_movie, tmp_path, capsys)
         main(_args(untimed_movie, tmp_path / "o"))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "no timestamps" in err and "--dt SECONDS" in err and "--assume-dt" in err
+    assert "no timestamps" in err and "--frame-interval-s SECONDS" in err and "--assume-frame-interval-s" in err
     assert not (tmp_path / "o" / "summary.json").exists()
 
 

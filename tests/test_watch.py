@@ -143,7 +143,7 @@ def test_time_axis_policy(tmp_path):
     folder = tmp_path / "camera"
     folder.mkdir()
     write_tiff(folder / "a.tif", np.zeros((64, 64), np.float32), pixel_size_nm=0.1)
-    with pytest.raises(NanosegError, match="no timestamps.*--dt"):
+    with pytest.raises(NanosegError, match="no timestamps.*frame_interval_s="):
         _watch(folder, tmp_path / "live", frame_interval_s=None)
     assert not (tmp_path / "live" / "watch" / "particles.csv").exists()
     with pytest.raises(NanosegError, match="not both"):
@@ -229,7 +229,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     cases = [(["watch", str(folder), "--out", str(blocker / "out")], "choose another --out"),
              (["watch", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o1")], "does not exist"),
              (["watch", str(folder), "--out", str(tmp_path / "o2"), "--poll", "0.05", "--idle-timeout", "2"],
-              "--dt SECONDS")]
+              "--frame-interval-s SECONDS")]
     for argv, expected in cases:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from nanoseg.cli._app import app, console
+from nanoseg.cli._app import app, cli_error_text, console
 from nanoseg.errors import NanosegError
 
 VERBS = ["demo", "info", "preprocess", "simulate", "train", "predict", "evaluate", "study", "explain",
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="nanoseg")
     except NanosegError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {cli_error_text(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

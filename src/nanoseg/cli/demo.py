@@ -11,7 +11,7 @@ from nanoseg.cli._app import app, console, writable_folder
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo's outputs."),
+    out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Folder for the demo's outputs."),
     frames: int = typer.Option(48, "--frames", min=3, help="Frames in the simulated movie."),
     model: str = typer.Option(None, "--model", help="Checkpoint to use instead of the shipped default model."),
 ) -> None:

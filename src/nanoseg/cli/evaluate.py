@@ -21,7 +21,7 @@ def evaluate(
     sizes: Path = typer.Option(None, "--sizes", help="CSV of manual particle sizes (nm) to compare the "
                                                      "predicted size distribution against."),
     size_column: str = typer.Option(None, "--size-column", help="Column of --sizes holding the sizes in nm."),
-    min_diameter: float = typer.Option(0.5, "--min-diameter", help="Ignore particles smaller than this "
+    min_diameter: float = typer.Option(0.5, "--min-diameter-nm", help="Ignore particles smaller than this "
                                                                    "equivalent diameter (nm), both sides."),
     tta: bool = typer.Option(False, "--tta", help="With a model: test-time augmentation."),
     device: str = typer.Option("auto", "--device", help="With a model: auto, cpu or cuda."),

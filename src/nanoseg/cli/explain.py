@@ -1,4 +1,8 @@
-"""``nanoseg explain``: what a segmentation network looks at, as figures, tables and an HTML report."""
+"""``nanoseg explain [model|study|rf]``: what a segmentation network looks at, as figures, tables and an HTML report.
+
+``nanoseg explain MODEL IMAGE`` is ``nanoseg explain model MODEL IMAGE``; ``explain-study`` and ``explain-rf`` are
+hidden aliases of ``explain study`` and ``explain rf`` for one release.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, writable_folder
+from nanoseg.cli._app import DefaultCommandGroup, app, console, writable_folder
 from nanoseg.errors import NanosegError
 
 LATTICE_HELP = ("Known lattice spacings in nm, comma-separated (Au: 0.235,0.204), for the band-stop and Bragg "
@@ -36,7 +40,16 @@ def parse_spacings_nm(text: str | None) -> list[float] | None:
     return _parse_numbers(text, "--lattice-nm")
 
 
-@app.command()
+explain_app = typer.Typer(
+    cls=DefaultCommandGroup,
+    help=("What a segmentation network looks at: `explain model` (one model on images; `nanoseg explain MODEL IMAGE` "
+          "for short), `explain study` (the Horwath study), `explain rf` (receptive field vs parameters)."),
+    no_args_is_help=True,
+)
+app.add_typer(explain_app, name="explain")
+
+
+@explain_app.command("model")
 def explain(
     model: str = typer.Argument(..., help="A checkpoint (folder or .nanoseg file), or 'default' for the shipped "
                                           "model."),
@@ -46,10 +59,10 @@ def explain(
     mask: Path | None = typer.Option(None, "--mask", "-m", help="True mask of a single image (png/tif/npy); "
                                                                 "without one, ablation Dice is measured "
                                                                 "against the model's own prediction."),
-    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the "
+    pixel_size: float | None = typer.Option(None, "--pixel-size-nm", help="Pixel size in nm (overrides the "
                                                                        "file's calibration)."),
     max_images: int = typer.Option(4, "--max-images", min=1, help="Dataset images used for the ablation."),
-    crop: int = typer.Option(160, "--crop", min=16, help="Crop size (px) for the occlusion/saliency maps."),
+    crop: int = typer.Option(160, "--crop-px", min=16, help="Crop size (px) for the occlusion/saliency maps."),
     occlusion: bool = typer.Option(True, "--occlusion/--no-occlusion",
                                    help="Compute the occlusion map (one forward pass per patch position)."),
     lattice_nm: str | None = typer.Option(None, "--lattice-nm", help=LATTICE_HELP),
@@ -58,9 +71,9 @@ def explain(
     """Raw output maps, frequency ablation (low/high-pass, lattice band-stop, Bragg), occlusion and
     gradient saliency, and line profiles of one model on an image or a dataset, in DIR/report.html.
 
-    Example: nanoseg explain default frame.dm4 --out explain-frame --mask frame_mask.png --pixel-size 0.18
+    Example: nanoseg explain default frame.dm4 --out explain-frame --mask frame_mask.png --pixel-size-nm 0.18
 
-    Known lattice: nanoseg explain default frame.tif --out explain-lattice --pixel-size 0.05 --lattice-nm 0.235,0.204
+    Known lattice: nanoseg explain default frame.tif --out explain-lattice --pixel-size-nm 0.05 --lattice-nm 0.235,0.204
     """
     from nanoseg.explain.report import explain_report
 
@@ -74,7 +87,7 @@ def explain(
     console.print(f"report: {result.report}", highlight=False)
 
 
-@app.command("explain-study")
+@explain_app.command("study")
 def explain_study(
     spec: Path = typer.Argument(..., help="A Horwath-style study spec (examples/studies/horwath.yaml).",
                                 show_default=False),
@@ -93,9 +106,9 @@ def explain_study(
     every architecture on each (nanoseg.study), and evaluate all models on unblurred test frames (thresholds,
     Otsu, sizes, frequency ablation); writes OUT/report.html and CSV tables. Reruns resume.
 
-    Example: nanoseg explain-study examples/studies/horwath.yaml --out runs/horwath --size small
+    Example: nanoseg explain study examples/studies/horwath.yaml --out runs/horwath --size small
 
-    Fringes resolved: nanoseg explain-study examples/studies/horwath.yaml --out runs/horwath-fringes
+    Fringes resolved: nanoseg explain study examples/studies/horwath.yaml --out runs/horwath-fringes
     --size fringes --lattice-nm 0.235,0.204
     """
     from nanoseg.explain.horwath import run_horwath
@@ -107,7 +120,7 @@ def explain_study(
     console.print(f"report: {result.report}", highlight=False)
 
 
-@app.command("explain-rf")
+@explain_app.command("rf")
 def explain_receptive_field(
     train: list[Path] = typer.Argument(..., help="Training dataset directory (or several).", show_default=False),
     test: Path = typer.Option(..., "--test", help="Dataset directory to score every variant on (hard Dice); "
@@ -121,8 +134,8 @@ def explain_receptive_field(
     widths: str = typer.Option("0.5,1,2", "--widths",
                                help="Width factors of the parameter axis (receptive field fixed)."),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Epochs per variant."),
-    patch_size: int = typer.Option(64, "--patch-size", min=8, help="Training patch side (px)."),
-    stride: int | None = typer.Option(None, "--stride", min=1, help="Patch stride (px); default: the patch size."),
+    patch_size: int = typer.Option(64, "--patch-size-px", min=8, help="Training patch side (px)."),
+    stride: int | None = typer.Option(None, "--stride-px", min=1, help="Patch stride (px); default: the patch size."),
     seeds: str = typer.Option("0", "--seeds", help="Training seeds (the table gives mean and std over them)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -130,8 +143,8 @@ def explain_receptive_field(
     (receptive field up, parameters fixed) and growing width (parameters up, receptive field fixed), then
     score every variant on the test set.
 
-    Example: nanoseg explain-rf data/train --test data/test --out runs/rf --dilations 1,2,3 --widths 0.5,1,2
-    --epochs 30 --patch-size 128 --stride 64
+    Example: nanoseg explain rf data/train --test data/test --out runs/rf --dilations 1,2,3 --widths 0.5,1,2
+    --epochs 30 --patch-size-px 128 --stride-px 64
     """
     from nanoseg.explain.receptive import receptive_field_study
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, fail_if
+from nanoseg.cli._app import app, cli_error_text, console, fail_if
 
 _SHOWN = ("voltage_kV", "magnification", "exposure_s", "acquired", "microscope", "dose_tag", "title",
           "calibration_from", "calibration_note")
@@ -27,7 +27,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file (a JSON list)."),
     signal: str = typer.Option(None, "--signal", help="For files holding several images (Velox, TIA .emi, "
                                "multi-image DM/TIFF): the image to describe, by index or title."),
-    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
+    pixel_size: float = typer.Option(None, "--pixel-size-nm", help="Pixel size in nm (overrides the file's)."),
 ) -> None:
     """Show shape, dtype, pixel size (nm), field of view, dose and main metadata of each file.
 
@@ -66,5 +66,5 @@ def info(
                     lines.append(f"  {key:<13} {_fmt(meta[key])}")
             typer.echo("\n".join(console.render_str(line).plain for line in lines))
     if report.failed:
-        console.print(report.summary(), highlight=False)
+        console.print(cli_error_text(report.summary()), highlight=False)
     fail_if(bool(report.failed), f"{len(report.failed)} of {len(files)} files could not be read")

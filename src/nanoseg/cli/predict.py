@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, fail_if, writable_folder
+from nanoseg.cli._app import app, cli_error_text, console, fail_if, writable_folder
 from nanoseg.errors import NanosegError
 
 
@@ -35,13 +35,13 @@ def predict(
                                   help="Folder of checkpoints (e.g. the k fold models): mean probability "
                                        "+ per-pixel variance."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average the 8 rotations/flips."),
-    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
+    pixel_size: float = typer.Option(None, "--pixel-size-nm", help="Pixel size in nm (overrides the file's)."),
     assume_model_pixel_size: bool = typer.Option(
         False, "--assume-model-pixel-size",
         help="For files without a pixel size: assume the model's training pixel size."),
     threshold: str = typer.Option("0.5", "--threshold", "-t", help="Probability threshold in (0, 1), or 'otsu'."),
-    min_diameter: float = typer.Option(0.5, "--min-diameter", help="Smallest particle kept in the tables (nm)."),
-    tile_size: str = typer.Option("auto", "--tile-size", help="Tile side in pixels at the model's pixel size; "
+    min_diameter: float = typer.Option(0.5, "--min-diameter-nm", help="Smallest particle kept in the tables (nm)."),
+    tile_size: str = typer.Option("auto", "--tile-size-px", help="Tile side in pixels at the model's pixel size; "
                                                              "0 = whole frame in one pass; auto = 4096 on CPU, "
                                                              "2048 on GPU (docs/performance.md)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Tiles per forward pass (default 1 CPU, 8 GPU)."),
@@ -59,10 +59,10 @@ def predict(
     Writes per input: <stem>.mask.tif (calibrated), <stem>.probability.tif, <stem>.particles.csv,
     <stem>.overlay.png and <stem>.json (warnings, out-of-distribution flags); <stem>.variance.tif with
     --ensemble or --tta. Bad files are skipped and listed (exit code 1); reruns with the same settings skip
-    finished files, reruns with another model, threshold, --tta, --pixel-size, --tile-size or --min-diameter are
+    finished files, reruns with another model, threshold, --tta, --pixel-size-nm, --tile-size-px or --min-diameter-nm are
     refused (--overwrite redoes them).
 
-    Example: nanoseg predict frames/*.dm4 --out masks --ensemble runs/cv5 --tta --pixel-size 0.02
+    Example: nanoseg predict frames/*.dm4 --out masks --ensemble runs/cv5 --tta --pixel-size-nm 0.02
     """
     from nanoseg.infer import predict_files
 
@@ -79,19 +79,19 @@ def predict(
     for name, notes in result.warnings.items():
         for note in notes:
             console.print(f"[yellow]warning:[/] {name}: {note}", highlight=False)
-    console.print(result.report.summary(), highlight=False)
+    console.print(cli_error_text(result.report.summary()), highlight=False)
     fail_if(not result.ok)
 
 
 def _tile_size(text: str) -> int | str | None:
-    """``--tile-size``: "auto", 0 (whole frame) or a positive number of pixels."""
+    """``--tile-size-px``: "auto", 0 (whole frame) or a positive number of pixels."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
         value = int(text)
     except ValueError:
-        raise NanosegError(f"--tile-size must be 'auto' or a whole number of pixels, got {text!r}") from None
+        raise NanosegError(f"--tile-size-px must be 'auto' or a whole number of pixels, got {text!r}") from None
     if value < 0:
-        raise NanosegError(f"--tile-size must be ≥ 0, got {value}", hint="0 runs the whole frame in one pass")
+        raise NanosegError(f"--tile-size-px must be ≥ 0, got {value}", hint="0 runs the whole frame in one pass")
     return value or None
 

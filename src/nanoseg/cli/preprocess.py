@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nanoseg.cli._app import app, console, fail_if, writable_folder
+from nanoseg.cli._app import app, cli_error_text, console, fail_if, writable_folder
 
 
 @app.command()
@@ -34,5 +34,5 @@ def preprocess(
 
     writable_folder(out)
     report = process_files(inputs, out, pipeline=pipeline, fmt=fmt, overwrite=overwrite, progress=progress)
-    console.print(report.summary(), highlight=False)
+    console.print(cli_error_text(report.summary()), highlight=False)
     fail_if(not report.ok)

@@ -12,7 +12,7 @@ from nanoseg.cli._app import app, console, writable_folder
 @app.command()
 def report(
     folder: Path = typer.Argument(..., help="Output folder of `nanoseg predict`, `track`, `evaluate` or `study run`."),
-    out: Path = typer.Option(None, "--out", help="Where to write the HTML (default: FOLDER/report.html)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where to write the HTML (default: FOLDER/report.html)."),
 ) -> None:
     """Build a self-contained HTML report (figures embedded) from a results folder.
 

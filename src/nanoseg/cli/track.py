@@ -15,16 +15,16 @@ from nanoseg.errors import NanosegError
 @app.command()
 def track(
     movie: list[Path] = typer.Argument(..., help="A stacked movie file (TIFF, DM, MRC, NPY…) or frame files / a glob."),
-    out: Path = typer.Option(..., "--out", help="Output folder (resumed when it holds an unfinished run)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed when it holds an unfinished run)."),
     model: str = typer.Option("default", "--model", help="Model checkpoint, ensemble folder, or 'default'."),
     masks: list[Path] = typer.Option(None, "--masks",
                                      help="Track from given masks instead of a model: a mask stack or one file "
                                           "per frame (repeat the option)."),
-    dt: float = typer.Option(None, "--dt", help="Seconds between frames, when the files carry no timestamps."),
-    assume_dt: float = typer.Option(None, "--assume-dt",
+    dt: float = typer.Option(None, "--frame-interval-s", help="Seconds between frames, when the files carry no timestamps."),
+    assume_dt: float = typer.Option(None, "--assume-frame-interval-s",
                                     help="Seconds between frames as an assumption (the interval is not known): "
                                          "written into summary.json, every table and the report."),
-    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the file's)."),
+    pixel_size: float = typer.Option(None, "--pixel-size-nm", help="Pixel size in nm (overrides the file's)."),
     search_range_nm: float = typer.Option(1.0, "--search-range-nm", help="Largest move between frames (nm)."),
     memory: int = typer.Option(2, "--memory", help="Frames a particle may be missed and keep its track."),
     min_diameter_nm: float = typer.Option(0.5, "--min-diameter-nm", help="Smallest particle kept (nm)."),
@@ -32,7 +32,7 @@ def track(
     no_drift: bool = typer.Option(False, "--no-drift", help="Skip drift correction."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap replicates for k, n uncertainty (0: none)."),
     chunk_frames: int = typer.Option(25, "--chunk-frames", help="Frames per incremental write (resume step)."),
-    restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in --out."),
+    restart: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Do not draw figures."),
     gif: bool = typer.Option(False, "--gif", help="Also write figures/tracks.gif (particles circled per track)."),
     dask: str = typer.Option(None, "--dask",
@@ -42,7 +42,7 @@ def track(
 
     Frames are processed one at a time and written incrementally; rerunning the same command resumes.
 
-    Example: nanoseg track movie.tif --out tracked --dt 0.1 --search-range-nm 1.5
+    Example: nanoseg track movie.tif --out tracked --frame-interval-s 0.1 --search-range-nm 1.5
 
     Example (given masks): nanoseg track movie.tif --masks masks.tif --out tracked-masks
     """
@@ -68,7 +68,7 @@ def track(
 
 
 def _timed_series(source, dt: float | None, assume_dt: float | None):
-    """Open the movie lazily with real times: the file's, ``--dt``'s, or an explicit ``--assume-dt``.
+    """Open the movie lazily with real times: the file's, ``--frame-interval-s``'s, or an explicit ``--assume-frame-interval-s``.
 
     Returns ``(series, assumption)``; ``assumption`` is the sentence to write into every output, or None.
     A movie without timestamps and without either option is refused: k would come out in nm^n per *frame*.
@@ -76,8 +76,8 @@ def _timed_series(source, dt: float | None, assume_dt: float | None):
     from nanoseg.io import read_series
 
     if dt is not None and assume_dt is not None:
-        raise NanosegError("give --dt or --assume-dt, not both",
-                           hint="--dt when the interval is known, --assume-dt when it is a guess")
+        raise NanosegError("give --frame-interval-s or --assume-frame-interval-s, not both",
+                           hint="--frame-interval-s when the interval is known, --assume-frame-interval-s when it is a guess")
     if dt is not None:
         return read_series(source, frame_interval_s=dt), None
     series = read_series(source)
@@ -86,14 +86,14 @@ def _timed_series(source, dt: float | None, assume_dt: float | None):
         if untimed:
             raise NanosegError("the frames carry no timestamps, so rates in nm^n/s cannot be computed",
                                path=series.source,
-                               hint="give --dt SECONDS (the time between frames), or --assume-dt SECONDS to run "
+                               hint="give --frame-interval-s SECONDS (the time between frames), or --assume-frame-interval-s SECONDS to run "
                                     "with a guessed interval written into every output")
         return series, None
     if not untimed:
-        raise NanosegError(f"the frames carry timestamps ({series.timing}); --assume-dt would override them",
-                           path=series.source, hint="drop --assume-dt, or use --dt SECONDS to replace them")
+        raise NanosegError(f"the frames carry timestamps ({series.timing}); --assume-frame-interval-s would override them",
+                           path=series.source, hint="drop --assume-frame-interval-s, or use --frame-interval-s SECONDS to replace them")
     assumption = (f"time axis assumed: the frames carry no timestamps; assumed {assume_dt:g} s per frame "
-                  "(--assume-dt), so every time and rate (k in nm^n/s) scales with this guess")
+                  "(--assume-frame-interval-s), so every time and rate (k in nm^n/s) scales with this guess")
     return read_series(source, frame_interval_s=assume_dt), assumption
 
 

@@ -24,8 +24,8 @@ def train(
     device: str = typer.Option(None, "--device", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     seed: int = typer.Option(None, "--seed", help="Override the seed."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run in --out "
-                                                                   "(default) or start over."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over, discarding a run in --out (default: "
+                                                              "continue an interrupted run, keep a finished one)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a segmentation network; writes weights.safetensors + card.json, curves.png and history.csv.
@@ -44,7 +44,7 @@ def train(
     cfg = cfg.with_overrides(**changes)
     main = int(os.environ.get("RANK", "0")) == 0
     if folds > 1:
-        summary = cross_validate(datasets, cfg, out, folds=folds, progress=progress, resume=resume)
+        summary = cross_validate(datasets, cfg, out, folds=folds, progress=progress, resume=not overwrite)
         if main:
             from rich.table import Table
 
@@ -59,7 +59,7 @@ def train(
             console.print(table)
             console.print(f"[green]summary[/] → {Path(out) / 'summary.csv'}")
         return
-    path = train_model(datasets, cfg, out, progress=progress, resume=resume)
+    path = train_model(datasets, cfg, out, progress=progress, resume=not overwrite)
     if main:
         from nanoseg.models.checkpoint import read_card
 

@@ -15,13 +15,13 @@ from nanoseg.errors import NanosegError
 def watch(
     folder: Path = typer.Argument(..., help="The folder the camera software saves frames into (DM3/DM4, Velox EMD, "
                                             "TIFF, MRC, SER…)."),
-    out: Path = typer.Option(..., "--out", help="Output folder (resumed when it holds a run with the same settings)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumed when it holds a run with the same settings)."),
     model: str = typer.Option("default", "--model", help="Model checkpoint, ensemble folder, or 'default'."),
-    dt: float = typer.Option(None, "--dt", help="Seconds between frames (frame i at i·dt), replacing timestamps."),
-    assume_dt: float = typer.Option(None, "--assume-dt",
+    dt: float = typer.Option(None, "--frame-interval-s", help="Seconds between frames (frame i at i·dt), replacing timestamps."),
+    assume_dt: float = typer.Option(None, "--assume-frame-interval-s",
                                     help="Seconds between frames as an assumption (the interval is not known): "
                                          "written into summary.json, every table and the report."),
-    pixel_size: float = typer.Option(None, "--pixel-size", help="Pixel size in nm (overrides the files')."),
+    pixel_size: float = typer.Option(None, "--pixel-size-nm", help="Pixel size in nm (overrides the files')."),
     signal: str = typer.Option(None, "--signal", help="For files holding several images (Velox HAADF + DF): "
                                                       "which one, by index or title (see `nanoseg info FILE`)."),
     min_diameter_nm: float = typer.Option(0.5, "--min-diameter-nm", help="Smallest particle kept (nm)."),
@@ -30,12 +30,12 @@ def watch(
     memory: int = typer.Option(2, "--memory", help="Frames a particle may be missed and keep its track."),
     no_drift: bool = typer.Option(False, "--no-drift", help="Skip drift correction."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap replicates for k, n uncertainty (0: none)."),
-    poll: float = typer.Option(1.0, "--poll", help="Seconds between looks at the folder."),
+    poll: float = typer.Option(1.0, "--poll-s", help="Seconds between looks at the folder."),
     retries: int = typer.Option(3, "--retries", help="Polls an unreadable file is retried before it is skipped."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many new frames."),
-    idle_timeout: float = typer.Option(None, "--idle-timeout", help="Stop after this many seconds without a frame."),
-    report_every: float = typer.Option(30.0, "--report-every", help="Seconds between report.html updates."),
-    restart: bool = typer.Option(False, "--restart", help="Discard an earlier run in --out."),
+    idle_timeout: float = typer.Option(None, "--idle-timeout-s", help="Stop after this many seconds without a frame."),
+    report_every: float = typer.Option(30.0, "--report-every-s", help="Seconds between report.html updates."),
+    restart: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Do not draw the kinetics figures."),
 ) -> None:
     """Segment frames as they are written into FOLDER; Ctrl-C (or SIGTERM) finishes the frame and writes the kinetics.
@@ -43,9 +43,9 @@ def watch(
     A file is taken once its size is unchanged over one poll and it reads; unreadable (truncated) files are retried,
     then skipped and listed. Per-frame tables grow in OUT/watch/, report.html is updated as it goes; when stopped,
     the `nanoseg track` outputs (tracks, events, kinetics, fits, verdict) are written for all frames so far.
-    Rerunning the same command resumes. Times: the files' timestamps, or --dt / --assume-dt.
+    Rerunning the same command resumes. Times: the files' timestamps, or --frame-interval-s / --assume-frame-interval-s.
 
-    Example: nanoseg watch capture --out live --dt 0.5 --idle-timeout 3
+    Example: nanoseg watch capture --out live --frame-interval-s 0.5 --idle-timeout-s 3
     """
     from nanoseg.insitu.watch import watch_folder
 
@@ -60,7 +60,7 @@ def watch(
         from nanoseg.cli.track import record_time_assumption
 
         record_time_assumption(out, f"time axis assumed: the frames carry no timestamps; assumed {assume_dt:g} s "
-                                    "per frame (--assume-dt), so every time and rate (k in nm^n/s) scales with this "
+                                    "per frame (--assume-frame-interval-s), so every time and rate (k in nm^n/s) scales with this "
                                     "guess")
     _print_summary(result)
 

@@ -71,7 +71,7 @@ def prediction_dir_loader(directory: str | os.PathLike) -> Callable[[str], np.nd
     directory = Path(directory)
     if not directory.is_dir():
         raise NanosegError("prediction folder not found", path=directory,
-                           hint="give the --out folder of `nanoseg predict`, or a model")
+                           hint="give the output folder of `nanoseg predict`, or a model")
 
     def load(image_id: str) -> np.ndarray:
         for suffix in (".probability.tif", ".mask.tif"):
@@ -85,7 +85,7 @@ def prediction_dir_loader(directory: str | os.PathLike) -> Callable[[str], np.nd
                 return array if suffix == ".probability.tif" else (array > 0).astype(np.float32)
         raise NanosegError(f"no prediction for image {image_id!r}", path=directory,
                            hint=f"expected {image_id}.probability.tif; to predict every dataset image, pass the "
-                                "model instead: nanoseg evaluate MODEL DATASET --out DIR")
+                                "model instead (`nanoseg evaluate MODEL DATASET --out DIR`)")
 
     return load
 
@@ -121,7 +121,7 @@ def resolve_predictions(source: str | os.PathLike, dataset, **predict_options
         return model_predictor(dataset, text, **predict_options), "model"
     if not path.exists():
         raise NanosegError("not found: neither a prediction folder nor a model", path=path,
-                           hint="give the --out folder of `nanoseg predict`, a checkpoint, or 'default'")
+                           hint="give the output folder of `nanoseg predict`, a checkpoint, or 'default'")
     return prediction_dir_loader(path), "predictions"
 
 

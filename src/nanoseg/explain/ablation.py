@@ -250,7 +250,7 @@ def lattice_frequencies(spacings_nm: Sequence[float], pixel_size_nm: float | Non
         return []
     if not pixel_size_nm or not np.isfinite(pixel_size_nm) or pixel_size_nm <= 0:
         raise NanosegError("lattice spacings in nm need the image's pixel size",
-                           hint="give the pixel size (--pixel-size) or the spacings in cycles/px")
+                           hint="give the pixel size (pixel_size_nm=NM) or the spacings in cycles/px")
     freqs = []
     for spacing in spacings_nm:
         if not np.isfinite(spacing) or spacing <= 0:

@@ -82,7 +82,7 @@ def load_inputs(source: Any, *, mask: Any = None, pixel_size_nm: float | None = 
         from nanoseg.datasets.store import open_dataset
 
         if mask is not None:
-            raise NanosegError("--mask is for a single image; a dataset brings its own masks", path=source)
+            raise NanosegError("a mask (mask=PATH) is for a single image; a dataset brings its own masks", path=source)
         ds = open_dataset(source)
         if len(ds) == 0:
             raise NanosegError("the dataset holds no images", path=source)

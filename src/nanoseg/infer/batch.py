@@ -135,7 +135,7 @@ def check_resume_settings(out: Path, settings: dict[str, Any], *, overwrite: boo
     from nanoseg._util import atomic_path, require_same_settings, settings_digest
 
     path = out / SETTINGS_FILE
-    hint = "rerun with --overwrite (overwrite=True) to redo the inputs with these settings, or choose another --out"
+    hint = "rerun with overwrite=True to redo the inputs with these settings, or choose another out_dir=FOLDER"
     any_finished = bool(finished_stems(out))
     if not overwrite and any_finished:
         if path.exists():
@@ -158,7 +158,7 @@ def _stems(paths: Sequence[Path]) -> list[str]:
     for stem, path in zip(stems, paths, strict=True):
         if stem in seen and seen[stem] != path:
             raise NanosegError(f"two inputs would write the same outputs ({seen[stem]} and {path})",
-                               hint="run them into different --out folders, or rename one")
+                               hint="run them into different output folders, or rename one")
         seen[stem] = path
     return stems
 
@@ -262,7 +262,7 @@ def _picklable_spec(model):
         return None if model is None else str(model)
     if isinstance(model, (list, tuple)) and all(isinstance(m, (str, os.PathLike)) for m in model):
         return [str(m) for m in model]
-    raise NanosegError("with --scheduler/--workers the model must be given as a path (or 'default')",
+    raise NanosegError("on Dask (scheduler=ADDRESS or workers=K) the model must be given as a path (or 'default')",
                        hint="save the model with nanoseg.models.save_model and pass its path")
 
 
@@ -287,7 +287,7 @@ def predict_files(
 
     paths = [Path(p) for p in paths]
     if not paths:
-        raise NanosegError("no input files given", hint="e.g. nanoseg predict frames/*.dm4 --out masks")
+        raise NanosegError("no input files given", hint="e.g. `nanoseg predict frames/*.dm4 --out masks`")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NanosegError("the output path exists and is not a folder", path=out)
@@ -329,12 +329,12 @@ def _run_on_dask(todo, out: Path, spec, options, result: BatchResult, *, schedul
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise NanosegError(f"cannot reach the Dask scheduler {scheduler!r} ({exc})",
-                               hint="check the address (tcp://host:8786) or use --workers K for a local cluster"
+                               hint="check the address (tcp://host:8786) or use workers=K for a local cluster"
                                ) from None
         cluster = None
     else:
         if int(workers) < 1:
-            raise NanosegError(f"--workers must be ≥ 1, got {workers}")
+            raise NanosegError(f"workers={workers} must be ≥ 1")
         cluster = local_cluster(int(workers), dashboard_address=None)
         client = Client(cluster)
     try:

@@ -86,7 +86,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except RuntimeError as exc:
         raise NanosegError(f"unknown device {device!r}", hint="use 'auto', 'cpu' or 'cuda'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NanosegError("CUDA device requested but no GPU is available", hint="use --device cpu")
+        raise NanosegError("CUDA device requested but no GPU is available", hint="use device=cpu")
     return dev
 
 
@@ -395,9 +395,9 @@ def make_runner(module: nn.Module, *, engine: str = "auto", device: str | torch.
     exported = getattr(module, "exported_format", None)
     if exported is not None:  # a file of `nanoseg export` (already a graph): run as it is; ONNX Runtime on the CPU
         if engine not in ("auto", exported, "onnx" if exported == "onnx" else "jit"):
-            raise NanosegError(f"--engine {engine} does not apply to an exported {exported} file (it runs in "
+            raise NanosegError(f"engine={engine} does not apply to an exported {exported} file (it runs in "
                                f"{'ONNX Runtime' if exported == 'onnx' else 'torch.jit'})",
-                               hint="leave --engine at auto, or predict with the checkpoint for other engines")
+                               hint="leave engine=auto, or predict with the checkpoint for other engines")
         dev = torch.device("cpu") if exported == "onnx" else dev
         runner = Runner(module.eval().to(dev), engine=exported, device=dev)
         runner.onnx_level = "all" if exported == "onnx" else None  # nanoseg.infer.export runs it at this level

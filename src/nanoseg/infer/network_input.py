@@ -101,7 +101,7 @@ def input_pixel_size(micrograph, card, *, pixel_size_nm: float | None = None,
         "the image has no pixel size, and the model must know it to resample the image to its training "
         f"pixel size ({target:g} nm/px)",
         path=micrograph.source,
-        hint="pass --pixel-size NM (pixel_size_nm=...), or --assume-model-pixel-size if the image was taken "
+        hint="pass pixel_size_nm=NM, or assume_model_pixel_size=True if the image was taken "
              "at the model's pixel size",
     )
 

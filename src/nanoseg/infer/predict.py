@@ -319,7 +319,7 @@ def predict(
         tile = None if tile_size is None else max(int(tile_size) // multiple * multiple, multiple)
         if tile is not None and tile < 2 * margin + ramp + multiple:
             raise NanosegError(f"tile size {tile_size} px is too small for this network (context {context} px)",
-                               hint=f"use --tile-size ≥ {2 * margin + ramp + 2 * multiple}")
+                               hint=f"use tile_size=N with N ≥ {2 * margin + ramp + 2 * multiple}")
         runner = get_runner(module, engine=engine, device=dev)
         views = range(8) if tta else range(1)
         for k in views:

@@ -384,7 +384,7 @@ def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, spl
     px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
     if px is None:
         raise NanosegError("the frames carry no pixel size", path=getattr(series, "source", None),
-                           hint="give pixel_size_nm (--pixel-size NM)")
+                           hint="give pixel_size_nm=NM")
     seg = segment(i, frame)
     prob = seg["prob"]
     if prob.shape != frame.shape:
@@ -412,7 +412,7 @@ def _read_chunks(chunks: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     drift = pd.concat(drifts, ignore_index=True).drop_duplicates("frame", keep="last").sort_values("frame")
     if len(drift) != n or not np.array_equal(drift["frame"].to_numpy(), np.arange(n)):
         raise NanosegError(f"the run's chunks cover {len(drift)} of {n} frames", path=chunks,
-                           hint="rerun with restart=True (--restart)")
+                           hint="rerun with restart=True")
     particles = particles.drop_duplicates(["frame", "label"], keep="last").sort_values(["frame", "label"])
     return particles.reset_index(drop=True), drift.reset_index(drop=True)
 

@@ -150,9 +150,9 @@ class _Run:
                 stored = json.loads(self.state_path.read_text())
             except json.JSONDecodeError:
                 raise NanosegError("unreadable watch state", path=self.state_path,
-                                   hint="rerun with --restart to start this folder again") from None
+                                   hint="rerun with restart=True to start this folder again") from None
             require_same_settings(stored.get("settings"), settings, path=out,
-                                  hint="rerun with the same options, use another --out, or --restart")
+                                  hint="rerun with the same options, use another out_dir=FOLDER, or restart=True")
             self.state = stored
         # cut off a half-written append (a crash after the append, before the state was committed)
         size = int(self.state["particles_csv_bytes"])
@@ -170,7 +170,7 @@ class _Run:
             run.state = json.loads(run.state_path.read_text())
         except (OSError, json.JSONDecodeError):
             raise NanosegError("unreadable watch state", path=run.state_path,
-                               hint="rerun nanoseg watch with --restart to start this folder again") from None
+                               hint="rerun with restart=True to start this folder again") from None
         return run
 
     @property
@@ -229,16 +229,16 @@ def _frame_time(micrograph, index: int, run: _Run, dt: float | None, assume_dt: 
     step = dt if dt is not None else assume_dt
     if step is not None:
         if assume_dt is not None and stamp is not None and index == 0:
-            raise _TimeAxisError("the frames carry timestamps; --assume-dt would override them", path=path,
-                               hint="drop --assume-dt, or use --dt SECONDS to replace them")
+            raise _TimeAxisError("the frames carry timestamps; assume_dt_s= would override them", path=path,
+                               hint="drop assume_dt_s=, or use frame_interval_s=SECONDS to replace them")
         return index * float(step), stamp
     if stamp is None:
         if index == 0:
             raise _TimeAxisError("the frames carry no timestamps, so rates in nm^n/s cannot be computed", path=path,
-                               hint="give --dt SECONDS (the time between frames), or --assume-dt SECONDS to run "
+                               hint="give frame_interval_s=SECONDS (the time between frames), or assume_dt_s=SECONDS to run "
                                     "with a guessed interval written into every output")
         raise NanosegError("this frame carries no timestamp, the earlier ones did",
-                           hint="re-export it with its metadata, or run with --dt SECONDS")
+                           hint="re-export it with its metadata, or run with frame_interval_s=SECONDS")
     if run.state["first_timestamp_s"] is None:
         run.state["first_timestamp_s"] = float(stamp)
     return float(stamp) - float(run.state["first_timestamp_s"]), stamp
@@ -279,16 +279,16 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
 
     folder, out = Path(folder), Path(out_dir)
     if frame_interval_s is not None and assume_dt_s is not None:
-        raise NanosegError("give --dt or --assume-dt, not both",
-                           hint="--dt when the interval is known, --assume-dt when it is a guess")
-    for name, value in (("--dt", frame_interval_s), ("--assume-dt", assume_dt_s), ("--poll", poll_s)):
+        raise NanosegError("give frame_interval_s= or assume_dt_s=, not both",
+                           hint="frame_interval_s= when the interval is known, assume_dt_s= when it is a guess")
+    for name, value in (("frame_interval_s", frame_interval_s), ("assume_dt_s", assume_dt_s), ("poll_s", poll_s)):
         if value is not None and not value > 0:
-            raise NanosegError(f"{name} must be > 0 s, got {value}")
+            raise NanosegError(f"{name}={value} must be > 0 s")
     if not folder.is_dir():
         raise NanosegError("the watched folder does not exist or is not a folder", path=folder,
                            hint="give the folder the camera software saves frames into")
     if out.resolve() == folder.resolve():
-        raise NanosegError("--out must not be the watched folder", path=out, hint="choose another --out")
+        raise NanosegError("the output folder must not be the watched folder", path=out, hint="choose another out_dir=FOLDER")
     settings = {"folder": str(folder.resolve()), "pixel_size_nm": pixel_size_nm, "signal": signal_choice, "frame_interval_s": frame_interval_s,
                 "assume_dt_s": assume_dt_s, "min_diameter_nm": min_diameter_nm, "threshold": threshold,
                 "split_touching": split_touching, "correct_drift": correct_drift,
@@ -401,7 +401,7 @@ def _measure(micrograph, index, name, path, run, tracker, segment, frame_table, 
     elif run.state["shape"] != shape:
         raise NanosegError(f"frame of {shape[0]}×{shape[1]} px; the run's frames are "
                            f"{run.state['shape'][0]}×{run.state['shape'][1]} px",
-                           hint="one watch run takes one camera setting; start another --out for this size")
+                           hint="one watch run takes one camera setting; start another out_dir=FOLDER for this size")
     series = Series.from_micrographs([micrograph], [time_s])
     table, px, data = frame_table(0, series=series, segment=lambda i, frame: segment(index, frame),
                                   pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm,

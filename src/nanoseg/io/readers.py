@@ -296,7 +296,7 @@ def _pick_image(signals: list[dict], path, choice: SignalChoice = None) -> tuple
         else:
             raise NanosegError(
                 f"this file holds {len(images)} images; choose one with signal= (its index or title): {listing}",
-                path=path, hint=f"e.g. read(path, signal={images[0]}), or nanoseg info FILE --signal {images[0]}")
+                path=path, hint=f"e.g. signal={images[0]}; `nanoseg info FILE` lists them")
     signal = signals[index]
     if len(signals) > 1:
         signal = dict(signal)
@@ -595,7 +595,7 @@ def _tiff_series_choice(series_list, path, choice: SignalChoice) -> tuple[int, b
     listing = "; ".join(labels)
     if choice is None:
         raise NanosegError(f"this TIFF holds {len(series_list)} images; choose one with signal= (its index): "
-                           f"{listing}", path=path, hint="e.g. read(path, signal=1), or nanoseg info FILE --signal 1")
+                           f"{listing}", path=path, hint="e.g. signal=1; `nanoseg info FILE` lists them")
     index = int(choice) if isinstance(choice, int) or str(choice).strip().lstrip("-").isdigit() else None
     if index is None or not -len(series_list) <= index < len(series_list):
         raise NanosegError(f"no signal {choice!r} in this TIFF; it holds: {listing}", path=path)
@@ -852,8 +852,8 @@ def _apply_pixel_size(path: Path, opened: _Opened, pixel_size_nm: float | None) 
         raise NanosegError(
             f"the pixels are not square ({opened.pixel_size_nm:.6g} nm wide, {y_nm:.6g} nm high): nanoseg "
             "measures areas with square pixels", path=path,
-            hint="resample the image to square pixels, or pass the pixel size yourself (pixel_size_nm=... / "
-            "--pixel-size) if the file's calibration is wrong")
+            hint="resample the image to square pixels, or pass the pixel size yourself (pixel_size_nm=NM) if the "
+            "file's calibration is wrong")
     try:
         check_plausible_pixel_nm(opened.pixel_size_nm, path=path)
     except NanosegError as exc:

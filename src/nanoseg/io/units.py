@@ -93,5 +93,5 @@ def check_plausible_pixel_nm(pixel_size_nm: float | None, *, path=None, source: 
     if not low <= pixel_size_nm <= high:
         raise NanosegError(
             f"implausible pixel size {pixel_size_nm:.6g} nm from {source}: a real-space pixel is {low:g} to {high:g} nm",
-            path=path, hint="pass the pixel size yourself, pixel_size_nm=... or --pixel-size, if you know it",
+            path=path, hint="pass the pixel size yourself, pixel_size_nm=NM, if you know it",
         )

@@ -197,7 +197,7 @@ def default_model_path() -> Path:
     path = Path(str(root))
     if not (path / CARD).exists():
         raise NanosegError("the default model is not installed", path=path,
-                           hint="reinstall nanoseg, or pass a model with --model")
+                           hint="reinstall nanoseg, or pass a model with model=PATH")
     return path
 
 

@@ -46,7 +46,7 @@ def _check_manifest(out_dir: Path, spec: list, overwrite: bool) -> None:
             previous = None
         if previous != spec:
             raise NanosegError("this output folder holds results of a different preprocessing pipeline",
-                               path=out_dir, hint="choose another --out, or pass --overwrite to redo everything")
+                               path=out_dir, hint="choose another out_dir=FOLDER, or pass overwrite=True to redo everything")
     with atomic_path(manifest) as tmp:
         tmp.write_text(json.dumps({"steps": spec}, indent=1), encoding="utf-8")
 

@@ -33,7 +33,7 @@ def folder_kind(folder: str | os.PathLike) -> str:
     """``"study"``, ``"watch"``, ``"track"``, ``"evaluate"`` or ``"predict"`` from the files a folder holds."""
     root = Path(folder)
     if not root.is_dir():
-        raise NanosegError("not a folder", path=root, hint="give the --out folder of predict, track, evaluate or study")
+        raise NanosegError("not a folder", path=root, hint="give the output folder of predict, track, evaluate or study")
     if (root / "results.parquet").exists():
         return "study"
     if (root / "watch" / "state.json").exists():

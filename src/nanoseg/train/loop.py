@@ -129,7 +129,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NanosegError(f"device {name!r} requested but CUDA is not available", hint="use --device cpu or auto")
+        raise NanosegError(f"device {name!r} requested but CUDA is not available", hint="use device=cpu or device=auto")
     return torch.device(name)
 
 
@@ -458,10 +458,10 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
             state = torch.load(out / LAST, map_location="cpu", weights_only=True)
         except Exception as exc:  # damaged file from a hard kill
             raise NanosegError(f"cannot read {LAST} to resume ({exc})", path=out / LAST,
-                               hint="start over with --no-resume") from exc
+                               hint="start over with resume=False") from exc
         if state.get("config") != config_json:
             raise NanosegError("the checkpoint directory holds a run with a different config", path=out,
-                               hint="use another --out directory, or --no-resume to start over")
+                               hint="use another out_dir=FOLDER, or resume=False to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
