@@ -36,13 +36,16 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
 from nanoseg.errors import NanosegError
 
-__all__ = ["label_particles", "particle_table", "diameter_uncertainty", "TABLE_COLUMNS", "NECK_FRACTION"]
+__all__ = ["label_particles", "particle_table", "diameter_uncertainty", "miles_lantuejoul_weights", "TABLE_COLUMNS",
+           "NECK_FRACTION"]
 
 #: Columns of :func:`particle_table`, in order (``frame``, ``time_s``, ``diameter_std_nm`` are added when known).
 TABLE_COLUMNS = [
@@ -225,6 +228,22 @@ def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_n
     new_ids = np.zeros(len(sizes), dtype=np.int32)
     new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return new_ids[labels]
+
+
+def miles_lantuejoul_weights(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Miles–Lantuéjoul weight ``W·H / ((W − w)(H − h))`` of each label in ``ids`` (bounding box ``w × h`` px of
+    a ``W × H`` px image); ``inf`` for a particle as wide or as tall as the image (it can never lie inside)."""
+    lab = np.asarray(labels)
+    height, width = lab.shape
+    boxes = ndi.find_objects(lab)
+    out = np.empty(len(ids))
+    for k, label in enumerate(ids):
+        box = boxes[int(label) - 1]
+        h = box[0].stop - box[0].start
+        w = box[1].stop - box[1].start
+        inside = (width - w) * (height - h)
+        out[k] = width * height / inside if inside > 0 else np.inf
+    return out
 
 
 def _split(components: np.ndarray, n: int, r_min_px: float) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from nanoseg.errors import NanosegError
+from nanoseg.particles import miles_lantuejoul_weights  # noqa: F401  (re-exported; used below)
 
 SIZE_COLUMNS = ("diameter_nm", "equivalent_diameter_nm", "major_axis_nm", "size_nm", "d_nm", "diameter")
 
@@ -71,24 +72,6 @@ def particle_sizes(labels, *, pixel_size_nm: float, min_diameter_nm: float = 0.0
         table = table[~table["touches_edge"].to_numpy(dtype=bool)].reset_index(drop=True)
     table.attrs["n_border_excluded"] = n_border if exclude_border else 0
     return table
-
-
-def miles_lantuejoul_weights(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """Miles–Lantuéjoul weight ``W·H / ((W − w)(H − h))`` of each label in ``ids`` (bounding box ``w × h`` px of
-    a ``W × H`` px image); ``inf`` for a particle as wide or as tall as the image (it can never lie inside)."""
-    from scipy import ndimage as ndi
-
-    lab = np.asarray(labels)
-    height, width = lab.shape
-    boxes = ndi.find_objects(lab)
-    out = np.empty(len(ids))
-    for k, label in enumerate(ids):
-        box = boxes[int(label) - 1]
-        h = box[0].stop - box[0].start
-        w = box[1].stop - box[1].start
-        inside = (width - w) * (height - h)
-        out[k] = width * height / inside if inside > 0 else np.inf
-    return out
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
