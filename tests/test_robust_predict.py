@@ -172,3 +172,32 @@ def test_particles_outside_the_trained_sizes_come_with_a_warning():
     large = predict(Micrograph(image, pixel_size_nm=0.1), _dark_model(particle_diameter_range_nm=(0.2, 0.8)),
                     device="cpu", engine="eager", ood=False)
     assert any("larger than the largest trained" in w for w in large.warnings), large.warnings
+
+
+# ------------------------------------------------------------------------------ 3. 8-bit and JPEG inputs
+def _quantized_files(tmp_path, n_levels=17):
+    """A 17-grey-level uint8 PNG and a JPEG of it (no pixel size in either), dark 12 px discs."""
+    from PIL import Image
+
+    image, _ = dark_discs(12)
+    steps = np.round((image - image.min()) / (image.max() - image.min()) * (n_levels - 1))
+    pixels = (steps * (255 // (n_levels - 1))).astype(np.uint8)
+    pixels[0, :n_levels] = np.arange(n_levels) * (255 // (n_levels - 1))  # every level occurs
+    assert len(np.unique(pixels)) == n_levels
+    Image.fromarray(pixels).save(tmp_path / "levels.png")
+    Image.fromarray(pixels).save(tmp_path / "levels.jpg", quality=75)
+    return tmp_path / "levels.png", tmp_path / "levels.jpg"
+
+
+def test_predict_runs_on_a_17_level_png_and_a_jpeg_and_says_so(tmp_path):
+    png, jpg = _quantized_files(tmp_path)
+    model = _dark_model(preprocessing=SYTWU_PIPELINE.to_spec())
+    for path in (png, jpg):
+        micrograph = read(path)
+        pred = predict(micrograph, model, device="cpu", engine="eager", ood=False)
+        assert pred.mask.shape == micrograph.shape and 0.05 < pred.mask.mean() < 0.5
+        assert pred.pixel_size_nm == pytest.approx(2.0 / 12, rel=0.25)
+    png_pred = predict(read(png), model, device="cpu", engine="eager", ood=False)
+    assert any("only 17 grey levels" in w for w in png_pred.warnings), png_pred.warnings
+    jpg_pred = predict(read(jpg), model, device="cpu", engine="eager", ood=False)
+    assert any("JPEG" in w for w in jpg_pred.warnings), jpg_pred.warnings

@@ -38,7 +38,6 @@ from nanoseg.errors import NanosegError
 from nanoseg.infer.engine import Runner, make_runner, network_signature, resolve_device, weights_fingerprint
 from nanoseg.infer.network_input import network_input
 from nanoseg.infer.ood import check_distribution, check_mask, image_statistics
-from nanoseg.infer.quality import check_window, estimate_quality
 from nanoseg.infer.scale import resolve_pixel_size
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
@@ -64,10 +63,7 @@ class Prediction:
     variance : float32 (H, W) per-pixel variance of the probability over members/views (ensembles, TTA).
     warnings : human-readable warnings (out of distribution, assumed pixel size, ...).
     ood : out-of-distribution flags per check (True = outside the training range).
-    metadata : models, engine, tiles, timings, image statistics, ``quality`` (features of the estimate), ...
-    estimated_dice : estimated hard Dice of ``mask`` in [0, 1], from inference-time features only
-        (:mod:`.quality`; calibrated when the card has a ``quality_calibration``); None when not estimated.
-    low_confidence : ``estimated_dice < nanoseg.infer.quality.LOW_CONFIDENCE_DICE`` (0.8).
+    metadata : models, engine, tiles, timings, image statistics, ...
     """
 
     probability: np.ndarray
@@ -79,8 +75,6 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     ood: dict[str, bool] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-    estimated_dice: float | None = None
-    low_confidence: bool | None = None
 
     @property
     def out_of_distribution(self) -> bool:
@@ -268,6 +262,7 @@ def predict(
     """
     from nanoseg.evaluate.pixel import binarize, otsu_threshold
     from nanoseg.io import Micrograph
+    from nanoseg.preprocess._checks import quantization_notes
 
     if not isinstance(micrograph, Micrograph):
         micrograph = Micrograph(np.asarray(micrograph), pixel_size_nm=pixel_size_nm)
@@ -290,12 +285,11 @@ def predict(
     shape = micrograph.shape
     notes: list[str] = []
     probs, logit_sum, member_info = [], None, []
-    check_pair = None  # one model, one view: main vs flipped second view over a centre crop (quality estimate)
     input_px = None
     pixel_size_nm, px_source, px_notes = resolve_pixel_size(
         micrograph, models[0].card, pixel_size_nm=pixel_size_nm, particle_diameter_px=particle_diameter_px,
         assume_model_pixel_size=assume_model_pixel_size)
-    notes += px_notes
+    notes += px_notes + quantization_notes(micrograph)
     if pipeline is not None:
         from nanoseg.preprocess import Pipeline
 
@@ -319,7 +313,7 @@ def predict(
         tile = None if tile_size is None else max(int(tile_size) // multiple * multiple, multiple)
         if tile is not None and tile < 2 * margin + ramp + multiple:
             raise NanosegError(f"tile size {tile_size} px is too small for this network (context {context} px)",
-                               hint=f"use tile_size=N with N ≥ {2 * margin + ramp + 2 * multiple}")
+                               hint=f"use --tile-size ≥ {2 * margin + ramp + 2 * multiple}")
         runner = get_runner(module, engine=engine, device=dev)
         views = range(8) if tta else range(1)
         for k in views:
@@ -329,9 +323,6 @@ def predict(
             if return_logits:
                 back = net_in.to_input_grid(logits)
                 logit_sum = back if logit_sum is None else logit_sum + back
-            if len(models) == 1 and not tta:
-                check_pair = _check_view(runner, image, logits, context_px=context, size_multiple=multiple,
-                                         tile_px=tile, margin_px=margin, ramp_px=ramp, batch_size=batch_size)
             probs.append(net_in.to_input_grid(probability_from_logits(logits)))
         member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
                             "engine": runner.engine, "onnx_level": runner.onnx_level,
@@ -376,29 +367,11 @@ def predict(
         "device": str(dev), "seconds": round(time.perf_counter() - started, 4),
         "out_of_distribution": any(flags.values()),
     }
-    quality = estimate_quality(probability, mask, threshold=used, views=probs if len(probs) > 1 else None,
-                               check_pair=check_pair, ood_flags=flags if ood else None,
-                               calibration=models[0].card.quality_calibration, model_path=models[0].path)
-    metadata["quality"] = quality.as_metadata()
-    if quality.warning():
-        notes.append(quality.warning())
-    metadata["seconds"] = round(time.perf_counter() - started, 4)
     return Prediction(
         probability=probability, mask=mask, threshold=used, pixel_size_nm=input_px,
         logits=None if logit_sum is None else (logit_sum / len(probs)).astype(np.float32),
         variance=variance, warnings=notes, ood=flags, metadata=metadata,
-        estimated_dice=quality.estimated_dice, low_confidence=quality.low_confidence,
     )
-
-
-def _check_view(runner: Runner, image: np.ndarray, logits: np.ndarray, *, context_px: int, **forward):
-    """The quality estimate's cheap second view (:func:`nanoseg.infer.quality.check_window`): the main view's
-    probability and that of a flipped pass over a centre crop, both over the crop's compared part."""
-    crop, inner = check_window(image.shape, context_px=context_px)
-    other = forward_logits(runner, _dihedral(image[crop], 4), **forward)
-    other = probability_from_logits(np.ascontiguousarray(_undo_dihedral(other, 4)))
-    main = probability_from_logits(logits[(slice(None), *crop)])
-    return main[inner], other[inner]
 
 
 def _preprocessing_record(models, pipeline) -> dict[str, Any]:

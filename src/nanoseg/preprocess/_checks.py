@@ -50,3 +50,34 @@ def choice(value, name: str, options, *, step: str):
     if value not in options:
         raise NanosegError(f"{step}: parameter {name} must be one of {list(options)}, got {value!r}")
     return value
+
+
+FEW_GREY_LEVELS = 64  # an input with at most this many distinct values is flagged as coarsely quantized
+_LEVEL_SAMPLE = 1 << 20  # grey levels are counted on at most this many pixels (a regular subsample)
+
+
+def grey_levels(image) -> int:
+    """The number of distinct values of an image, counted on a regular subsample of ≤ 2²⁰ pixels."""
+    array = np.asarray(image)
+    step = max(1, int(np.ceil(np.sqrt(array.size / _LEVEL_SAMPLE))))
+    return int(np.unique(array[::step, ::step]).size)
+
+
+def quantization_notes(micrograph) -> list[str]:
+    """Warnings about coarse intensities: few grey levels (an 8-bit export, a low-dose frame of few counts) and
+    lossy JPEG compression. Reading and preprocessing handle such inputs (ties and flat regions do not fail),
+    but the network was trained on finely graded intensities, so its output deserves a look.
+
+    >>> from nanoseg.io import Micrograph
+    >>> quantization_notes(Micrograph(np.arange(64.0).reshape(8, 8) // 4))[0][:28]
+    'the input has only 16 grey l'
+    """
+    notes = []
+    n = grey_levels(micrograph.data)
+    if n <= FEW_GREY_LEVELS:
+        notes.append(f"the input has only {n} grey levels (coarsely quantized, e.g. an 8-bit export or few counts): "
+                     "intensity differences smaller than one level are lost, so faint particles may be missed")
+    if str(micrograph.metadata.get("format", "")).upper() == "JPEG":
+        notes.append("the input is a lossy JPEG: its 8×8-block compression artifacts blur fine detail and can look "
+                     "like texture; use the original (TIFF, DM, ...) where there is one")
+    return notes
