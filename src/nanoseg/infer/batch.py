@@ -168,7 +168,7 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
     """Write the outputs of one :class:`~nanoseg.infer.Prediction` (metadata JSON last); return the paths."""
     from nanoseg._util import atomic_path
     from nanoseg.io import write_png_preview, write_tiff
-    from nanoseg.particles import label_particles, particle_table
+    from nanoseg.particles import label_particles, miles_lantuejoul_weights, particle_table
 
     paths = output_paths(out_dir, stem)
     px = pred.pixel_size_nm
@@ -188,8 +188,6 @@ def write_prediction(pred, micrograph, out_dir: str | os.PathLike, stem: str, *,
         std = None if pred.variance is None else np.sqrt(np.clip(pred.variance, 0, None))
         table = particle_table(labels, pixel_size_nm=table_px, image=micrograph.data, probability=pred.probability,
                                probability_std=std, threshold=pred.threshold)
-        from nanoseg.evaluate.sizes import miles_lantuejoul_weights
-
         # border correction for the size statistics of the report: NaN for particles cut by the frame
         table["ml_weight"] = miles_lantuejoul_weights(labels, table["label"].to_numpy())
         table.loc[table["touches_edge"].to_numpy(dtype=bool), "ml_weight"] = np.nan

@@ -38,6 +38,7 @@ from nanoseg.errors import NanosegError
 from nanoseg.infer.engine import Runner, make_runner, network_signature, resolve_device, weights_fingerprint
 from nanoseg.infer.network_input import network_input
 from nanoseg.infer.ood import check_distribution, check_mask, image_statistics
+from nanoseg.infer.quality import check_window, estimate_quality
 from nanoseg.infer.scale import resolve_pixel_size
 from nanoseg.infer.tiling import context_px, count_tiles, pad_to_multiple, tiled_apply
 
@@ -63,7 +64,10 @@ class Prediction:
     variance : float32 (H, W) per-pixel variance of the probability over members/views (ensembles, TTA).
     warnings : human-readable warnings (out of distribution, assumed pixel size, ...).
     ood : out-of-distribution flags per check (True = outside the training range).
-    metadata : models, engine, tiles, timings, image statistics, ...
+    metadata : models, engine, tiles, timings, image statistics, ``quality`` (features of the estimate), ...
+    estimated_dice : estimated hard Dice of ``mask`` in [0, 1], from inference-time features only
+        (:mod:`.quality`; calibrated when the card has a ``quality_calibration``); None when not estimated.
+    low_confidence : ``estimated_dice < nanoseg.infer.quality.LOW_CONFIDENCE_DICE`` (0.8).
     """
 
     probability: np.ndarray
@@ -75,6 +79,8 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     ood: dict[str, bool] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    estimated_dice: float | None = None
+    low_confidence: bool | None = None
 
     @property
     def out_of_distribution(self) -> bool:
@@ -98,7 +104,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
     """Turn what a user passes as "the model" into a list of ``LoadedModel`` (one = single model).
 
     Accepts ``None``/``"default"`` (the shipped default model), a checkpoint directory or ``.nanoseg`` file,
-    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.models.export`),
+    an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.infer.export`),
     a directory holding several checkpoints (an ensemble, e.g. the k fold models), a ``LoadedModel``, a
     bare ``nn.Module`` (card without preprocessing or pixel size), or a list of any of these.
     """
@@ -122,7 +128,7 @@ def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
                                hint="give a checkpoint directory, a .nanoseg file, or 'default'")
         if _is_checkpoint(path):
             return [load_model(path, device=device)]
-        from nanoseg.models.export import is_exported, load_exported
+        from nanoseg.infer.export import is_exported, load_exported
 
         if is_exported(path):  # an .onnx / .pt written by `nanoseg export`: the card comes from the file
             return [load_exported(path)]
@@ -260,7 +266,7 @@ def predict(
     engine : inference engine (see :mod:`nanoseg.infer.engine`); "auto" picks the fastest exact one.
     ood : run the out-of-distribution checks.
     """
-    from nanoseg.evaluate.pixel import binarize, otsu_threshold
+    from nanoseg._pixel import binarize, otsu_threshold
     from nanoseg.io import Micrograph
     from nanoseg.preprocess._checks import quantization_notes
 
@@ -285,6 +291,7 @@ def predict(
     shape = micrograph.shape
     notes: list[str] = []
     probs, logit_sum, member_info = [], None, []
+    check_pair = None  # one model, one view: main vs flipped second view over a centre crop (quality estimate)
     input_px = None
     pixel_size_nm, px_source, px_notes = resolve_pixel_size(
         micrograph, models[0].card, pixel_size_nm=pixel_size_nm, particle_diameter_px=particle_diameter_px,
@@ -313,7 +320,7 @@ def predict(
         tile = None if tile_size is None else max(int(tile_size) // multiple * multiple, multiple)
         if tile is not None and tile < 2 * margin + ramp + multiple:
             raise NanosegError(f"tile size {tile_size} px is too small for this network (context {context} px)",
-                               hint=f"use --tile-size ≥ {2 * margin + ramp + 2 * multiple}")
+                               hint=f"use tile_size=N with N ≥ {2 * margin + ramp + 2 * multiple}")
         runner = get_runner(module, engine=engine, device=dev)
         views = range(8) if tta else range(1)
         for k in views:
@@ -323,6 +330,9 @@ def predict(
             if return_logits:
                 back = net_in.to_input_grid(logits)
                 logit_sum = back if logit_sum is None else logit_sum + back
+            if len(models) == 1 and not tta:
+                check_pair = _check_view(runner, image, logits, context_px=context, size_multiple=multiple,
+                                         tile_px=tile, margin_px=margin, ramp_px=ramp, batch_size=batch_size)
             probs.append(net_in.to_input_grid(probability_from_logits(logits)))
         member_info.append({"path": str(loaded.path), "architecture": card.architecture, "name": card.name,
                             "engine": runner.engine, "onnx_level": runner.onnx_level,
@@ -367,11 +377,29 @@ def predict(
         "device": str(dev), "seconds": round(time.perf_counter() - started, 4),
         "out_of_distribution": any(flags.values()),
     }
+    quality = estimate_quality(probability, mask, threshold=used, views=probs if len(probs) > 1 else None,
+                               check_pair=check_pair, ood_flags=flags if ood else None,
+                               calibration=models[0].card.quality_calibration, model_path=models[0].path)
+    metadata["quality"] = quality.as_metadata()
+    if quality.warning():
+        notes.append(quality.warning())
+    metadata["seconds"] = round(time.perf_counter() - started, 4)
     return Prediction(
         probability=probability, mask=mask, threshold=used, pixel_size_nm=input_px,
         logits=None if logit_sum is None else (logit_sum / len(probs)).astype(np.float32),
         variance=variance, warnings=notes, ood=flags, metadata=metadata,
+        estimated_dice=quality.estimated_dice, low_confidence=quality.low_confidence,
     )
+
+
+def _check_view(runner: Runner, image: np.ndarray, logits: np.ndarray, *, context_px: int, **forward):
+    """The quality estimate's cheap second view (:func:`nanoseg.infer.quality.check_window`): the main view's
+    probability and that of a flipped pass over a centre crop, both over the crop's compared part."""
+    crop, inner = check_window(image.shape, context_px=context_px)
+    other = forward_logits(runner, _dihedral(image[crop], 4), **forward)
+    other = probability_from_logits(np.ascontiguousarray(_undo_dihedral(other, 4)))
+    main = probability_from_logits(logits[(slice(None), *crop)])
+    return main[inner], other[inner]
 
 
 def _preprocessing_record(models, pipeline) -> dict[str, Any]:
