@@ -53,8 +53,8 @@ from scipy import fft as sfft
 from scipy import ndimage as ndi
 
 from nanoseg.errors import NanosegError
-from nanoseg.insitu.theory import lsw_distribution, sample_lsw_radii
 from nanoseg.io import Micrograph, Series
+from nanoseg.simulate.lsw import lsw_distribution, sample_lsw_radii
 
 __all__ = ["CoarseningMovie", "simulate_coarsening_movie", "ParticleLaw", "StageDrift", "MovieImaging", "write_movie",
            "sample_lsw_radii", "lsw_distribution", "image_statistics"]
