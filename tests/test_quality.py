@@ -54,6 +54,9 @@ def test_features_by_hand():
     # several views (ensemble / TTA): mean Dice of each view's mask with the final mask
     f3 = quality_features(p, mask, threshold=0.5, views=[p, other])
     assert f3["view_dice"] == pytest.approx((1.0 + 0.8) / 2)
+    # no particle in either view's crop: nothing to compare (NaN, not a perfect agreement)
+    blank = np.zeros((4, 5), np.float32)
+    assert np.isnan(quality_features(p, mask, threshold=0.5, check_pair=(blank, blank))["view_dice"])
 
 
 def test_empty_and_flooded_masks_are_low_confidence():

@@ -11,7 +11,8 @@ estimate is built from features that need no truth (:func:`quality_features`):
     agreement of two or more views: the mean hard Dice between each view's mask and the final mask (ensembles,
     ``tta=True``), or, with one model and one view (the default), the hard Dice between the mask and the mask
     of a horizontally flipped second pass over a centre crop of at most :data:`CHECK_VIEW_PX` px of the network
-    grid, compared away from the crop's inner edges (one receptive-field context). 1.0 when both are empty.
+    grid, compared away from the crop's inner edges (one receptive-field context). NaN when no view found a
+    particle there (nothing to compare: a calibration then uses its fitting mean).
 ``uncertain_fraction``
     fraction of the image's pixels with ``p`` inside :data:`UNCERTAIN_BAND`.
 ``uncertain_over_mask``
@@ -95,15 +96,18 @@ class QualityEstimate:
 
 # ------------------------------------------------------------------------------------------ features
 def _hard_dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Hard Dice without smoothing; 1.0 when both masks are empty (nothing to disagree on)."""
+    """Hard Dice without smoothing; NaN when both masks are empty (nothing to compare)."""
     from nanoseg._pixel import dice
 
+    if not (np.any(a) or np.any(b)):
+        return float("nan")
     return dice(a, b, smooth=0.0)
 
 
 def view_agreement(views: Sequence[np.ndarray], mask: np.ndarray, threshold: float) -> float:
-    """Mean hard Dice between each view's mask (``view >= threshold``) and ``mask``."""
-    return float(np.mean([_hard_dice(np.asarray(v) >= threshold, mask) for v in views]))
+    """Mean hard Dice between each view's mask (``view >= threshold``) and ``mask`` (NaN when all are empty)."""
+    scores = [_hard_dice(np.asarray(v) >= threshold, mask) for v in views]
+    return float("nan") if all(math.isnan(x) for x in scores) else float(np.nanmean(scores))
 
 
 def check_window(shape: tuple[int, int], *, side_px: int = CHECK_VIEW_PX,
