@@ -201,3 +201,69 @@ def test_predict_runs_on_a_17_level_png_and_a_jpeg_and_says_so(tmp_path):
     assert any("only 17 grey levels" in w for w in png_pred.warnings), png_pred.warnings
     jpg_pred = predict(read(jpg), model, device="cpu", engine="eager", ood=False)
     assert any("JPEG" in w for w in jpg_pred.warnings), jpg_pred.warnings
+
+
+# ------------------------------------------------------------------------------ 2. predict --pipeline
+@pytest.fixture
+def cli_checkpoint(tmp_path):
+    from nanoseg.models import build_model, save_model
+
+    torch.manual_seed(0)
+    card = ModelCard(**{**CALIBRATED_CARD, "architecture": "unet3"})
+    return save_model(tmp_path / "model", build_model("unet3"), card)
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+
+    return CliRunner().invoke(app, ["predict", *map(str, args), "--no-progress"])
+
+
+def test_predict_cli_pipeline_file_and_particle_diameter(tmp_path, cli_checkpoint):
+    import json
+
+    from nanoseg.io import write_tiff
+
+    write_tiff(tmp_path / "u.tif", dark_discs(16, (64, 64))[0])  # no pixel size in the file
+    spec = tmp_path / "train.yaml"  # the format of a training spec's preprocessing: list
+    spec.write_text("preprocessing:\n  - {name: gaussian_blur, sigma_px: 1.0}\n  - {name: standardize}\n")
+    out = tmp_path / "out"
+    result = _cli(tmp_path / "u.tif", "--out", out, "--model", cli_checkpoint, "--pipeline", spec,
+                  "--particle-diameter-px", 20)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "u.json").read_text())
+    assert meta["preprocessing"]["source"] == "--pipeline" and meta["preprocessing"]["differs_from_card"]
+    assert meta["preprocessing"]["steps"] == [{"name": "gaussian_blur", "sigma_px": 1.0}, {"name": "standardize"}]
+    assert meta["pixel_size_nm"] == pytest.approx(0.1) and meta["pixel_size_source"] == "particle_diameter_px"
+    assert "instead of the model card's" in result.output
+
+
+def test_predict_cli_named_pipeline_and_a_bad_one(tmp_path, cli_checkpoint):
+    import json
+
+    from nanoseg.io import write_tiff
+
+    write_tiff(tmp_path / "c.tif", dark_discs(16, (64, 64))[0], pixel_size_nm=0.1)
+    result = _cli(tmp_path / "c.tif", "--out", tmp_path / "a", "--model", cli_checkpoint, "--pipeline", "sytwu")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "a" / "c.json").read_text())["preprocessing"]
+    assert record["name"] == "sytwu" and record["differs_from_card"]
+    plain = _cli(tmp_path / "c.tif", "--out", tmp_path / "b", "--model", cli_checkpoint)
+    record = json.loads((tmp_path / "b" / "c.json").read_text())["preprocessing"]
+    assert record == {"source": "card", "name": None, "steps": [{"name": "standardize"}], "differs_from_card": False}
+    assert plain.exit_code == 0 and "instead of the model card's" not in plain.output
+    bad = _cli(tmp_path / "c.tif", "--out", tmp_path / "c", "--model", cli_checkpoint, "--pipeline", "nonesuch")
+    assert bad.exit_code != 0 and "sytwu" in str(bad.exception) and "nonesuch" in str(bad.exception)
+
+
+def test_predict_help_lists_the_builtin_pipelines():
+    from typer.testing import CliRunner
+
+    from nanoseg.cli import app
+    from nanoseg.preprocess import BUILTIN
+
+    text = " ".join(CliRunner().invoke(app, ["predict", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "--pipeline" in text and "--particle-diameter-px" in text
+    assert all(name in text for name in BUILTIN)

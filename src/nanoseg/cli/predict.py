@@ -39,6 +39,15 @@ def predict(
     assume_model_pixel_size: bool = typer.Option(
         False, "--assume-model-pixel-size",
         help="For files without a pixel size: assume the model's training pixel size."),
+    particle_diameter: float = typer.Option(
+        None, "--particle-diameter-px",
+        help="For files without a pixel size: their typical particle diameter in pixels; the pixel size is then "
+             "assumed to put it at the model's typical training particle size (default: estimated from the image)."),
+    pipeline: str = typer.Option(
+        None, "--pipeline",
+        help="Preprocessing instead of the model card's: a built-in pipeline (sytwu, horwath, default) or a "
+             "YAML/JSON file with the step list (steps: [...], or a training spec's preprocessing: [...] as in "
+             "examples/train/default_model.yaml). Each <stem>.json records what ran."),
     threshold: str = typer.Option("0.5", "--threshold", "-t", help="Probability threshold in (0, 1), or 'otsu'."),
     min_diameter: float = typer.Option(0.5, "--min-diameter-nm", help="Smallest particle kept in the tables (nm)."),
     tile_size: str = typer.Option("auto", "--tile-size-px", help="Tile side in pixels at the model's pixel size; "
@@ -70,17 +79,36 @@ def predict(
     if model is not None and ensemble is not None:
         raise NanosegError("give either --model or --ensemble, not both")
     chosen = str(ensemble) if ensemble is not None else (model or "default")
+    extra = _scale_and_pipeline(particle_diameter, pipeline)
     result = predict_files(
         inputs, out, chosen, overwrite=overwrite, progress=progress, scheduler=scheduler, workers=workers,
         min_diameter_nm=min_diameter, threshold=parse_threshold(threshold), tta=tta, pixel_size_nm=pixel_size,
         assume_model_pixel_size=assume_model_pixel_size, tile_size=_tile_size(tile_size), batch_size=batch_size,
-        device=device, engine=engine,
+        device=device, engine=engine, **extra,
     )
+    if pipeline is not None:
+        console.print(f"preprocessing: --pipeline {pipeline} ran instead of the model card's (see each <stem>.json)",
+                      highlight=False)
     for name, notes in result.warnings.items():
         for note in notes:
             console.print(f"[yellow]warning:[/] {name}: {note}", highlight=False)
     console.print(cli_error_text(result.report.summary()), highlight=False)
     fail_if(not result.ok)
+
+
+def _scale_and_pipeline(particle_diameter: float | None, pipeline: str | None) -> dict:
+    """The predict options of --particle-diameter-px and --pipeline (the pipeline as its step list, so that a
+    resumed folder compares what ran, not a file name); only those given, so older folders still resume."""
+    extra: dict = {}
+    if particle_diameter is not None:
+        if not particle_diameter > 0:
+            raise NanosegError(f"--particle-diameter-px must be a positive number of pixels, got {particle_diameter}")
+        extra["particle_diameter_px"] = float(particle_diameter)
+    if pipeline is not None:
+        from nanoseg.preprocess import Pipeline
+
+        extra["pipeline"] = Pipeline.from_spec(pipeline).to_spec()
+    return extra
 
 
 def _tile_size(text: str) -> int | str | None:

@@ -166,10 +166,10 @@ class Pipeline:
                 return BUILTIN[spec.lower()]
             return cls.load(spec)
         if isinstance(spec, Mapping):
-            if "steps" not in spec:
-                raise NanosegError("a pipeline spec mapping needs a 'steps' list",
-                                   hint="write steps: [{name: standardize}, ...]")
-            spec = spec["steps"]
+            if "steps" not in spec and "preprocessing" not in spec:
+                raise NanosegError("a pipeline spec mapping needs a 'steps' list (or the 'preprocessing' list of a "
+                                   "training spec)", hint="write steps: [{name: standardize}, ...]")
+            spec = spec["steps"] if "steps" in spec else spec["preprocessing"]
         if spec is None:
             spec = []
         if isinstance(spec, str | bytes) or not isinstance(spec, Sequence):
@@ -178,7 +178,8 @@ class Pipeline:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Pipeline:
-        """Read a YAML (or JSON) file holding ``steps: [...]`` (or the bare list)."""
+        """Read a YAML (or JSON) file holding ``steps: [...]``, the bare list, or a training spec whose
+        ``preprocessing: [...]`` is the pipeline (e.g. ``examples/train/default_model.yaml``)."""
         import yaml
 
         path = Path(path)
