@@ -50,7 +50,7 @@ def test_predict_report_out_of_distribution_follows_the_json(tmp_path):
     """A warning (unknown dose) is not an out-of-distribution flag: the table shows what the JSON says."""
     import json
 
-    from nanoseg.report.folders import predict_sections
+    from nanoseg.workflows.report import predict_sections
 
     (tmp_path / "a.mask.tif").write_bytes(b"")
     (tmp_path / "a.json").write_text(json.dumps({
@@ -68,7 +68,7 @@ def test_predict_report_skips_the_settings_record(tmp_path):
     import json
 
     from nanoseg.infer.batch import SETTINGS_FILE
-    from nanoseg.report.folders import predict_sections
+    from nanoseg.workflows.report import predict_sections
 
     (tmp_path / "a.mask.tif").write_bytes(b"")
     (tmp_path / "a.json").write_text(json.dumps({"pixel_size_nm": 0.2, "out_of_distribution": False}))

@@ -118,7 +118,7 @@ def _fake_predict_folder(folder, *, with_weights: bool = True):
 
 
 def test_predict_report_has_size_section_for_one_micrograph(tmp_path):
-    from nanoseg.report.folders import report_folder
+    from nanoseg.workflows.report import report_folder
 
     _fake_predict_folder(tmp_path / "pred")
     html = report_folder(tmp_path / "pred").read_text()
@@ -134,7 +134,7 @@ def test_predict_report_has_size_section_for_one_micrograph(tmp_path):
 
 
 def test_predict_report_without_weights_says_so(tmp_path):
-    from nanoseg.report.folders import report_folder
+    from nanoseg.workflows.report import report_folder
 
     _fake_predict_folder(tmp_path / "pred", with_weights=False)
     html = report_folder(tmp_path / "pred").read_text()

@@ -241,7 +241,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_nanoseg_report_on_a_watch_folder_keeps_the_live_section(tmp_path):
     """`nanoseg report OUT` on a watch folder: while it runs (no kinetics yet) and after the stop."""
-    from nanoseg.report.folders import folder_kind, report_folder
+    from nanoseg.workflows.report import folder_kind, report_folder
 
     folder, out = tmp_path / "camera", tmp_path / "live"
     folder.mkdir()

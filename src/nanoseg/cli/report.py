@@ -18,7 +18,7 @@ def report(
 
     Example: nanoseg report tracked
     """
-    from nanoseg.report.folders import report_folder
+    from nanoseg.workflows.report import report_folder
 
     if out is not None:
         writable_folder(out.parent)

@@ -12,24 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanoseg.report.figures import pyplot, save_figure
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    from nanoseg._util import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
-    return path
+# the shared helpers (kept under their old private names for this module's functions)
+_pyplot = pyplot
+_save = save_figure
 
 
 def threshold_curves(thresholds: pd.DataFrame, path: str | os.PathLike) -> Path:

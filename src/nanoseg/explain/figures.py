@@ -17,27 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanoseg._util import atomic_path
+from nanoseg.report.figures import figure, save_figure
 
-
-def _figure(ncols: int, nrows: int = 1, size: float = 3.2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    return fig, axes
-
-
-def _save(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+# the shared helpers (kept under their old private names for this module's functions)
+_figure = figure
+_save = save_figure
 
 
 def _show(ax, array, title, cmap="gray", **kw):

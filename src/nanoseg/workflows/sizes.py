@@ -29,9 +29,9 @@ REPORT_SEED = 0
 
 def size_histogram(diameters_nm, weights, stats: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Histogram of the diameters (weighted when ``weights`` is given) with D10/D50/D90 and the detection limit."""
-    from nanoseg.evaluate.figures import _pyplot, _save
+    from nanoseg.report.figures import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     d = np.asarray(diameters_nm, dtype=float)
     values = stats.set_index("statistic")["value"]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -49,7 +49,7 @@ def size_histogram(diameters_nm, weights, stats: pd.DataFrame, path: str | os.Pa
            ylabel="particles (weighted)" if weights is not None else "particles")
     ax.legend(fontsize=8)
     ax.set_title("size histogram")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pixel_size_source(meta: dict, settings: dict) -> str:
