@@ -127,3 +127,39 @@ def test_config_constructor_and_from_dict_say_the_same():
             parse(bad)
         assert str(direct.value) == str(parsed.value)
     assert TrainConfig(epochs=3).epochs == 3 and SimulationConfig(name="x").name == "x"
+
+
+def test_one_name_one_meaning():
+    """Names that meant different things in different packages now mean one thing each (old names warn)."""
+    import warnings
+
+    from nanoseg.explain import _network
+    from nanoseg.infer import engine
+    from nanoseg.models.device import resolve_device
+    from nanoseg.simulate import labels
+    from nanoseg.train import loop
+
+    assert engine.resolve_device is resolve_device and loop.resolve_device is resolve_device
+    with pytest.raises(ns.NanosegError, match="cuda"):
+        if __import__("torch").cuda.is_available():
+            raise ns.NanosegError("cuda present: nothing to check")
+        resolve_device("cuda")
+    assert hasattr(_network, "network_logits") and hasattr(labels, "footprint_labels")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels.instance_labels([], shape=(4, 4), pixel_size_A=1.0)
+    assert any("footprint_labels" in str(w.message) for w in caught)
+
+
+def test_frame_statistics_share_one_definition():
+    from nanoseg.datasets.imagestats import image_statistics
+    from nanoseg.simulate.movie import image_statistics as movie_statistics
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(48, 40))
+    mask = np.zeros(image.shape, bool)
+    mask[10:20, 5:25] = True
+    image[mask] -= 1.0
+    a, b = image_statistics(image, mask), movie_statistics(image, mask)
+    assert b["contrast"] == pytest.approx(a["contrast"], rel=1e-12)
+    assert b["roughness"] == pytest.approx(a["roughness"], rel=1e-9)

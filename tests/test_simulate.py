@@ -16,11 +16,11 @@ from nanoseg.simulate import (
     amorphous_carbon,
     apply_detector,
     exit_wave,
+    footprint_labels,
     footprint_mask,
     generate_dataset,
     image_intensity,
     image_seed,
-    instance_labels,
     make_particle,
     mtf,
     simulate_image,
@@ -174,7 +174,7 @@ def test_mask_area_matches_projected_particle_area():
 def test_instances_separate_touching_particles():
     a = Atoms("Au", positions=[[8.0, 10.0, 0]])
     b = Atoms("Au", positions=[[12.0, 10.0, 0]])
-    lab = instance_labels([a, b], shape=(20, 20), pixel_size_A=1.0, atom_radius_A=3.0)
+    lab = footprint_labels([a, b], shape=(20, 20), pixel_size_A=1.0, atom_radius_A=3.0)
     assert set(np.unique(lab)) == {0, 1, 2}
     assert lab[10, 7] == 1 and lab[10, 13] == 2
 

@@ -48,7 +48,8 @@ __all__ = [
 
 # building blocks: importable from here for old code, documented in their modules, not in __all__
 __getattr__, __dir__ = lazy_attributes(__name__, {
-    "forward_logits": "nanoseg.explain._network", "particle_probability": "nanoseg.explain._network",
+    "network_logits": "nanoseg.explain._network", "particle_probability": "nanoseg.explain._network",
+    "forward_logits": "nanoseg.explain._network",
     "ablate": "nanoseg.explain.ablation", "bandstop": "nanoseg.explain.frequency",
     "highpass": "nanoseg.explain.frequency", "lowpass": "nanoseg.explain.frequency",
     "radial_profile": "nanoseg.explain.frequency", "choose_particle_lines": "nanoseg.explain.maps",

@@ -4,7 +4,7 @@ Every ``nanoseg.explain`` function takes either a bare ``torch.nn.Module`` (whic
 exactly as given) or a loaded checkpoint (``nanoseg.models.LoadedModel``: ``.module`` + ``.card``). Arrays are
 **network inputs**: already preprocessed. :func:`prepare_input` turns a raw :class:`~nanoseg.io.Micrograph`
 into that input for a checkpoint with the function ``predict`` uses (:mod:`nanoseg.infer.network_input`), and
-:func:`forward_logits` pads it as ``predict`` does, so explain's maps are the maps ``predict`` computes.
+:func:`network_logits` pads it as ``predict`` does, so explain's maps are the maps ``predict`` computes.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def forward_tensor(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y[:, :, :h, :w]
 
 
-def forward_logits(model: Any, images, *, batch_size: int = 8, grad: bool = False) -> np.ndarray | torch.Tensor:
-    """Logits ``(N, 2, H, W)`` (or ``(2, H, W)`` for one image) of ``images`` ``(N, H, W)`` or ``(H, W)``.
+def network_logits(model: Any, images, *, batch_size: int = 8, grad: bool = False) -> np.ndarray | torch.Tensor:
+    """Logits ``(N, 2, H, W)`` (or ``(2, H, W)`` for one image) of ``images`` ``(N, H, W)`` or ``(H, W)``, each
+    image in one pass (no tiles; :func:`nanoseg.infer.predict.forward_logits` is the tiled pass of ``predict``).
 
     Inputs are padded by reflection (bottom/right, as in ``predict``) to a multiple of the network's
     ``size_multiple`` and the output is cropped back; the network runs in eval mode (BatchNorm uses its
@@ -111,7 +112,7 @@ def softmax_particle(logits) -> np.ndarray:
 
 def particle_probability(model: Any, images, *, batch_size: int = 8) -> np.ndarray:
     """Softmax particle probability ``(N, H, W)`` or ``(H, W)``."""
-    return softmax_particle(forward_logits(model, images, batch_size=batch_size))
+    return softmax_particle(network_logits(model, images, batch_size=batch_size))
 
 
 @dataclass
@@ -156,3 +157,11 @@ def prepare_input(model: Any, micrograph, mask=None) -> PreparedInput:
         mask = np.asarray(resample_to_shape(mask.astype(np.float32), net_in.image.shape, method="spatial")) >= 0.5
     return PreparedInput(image=net_in.image, mask=mask, pixel_size_nm=net_in.pixel_size_nm, steps=net_in.steps,
                          network_input=net_in)
+
+
+def forward_logits(*args, **kwargs):
+    """Deprecated name of :func:`network_logits` (kept for one release)."""
+    import warnings
+
+    warnings.warn("nanoseg.explain.forward_logits is now network_logits", DeprecationWarning, stacklevel=2)
+    return network_logits(*args, **kwargs)

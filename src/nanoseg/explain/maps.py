@@ -36,8 +36,8 @@ from nanoseg.explain._network import (
     as_module,
     check_image,
     check_mask,
-    forward_logits,
     forward_tensor,
+    network_logits,
     particle_probability,
     softmax_particle,
 )
@@ -55,7 +55,7 @@ class RawOutput:
 
 def raw_output_maps(model, image) -> RawOutput:
     """Pre-softmax channels and softmax of one network-input image ``(H, W)``."""
-    logits = forward_logits(model, check_image(image))
+    logits = network_logits(model, check_image(image))
     return RawOutput(background_logit=logits[0], particle_logit=logits[1], probability=softmax_particle(logits))
 
 
@@ -185,7 +185,7 @@ def gradient_saliency(model, image, *, region=None, target: str = "probability",
 
 
 def _forward_differentiable(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits (2, H, W) of one image tensor (H, W), padded like :func:`forward_logits`, with gradients."""
+    """Logits (2, H, W) of one image tensor (H, W), padded like :func:`network_logits`, with gradients."""
     return forward_tensor(module, x[None])[0]
 
 

@@ -63,6 +63,7 @@ import torch
 from torch import nn
 
 from nanoseg.errors import NanosegError
+from nanoseg.models.device import resolve_device  # noqa: F401  (re-exported: one definition, shared with training)
 
 ENGINES = ("auto", "eager", "fused", "jit", "compile", "onnx", "cuda")
 
@@ -73,21 +74,6 @@ def onnx_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is checked."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise NanosegError(f"unknown device {device!r}", hint="use 'auto', 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NanosegError("CUDA device requested but no GPU is available", hint="use device=cpu")
-    return dev
 
 
 def weights_fingerprint(module: nn.Module) -> str:

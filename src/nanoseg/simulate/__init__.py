@@ -26,7 +26,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "DetectorModel": "nanoseg.simulate.detector", "get_detector": "nanoseg.simulate.detector",
     "mtf": "nanoseg.simulate.detector", "build_specimen": "nanoseg.simulate.generate",
-    "image_seed": "nanoseg.simulate.generate", "instance_labels": "nanoseg.simulate.labels",
+    "image_seed": "nanoseg.simulate.generate", "footprint_labels": "nanoseg.simulate.labels",
     "bin_image": "nanoseg.simulate.optics", "ctf": "nanoseg.simulate.optics", "wavelength_A": "nanoseg.simulate.optics",
     "get_material": "nanoseg.simulate.structures", "place_particles": "nanoseg.simulate.structures",
     "projected_radius_A": "nanoseg.simulate.structures", "amorphous_film": "nanoseg.simulate.support",

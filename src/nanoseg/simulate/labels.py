@@ -86,14 +86,16 @@ def footprint_mask(atoms: Atoms, *, shape: tuple[int, int], pixel_size_A: float,
     return ndimage.binary_fill_holes(out)
 
 
-def instance_labels(particles: list[Atoms], *, shape: tuple[int, int], pixel_size_A: float,
-                    origin_A: float = 0.0, atom_radius_A: float | None = None) -> np.ndarray:
+def footprint_labels(particles: list[Atoms], *, shape: tuple[int, int], pixel_size_A: float,
+                     origin_A: float = 0.0, atom_radius_A: float | None = None) -> np.ndarray:
     """Instance labels (int32; 0 = background, i = particle i) from each particle's footprint.
+
+    (Named ``instance_labels`` before 0.2; :func:`nanoseg.evaluate.matching.instance_labels` labels a mask.)
 
     >>> import numpy as np
     >>> from ase import Atoms
     >>> a, b = Atoms("Au", positions=[[5, 5, 0]]), Atoms("Au", positions=[[14, 14, 0]])
-    >>> lab = instance_labels([a, b], shape=(20, 20), pixel_size_A=1.0, atom_radius_A=2.0)
+    >>> lab = footprint_labels([a, b], shape=(20, 20), pixel_size_A=1.0, atom_radius_A=2.0)
     >>> sorted(np.unique(lab).tolist())
     [0, 1, 2]
     """
@@ -111,3 +113,11 @@ def instance_labels(particles: list[Atoms], *, shape: tuple[int, int], pixel_siz
         labels[take] = index
         best[take] = dist[take]
     return labels
+
+
+def instance_labels(*args, **kwargs) -> np.ndarray:
+    """Deprecated name of :func:`footprint_labels` (kept for one release)."""
+    import warnings
+
+    warnings.warn("nanoseg.simulate.labels.instance_labels is now footprint_labels", DeprecationWarning, stacklevel=2)
+    return footprint_labels(*args, **kwargs)

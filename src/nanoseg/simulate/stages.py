@@ -19,7 +19,7 @@ from nanoseg.errors import NanosegError
 from nanoseg.io.micrograph import Micrograph
 from nanoseg.simulate.config import SimulationConfig
 from nanoseg.simulate.detector import apply_detector, get_detector
-from nanoseg.simulate.labels import instance_labels
+from nanoseg.simulate.labels import footprint_labels
 from nanoseg.simulate.structures import make_particle, place_particles, projected_radius_A
 from nanoseg.simulate.support import make_support
 
@@ -144,7 +144,7 @@ def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfi
     image = apply_detector(intensity, dose_e_per_A2=params["dose_e_per_A2"], pixel_size_A=pixel_A,
                            detector=detector, rng=rng, illumination_gradient=params["illumination_gradient"],
                            xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"], oversampling=oversampling)
-    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
+    instances = footprint_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
     meta = image_metadata(params, config, particles, seed, detector.name,
                      {**extra_meta, "mask_fraction": float(mask.mean())})

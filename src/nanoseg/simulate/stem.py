@@ -24,7 +24,7 @@ docs/simulation.md, "HAADF-STEM at particle-resolving magnification"):
 5. **Export**: optional 8-bit conversion (black/white levels at random clip fractions) and JPEG, as the
    real images users bring.
 
-Labels: each particle's footprint on the pixel grid by :func:`nanoseg.simulate.labels.instance_labels`
+Labels: each particle's footprint on the pixel grid by :func:`nanoseg.simulate.labels.footprint_labels`
 (the same rule as the HRTEM path), then moved with the scan distortion (nearest pixel).
 
 Particles are built once per image for up to ``n_templates`` diameters drawn from the spec; each placed
@@ -56,7 +56,7 @@ from scipy import ndimage
 
 from nanoseg.errors import NanosegError
 from nanoseg.simulate.config import Choice, LogUniform, Param, SimulationConfig, Uniform, load_config
-from nanoseg.simulate.labels import instance_labels
+from nanoseg.simulate.labels import footprint_labels
 from nanoseg.simulate.structures import make_particle, projected_radius_A
 
 #: HAADF supports: composition (atomic fractions), density g/cm³, and the default morphology
@@ -377,7 +377,7 @@ def simulate_haadf(config: SimulationConfig | dict | str, seed: int):
     probe_sigma_A = math.hypot(10.0 * float(p["probe_fwhm_nm"]) / 2.3548, ATOM_SIGMA_A)
     fraction = 1 - np.exp(-ndimage.gaussian_filter(sigma, probe_sigma_A / sampling, mode="nearest"))
     fraction = fraction.reshape(n_px, k, n_px, k).mean(axis=(1, 3))
-    instances = instance_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
+    instances = footprint_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     yy, xx = scan_coordinates(n_px, p, rng)
     fraction = ndimage.map_coordinates(fraction, [yy, xx], order=1, mode="nearest")
     instances = ndimage.map_coordinates(instances, [yy, xx], order=0, mode="nearest").astype(np.int32)

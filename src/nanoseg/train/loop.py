@@ -42,6 +42,8 @@ from nanoseg.datasets.store import Dataset, open_dataset
 from nanoseg.datasets.torchdata import PatchDataset
 from nanoseg.errors import NanosegError
 from nanoseg.models import ModelCard, build_model, count_parameters, receptive_field, save_model
+from nanoseg.models.device import resolve_device
+from nanoseg.models.device import resolve_device
 from nanoseg.models.zoo import config_dict
 from nanoseg.train.config import TrainConfig
 from nanoseg.train.losses import SegmentationLoss, hard_dice, inverse_frequency_weights, soft_dice
@@ -125,12 +127,7 @@ def _pipeline(config: TrainConfig):
 
 
 # ------------------------------------------------------------------------------------------ device, ddp
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NanosegError(f"device {name!r} requested but CUDA is not available", hint="use device=cpu or device=auto")
-    return torch.device(name)
+# resolve_device: nanoseg.models.device (the one definition, shared with inference)
 
 
 @dataclass
