@@ -684,6 +684,27 @@ def test_track_movie_through_nanoseg_infer_predict(tmp_path, small_movie):
     assert metrics["link_recall"] > 0.9
 
 
+def test_track_movie_configs_equal_the_keywords(tmp_path, small_movie):
+    from nanoseg.insitu.stream import Analysis, Linking, RunControl, Segmentation
+
+    m = small_movie
+    masks = np.stack([m.mask(i) for i in range(len(m))])
+    flat = track_movie(m, masks=masks, out_dir=tmp_path / "a", min_diameter_nm=0.8, search_range_nm=1.5, memory=1,
+                       n_boot=5, figures=False, chunk_frames=4, kinetics_min_diameter_nm=1.0)
+    grouped = track_movie(m, masks=masks, out_dir=tmp_path / "b", segmentation=Segmentation(min_diameter_nm=0.8),
+                          linking=Linking(search_range_nm=1.5, memory=1),
+                          analysis=Analysis(n_boot=5, figures=False, kinetics_min_diameter_nm=1.0),
+                          run=RunControl(chunk_frames=4))
+    pd.testing.assert_frame_equal(flat.tracks, grouped.tracks)
+    pd.testing.assert_frame_equal(flat.fits, grouped.fits)
+    pd.testing.assert_frame_equal(flat.bootstrap, grouped.bootstrap)
+    assert len(list((tmp_path / "b" / "chunks").glob("particles_*"))) == 3  # 10 frames in chunks of 4
+    with pytest.raises(NanosegError, match="unknown parameters.*serch_range_nm"):
+        track_movie(m, masks=masks, out_dir=tmp_path / "c", serch_range_nm=2.0)
+    with pytest.raises(NanosegError, match="linking= must be a Linking"):
+        track_movie(m, masks=masks, out_dir=tmp_path / "d", linking={"memory": 1})
+
+
 def test_track_movie_states_an_assumed_time_axis(tmp_path, small_movie):
     """Frames without times (an array, a list of arrays, an untimed file) run at 1 s per frame only with a warning,
     the sentence in summary.json (first warning) and a ``time_assumption`` column in every CSV table."""

@@ -19,8 +19,9 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,8 @@ from nanoseg.errors import NanosegError
 from nanoseg.io import Micrograph, Series
 from nanoseg.particles import TABLE_COLUMNS, label_particles, particle_table
 
-__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series", "assumed_time_axis", "read_track_result"]
+__all__ = ["track_movie", "analyse_tracks", "TrackResult", "as_series", "assumed_time_axis", "read_track_result",
+           "Segmentation", "Linking", "Analysis", "RunControl"]
 
 
 @dataclass
@@ -186,15 +188,79 @@ def _empty_table(frame: int, time_s: float) -> pd.DataFrame:
     return t
 
 
+@dataclass(frozen=True)
+class Segmentation:
+    """How each frame's probability (or mask) becomes particles (:func:`nanoseg.particles.label_particles`)."""
+
+    min_diameter_nm: float = 0.5
+    threshold: float = 0.5
+    split_touching: bool = True
+
+
+@dataclass(frozen=True)
+class Linking:
+    """How detections become tracks (:func:`nanoseg.insitu.link_particles`), drift-corrected or not."""
+
+    search_range_nm: float = 1.0
+    memory: int = 2
+    correct_drift: bool = True
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What is computed and written after linking: bootstrap replicates, kinetics detection limit, figures."""
+
+    n_boot: int = 200
+    kinetics_min_diameter_nm: float = 0.0
+    figures: bool = True
+    gif: bool = False
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How the run goes: chunked writes (the resume granularity), restart, an early stop, Dask, progress."""
+
+    chunk_frames: int = 25
+    restart: bool = False
+    stop_after_frames: int | None = None
+    client: Any = None
+    progress: bool = False
+
+
+_TRACK_CONFIGS = {"segmentation": Segmentation, "linking": Linking, "analysis": Analysis, "run": RunControl}
+
+
+def _track_configs(given: dict, keywords: dict) -> tuple[Segmentation, Linking, Analysis, RunControl]:
+    """The four configs of :func:`track_movie`, each keyword (a flat parameter name) overriding its field."""
+    out = {}
+    for name, cls in _TRACK_CONFIGS.items():
+        value = given.get(name) or cls()
+        if not isinstance(value, cls):
+            raise NanosegError(f"{name}= must be a {cls.__name__}, got {type(value).__name__}")
+        out[name] = value
+    owner = {f.name: name for name, cls in _TRACK_CONFIGS.items() for f in fields(cls)}
+    unknown = sorted(set(keywords) - set(owner))
+    if unknown:
+        raise NanosegError(f"track_movie got unknown parameters {unknown}",
+                           hint="see help(nanoseg.insitu.track_movie) for the parameters")
+    for name in _TRACK_CONFIGS:
+        mine = {k: v for k, v in keywords.items() if owner[k] == name}
+        if mine:
+            out[name] = replace(out[name], **mine)
+    return out["segmentation"], out["linking"], out["analysis"], out["run"]
+
+
 def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=None,
                 out_dir: str | os.PathLike, pixel_size_nm: float | None = None, frame_interval_s: float | None = None,
-                min_diameter_nm: float = 0.5, threshold: float = 0.5, split_touching: bool = True,
-                search_range_nm: float = 1.0, memory: int = 2, correct_drift: bool = True,
-                chunk_frames: int = 25, n_boot: int = 200, figures: bool = True, gif: bool = False,
-                restart: bool = False, kinetics_min_diameter_nm: float = 0.0,
-                stop_after_frames: int | None = None, client=None, progress: bool = False,
-                time_assumption: str | None = None) -> TrackResult:
+                time_assumption: str | None = None, segmentation: Segmentation | None = None,
+                linking: Linking | None = None, analysis: Analysis | None = None, run: RunControl | None = None,
+                **keywords) -> TrackResult:
     """Segment, track and analyse a movie frame by frame, writing results incrementally (resumable).
+
+    Steps: open the movie with its time axis (:func:`_open_series`); the run's settings and resume point
+    (:func:`_run_settings`, :func:`_resume_point`); segment, label, measure and register each frame, written in
+    chunks (:func:`_segment_frames`, :class:`_ChunkWriter`); then read the chunks back and analyse them
+    (:func:`_analyse_run` → :func:`analyse_tracks`).
 
     Parameters
     ----------
@@ -211,22 +277,23 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
         first of ``warnings``, so every report shows it) and a ``time_assumption`` column of every CSV table.
     time_assumption : a sentence stating a guessed time axis that the caller chose (``--assume-dt``), written
         the same way (None: only the 1-s fallback above is stated).
-    min_diameter_nm, threshold, split_touching : passed to :func:`nanoseg.particles.label_particles`.
-    kinetics_min_diameter_nm : the detection limit d_min of the kinetics (⟨r⟩ fits, bootstrap): smaller
-        particles are tracked but left out of ⟨r⟩ (0: all; recorded in ``summary.json``).
-    search_range_nm, memory : passed to :func:`nanoseg.insitu.link_particles`.
-    correct_drift : estimate the drift (streaming) and link in drift-corrected coordinates.
-    chunk_frames : frames per incremental write (the resume granularity).
-    n_boot : bootstrap replicates for the kinetics uncertainty (0 to skip).
-    figures : write PNG figures.
-    gif : also write ``figures/tracks.gif`` (the movie with particles circled in their track's colour).
-    restart : discard a previous run in ``out_dir``.
-    stop_after_frames : process at most this many new frames, then return None (for tests of resume and for
-        splitting a long movie over several jobs).
-    client : a ``dask.distributed.Client``: the frames of each chunk are segmented and measured in parallel on
-        its workers (the series and the segmentation function are sent to them); drift and the incremental
-        writes stay sequential here. None: everything in this process.
-    progress : show progress bars.
+    segmentation : :class:`Segmentation` — ``min_diameter_nm, threshold, split_touching`` of
+        :func:`nanoseg.particles.label_particles`.
+    linking : :class:`Linking` — ``search_range_nm, memory`` of :func:`nanoseg.insitu.link_particles`;
+        ``correct_drift``: estimate the drift (streaming) and link in drift-corrected coordinates.
+    analysis : :class:`Analysis` — ``n_boot`` bootstrap replicates of the kinetics (0 to skip);
+        ``kinetics_min_diameter_nm`` the detection limit d_min of the kinetics (⟨r⟩ fits, bootstrap: smaller
+        particles are tracked but left out of ⟨r⟩; 0: all; recorded in ``summary.json``); ``figures`` PNG
+        figures; ``gif`` also ``figures/tracks.gif`` (the movie with particles circled in their track's colour).
+    run : :class:`RunControl` — ``chunk_frames`` frames per incremental write (the resume granularity);
+        ``restart`` discard a previous run in ``out_dir``; ``stop_after_frames`` process at most this many new
+        frames, then return None (tests of resume, a long movie over several jobs); ``client`` a
+        ``dask.distributed.Client``: the frames of each chunk are segmented and measured in parallel on its
+        workers (drift and the incremental writes stay sequential here); ``progress`` show progress.
+    **keywords : any field of the four configs by name (``min_diameter_nm=``, ``threshold=``,
+        ``split_touching=``, ``search_range_nm=``, ``memory=``, ``correct_drift=``, ``n_boot=``,
+        ``kinetics_min_diameter_nm=``, ``figures=``, ``gif=``, ``chunk_frames=``, ``restart=``,
+        ``stop_after_frames=``, ``client=``, ``progress=``); a keyword overrides the same field of a config.
 
     Returns
     -------
@@ -242,36 +309,59 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     >>> sorted(p.name for p in r.out_dir.glob("*.csv"))[:3]
     ['bootstrap.csv', 'drift.csv', 'events.csv']
     """
-    from nanoseg.insitu.drift import DriftTracker
+    seg, link, ana, ctl = _track_configs(
+        {"segmentation": segmentation, "linking": linking, "analysis": analysis, "run": run}, keywords)
+    series, time_assumption = _open_series(movie, pixel_size_nm, frame_interval_s, time_assumption)
+    n = len(series)
+    if ctl.chunk_frames < 1:
+        raise NanosegError(f"chunk_frames must be ≥ 1, got {ctl.chunk_frames}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chunks").mkdir(exist_ok=True)
+    settings = _run_settings(series, pixel_size_nm, seg, link)
+    segment, settings["segmentation"] = _segment_fn(predict_fn, model, masks, n)
+    start, tracker = _resume_point(out, settings, ctl.restart, link.correct_drift)
+    writer = _ChunkWriter(out, settings, tracker if link.correct_drift else None, start, pixel_size_nm)
+    end = n if ctl.stop_after_frames is None else min(n, start + max(int(ctl.stop_after_frames), 0))
+    _segment_frames(series, segment, start, end, seg, pixel_size_nm, writer, tracker, link.correct_drift, ctl)
+    if end < n:
+        return None
+    writer.commit(n - 1)
+    return _analyse_run(out, series, writer.px_used, seg, link, ana, ctl.progress, time_assumption)
 
+
+def _open_series(movie, pixel_size_nm, frame_interval_s, time_assumption):
+    """The movie as a Series and the sentence stating an assumed time axis (warned about), or None."""
     series = as_series(movie, pixel_size_nm=pixel_size_nm, frame_interval_s=frame_interval_s)
     time_assumption = time_assumption or assumed_time_axis(movie, series, frame_interval_s)
     if time_assumption:
         import warnings
 
-        warnings.warn(time_assumption, UserWarning, stacklevel=2)
-    n = len(series)
-    if n == 0:
+        warnings.warn(time_assumption, UserWarning, stacklevel=3)
+    if len(series) == 0:
         raise NanosegError("the movie has no frames", path=getattr(series, "source", None))
-    if chunk_frames < 1:
-        raise NanosegError(f"chunk_frames must be ≥ 1, got {chunk_frames}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    chunks = out / "chunks"
-    chunks.mkdir(exist_ok=True)
+    return series, time_assumption
+
+
+def _run_settings(series: Series, pixel_size_nm, seg: Segmentation, link: Linking) -> dict:
+    """What a resumed run must share with the folder's run (frames, times, calibration, segmentation)."""
     import hashlib
 
     first = np.ascontiguousarray(series[0].data[::3, ::3])
-    settings = {"n_frames": n, "first_frame_sha1": hashlib.sha1(first.tobytes()).hexdigest(),
-                "pixel_size_nm": pixel_size_nm, "min_diameter_nm": min_diameter_nm,
-                "threshold": threshold, "split_touching": split_touching, "correct_drift": correct_drift,
-                "source": str(getattr(series, "source", None)), "segmentation": None,
-                "times_s_sha1": hashlib.sha1(np.asarray(series.times_s, dtype=float).tobytes()).hexdigest()}
-    segment, source = _segment_fn(predict_fn, model, masks, n)
-    settings["segmentation"] = source
+    return {"n_frames": len(series), "first_frame_sha1": hashlib.sha1(first.tobytes()).hexdigest(),
+            "pixel_size_nm": pixel_size_nm, "min_diameter_nm": seg.min_diameter_nm,
+            "threshold": seg.threshold, "split_touching": seg.split_touching, "correct_drift": link.correct_drift,
+            "source": str(getattr(series, "source", None)), "segmentation": None,
+            "times_s_sha1": hashlib.sha1(np.asarray(series.times_s, dtype=float).tobytes()).hexdigest()}
+
+
+def _resume_point(out: Path, settings: dict, restart: bool, correct_drift: bool):
+    """(first frame to do, drift tracker): after the folder's last committed chunk (same settings only), or 0
+    and a fresh tracker (the folder's chunks removed when ``restart``)."""
+    from nanoseg.insitu.drift import DriftTracker
+
     state_path, drift_state_path = out / "state.json", out / "drift_state.npz"
-    start = 0
-    tracker = DriftTracker()
+    start, tracker = 0, DriftTracker()
     if state_path.exists() and not restart:
         state = json.loads(state_path.read_text())
         require_same_settings(state.get("settings"), settings, path=out,
@@ -281,66 +371,83 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
             with np.load(drift_state_path) as z:
                 tracker = DriftTracker.from_state({k: z[k] for k in z.files})
     elif restart:
-        for p in chunks.glob("*.parquet"):
+        for p in (out / "chunks").glob("*.parquet"):
             p.unlink()
         state_path.unlink(missing_ok=True)
         drift_state_path.unlink(missing_ok=True)
+    return start, tracker
 
-    px_used = pixel_size_nm
-    tables: list[pd.DataFrame] = []
-    drift_rows: list[tuple] = []
-    chunk_start = start
 
-    def commit(last: int) -> None:
-        nonlocal tables, drift_rows, chunk_start
-        if last < chunk_start:
+class _ChunkWriter:
+    """Collects per-frame tables and drift rows; ``commit(last)`` writes them as one chunk, then the resume point
+    (drift tracker state, ``state.json``) — atomically, in that order."""
+
+    DRIFT_COLUMNS = ["frame", "time_s", "dy_px", "dx_px", "peak_ratio", "estimated_dice", "low_confidence"]
+
+    def __init__(self, out: Path, settings: dict, tracker, start: int, pixel_size_nm):
+        self.out, self.settings, self.tracker = out, settings, tracker
+        self.chunk_start, self.px_used = start, pixel_size_nm
+        self.tables: list[pd.DataFrame] = []
+        self.drift_rows: list[tuple] = []
+
+    def add(self, table: pd.DataFrame, drift_row: tuple, px) -> None:
+        self.tables.append(table)
+        self.drift_rows.append(drift_row)
+        self.px_used = px
+
+    def commit(self, last: int) -> None:
+        if last < self.chunk_start:
             return
-        name = f"{chunk_start:07d}_{last:07d}.parquet"
-        part = pd.concat(tables, ignore_index=True) if tables else _empty_table(0, 0.0)
+        chunks = self.out / "chunks"
+        name = f"{self.chunk_start:07d}_{last:07d}.parquet"
+        part = pd.concat(self.tables, ignore_index=True) if self.tables else _empty_table(0, 0.0)
         with atomic_path(chunks / f"particles_{name}") as tmp:
             part.to_parquet(tmp, index=False)
         with atomic_path(chunks / f"drift_{name}") as tmp:
-            pd.DataFrame(drift_rows, columns=["frame", "time_s", "dy_px", "dx_px", "peak_ratio", "estimated_dice",
-                                              "low_confidence"]).to_parquet(tmp, index=False)
-        if correct_drift:
-            with atomic_path(drift_state_path) as tmp:
+            pd.DataFrame(self.drift_rows, columns=self.DRIFT_COLUMNS).to_parquet(tmp, index=False)
+        if self.tracker is not None:
+            with atomic_path(self.out / "drift_state.npz") as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, **tracker.state())
-        with atomic_path(state_path) as tmp:
-            tmp.write_text(json.dumps({"settings": settings, "next_frame": last + 1, "pixel_size_nm": px_used}))
-        tables, drift_rows, chunk_start = [], [], last + 1
+                    np.savez(fh, **self.tracker.state())
+        with atomic_path(self.out / "state.json") as tmp:
+            tmp.write_text(json.dumps({"settings": self.settings, "next_frame": last + 1,
+                                       "pixel_size_nm": self.px_used}))
+        self.tables, self.drift_rows, self.chunk_start = [], [], last + 1
 
-    end = n if stop_after_frames is None else min(n, start + max(int(stop_after_frames), 0))
-    kw = dict(series=series, segment=segment, pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm,
-              split_touching=split_touching, threshold=threshold, return_quality=True)
-    bar = progress_iter(range(start, end), "segmenting frames", total=end - start, enabled=progress)
-    for a in range(start, end, chunk_frames):
-        b = min(a + chunk_frames, end)
-        if client is not None:  # segment this chunk's frames in parallel on the Dask cluster
-            futures = client.map(_frame_table, list(range(a, b)), pure=False, return_data=False, **kw)
-            results = client.gather(futures)
+
+def _segment_frames(series, segment, start: int, end: int, seg: Segmentation, pixel_size_nm, writer: _ChunkWriter,
+                    tracker, correct_drift: bool, ctl: RunControl) -> None:
+    """Frames ``start … end − 1``: segment + label + measure (on the Dask cluster when ``ctl.client``), register
+    the drift here in order, and commit a chunk every ``ctl.chunk_frames`` frames."""
+    kw = dict(series=series, segment=segment, pixel_size_nm=pixel_size_nm, min_diameter_nm=seg.min_diameter_nm,
+              split_touching=seg.split_touching, threshold=seg.threshold, return_quality=True)
+    bar = progress_iter(range(start, end), "segmenting frames", total=end - start, enabled=ctl.progress)
+    for a in range(start, end, ctl.chunk_frames):
+        b = min(a + ctl.chunk_frames, end)
+        if ctl.client is not None:  # segment this chunk's frames in parallel on the Dask cluster
+            futures = ctl.client.map(_frame_table, list(range(a, b)), pure=False, return_data=False, **kw)
+            results = ctl.client.gather(futures)
         else:
             results = None
         for j, i in enumerate(range(a, b)):
             table, px, data, quality = results[j] if results is not None else _frame_table(i, **kw)
             if data is None:
                 data = series[i].data  # only the drift needs the pixels locally
-            px_used = px
-            tables.append(table)
-            t_s = float(series.times_s[i])
             dy, dx = tracker.update(data) if correct_drift else (0.0, 0.0)
-            drift_rows.append((i, t_s, dy, dx, tracker.last_peak_ratio if correct_drift else np.nan, *quality))
+            writer.add(table, (i, float(series.times_s[i]), dy, dx,
+                               tracker.last_peak_ratio if correct_drift else np.nan, *quality), px)
             next(bar, None)
-        commit(b - 1)
+        writer.commit(b - 1)
     for _ in bar:  # finish the progress bar
         pass
-    if end < n:
-        return None
-    commit(n - 1)
 
-    state = json.loads(state_path.read_text())
+
+def _analyse_run(out: Path, series, px_used, seg: Segmentation, link: Linking, ana: Analysis, progress: bool,
+                 time_assumption) -> TrackResult:
+    """Read the committed chunks back (drift in nm), write ``particles.parquet`` and run :func:`analyse_tracks`."""
+    state = json.loads((out / "state.json").read_text())
     px_final = state.get("pixel_size_nm") or px_used
-    particles, drift = _read_chunks(chunks, n)
+    particles, drift = _read_chunks(out / "chunks", len(series))
     drift["dy_nm"] = drift["dy_px"] * px_final
     drift["dx_nm"] = drift["dx_px"] * px_final
     with atomic_path(out / "particles.parquet") as tmp:
@@ -348,9 +455,10 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     frame0 = series[0]
     field_area = float(frame0.shape[0] * frame0.shape[1] * px_final**2)
     return analyse_tracks(particles, drift, out_dir=out, pixel_size_nm=px_final, field_area_nm2=field_area,
-                          search_range_nm=search_range_nm, memory=memory, min_diameter_nm=min_diameter_nm,
-                          n_boot=n_boot, figures=figures, gif=gif, series=series, correct_drift=correct_drift,
-                          kinetics_min_diameter_nm=kinetics_min_diameter_nm, progress=progress,
+                          search_range_nm=link.search_range_nm, memory=link.memory,
+                          min_diameter_nm=seg.min_diameter_nm, n_boot=ana.n_boot, figures=ana.figures, gif=ana.gif,
+                          series=series, correct_drift=link.correct_drift,
+                          kinetics_min_diameter_nm=ana.kinetics_min_diameter_nm, progress=progress,
                           time_assumption=time_assumption)
 
 
