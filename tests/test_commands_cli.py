@@ -204,12 +204,12 @@ def _stub_the_long_runs(monkeypatch, calls: list[str]) -> None:
     import pandas as pd
 
     import nanoseg.demo
-    import nanoseg.explain.horwath
     import nanoseg.explain.receptive
     import nanoseg.explain.report
     import nanoseg.simulate
     import nanoseg.study
     import nanoseg.train
+    import nanoseg.workflows.horwath
     from nanoseg.models import ModelCard, build_model, save_model
 
     def generate_dataset(config, out, *, n_images, **kw):
@@ -249,7 +249,7 @@ def _stub_the_long_runs(monkeypatch, calls: list[str]) -> None:
 
     def run_horwath(spec, out, *, size=None, **kw):
         calls.append("explain-study")
-        nanoseg.explain.horwath.resolve_spec(spec, out, size=size)
+        nanoseg.workflows.horwath.resolve_spec(spec, out, size=size)
         return SimpleNamespace(report=Path(out) / "report.html")
 
     def receptive_field_study(train, test, out, **kw):
@@ -267,7 +267,7 @@ def _stub_the_long_runs(monkeypatch, calls: list[str]) -> None:
     monkeypatch.setattr(nanoseg.study, "run_study", run_study)
     monkeypatch.setattr(nanoseg.study, "write_study_report", write_study_report)
     monkeypatch.setattr(nanoseg.explain.report, "explain_report", explain_report)
-    monkeypatch.setattr(nanoseg.explain.horwath, "run_horwath", run_horwath)
+    monkeypatch.setattr(nanoseg.workflows.horwath, "run_horwath", run_horwath)
     monkeypatch.setattr(nanoseg.explain.receptive, "receptive_field_study", receptive_field_study)
     monkeypatch.setattr(nanoseg.demo, "run_demo", run_demo)
 

@@ -10,8 +10,8 @@ import yaml
 from conftest import disks_image
 from nanoseg.datasets.store import DatasetWriter, open_dataset
 from nanoseg.errors import NanosegError
-from nanoseg.explain.horwath import compare_labels, derive_dataset, resolve_spec
 from nanoseg.preprocess import auto_label, gaussian_blur
+from nanoseg.workflows.horwath import compare_labels, derive_dataset, resolve_spec
 
 # a big particle, a touching pair (one blob for a connected-component labeler), a tiny one (radius 3 px)
 CENTERS = ((30, 30, 10), (70, 40, 8), (70, 55, 8), (30, 80, 3))
@@ -91,7 +91,7 @@ def test_spec_placeholders_become_output_paths(tmp_path):
 def test_horwath_study_runs_end_to_end_on_a_tiny_spec(tmp_path):
     import pandas as pd
 
-    from nanoseg.explain.horwath import run_horwath
+    from nanoseg.workflows.horwath import run_horwath
 
     spec = {
         "name": "horwath-tiny", "size": "tiny",
@@ -135,7 +135,7 @@ def test_every_size_of_the_shipped_horwath_spec_resolves(size, tmp_path):
 
 
 def test_unresolved_lattice_spacings_stop_the_study_before_training(tmp_path):
-    from nanoseg.explain.horwath import run_horwath
+    from nanoseg.workflows.horwath import run_horwath
 
     spec = {"name": "h", "datasets": {"pool": {"preset": "insitu_au_wide", "seed": 1},
                                       "test": {"preset": "insitu_au_wide", "seed": 2, "n_images": 1},

@@ -111,7 +111,7 @@ def explain_study(
     Fringes resolved: nanoseg explain study examples/studies/horwath.yaml --out runs/horwath-fringes
     --size fringes --lattice-nm 0.235,0.204
     """
-    from nanoseg.explain.horwath import run_horwath
+    from nanoseg.workflows.horwath import run_horwath
 
     writable_folder(out)
     result = run_horwath(spec, out, size=size, scheduler=None if scheduler == "local" else scheduler,

@@ -263,7 +263,7 @@ def evaluate_model(checkpoint: str | os.PathLike, test_dir: str | os.PathLike, *
     """
     from nanoseg.datasets.store import open_dataset
     from nanoseg.evaluate import evaluate_dataset, model_predictor
-    from nanoseg.explain._network import prepare_input
+    from nanoseg.explain import prepare_input
     from nanoseg.explain.ablation import frequency_ablation, lattice_frequencies
     from nanoseg.explain.maps import raw_output_maps, raw_output_stats
     from nanoseg.models import load_model
@@ -447,8 +447,8 @@ def _fmt_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, Any], derived: dict, size) -> Path:
-    from nanoseg.explain.figures import _figure, _save
     from nanoseg.report import Section, write_report
+    from nanoseg.report.figures import figure, save_figure
 
     figs = []
     # F1 vs threshold, one panel per (labels, blur)
@@ -456,7 +456,7 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
     f1_col = "f1_mean" if "f1_mean" in curves else None
     if f1_col is not None and len(curves):
         panels = curves[["labels", "blur_sigma_px"]].drop_duplicates().sort_values(["labels", "blur_sigma_px"])
-        fig, axes = _figure(len(panels), size=3.3)
+        fig, axes = figure(len(panels), size=3.3)
         for ax, (_, panel) in zip(axes[0], panels.iterrows(), strict=False):
             part = curves[(curves["labels"] == panel["labels"]) & (curves["blur_sigma_px"] == panel["blur_sigma_px"])]
             for model, rows in part.groupby("model"):
@@ -470,12 +470,12 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
             ax.set_ylim(0, 1)
         axes[0, 0].set_ylabel("pixel F1 (mean over test frames; ★ Otsu)")
         axes[0, -1].legend(fontsize=7)
-        figs.append((_save(fig, out / "f1_vs_threshold.png"), "pixel F1 vs threshold per model"))
+        figs.append((save_figure(fig, out / "f1_vs_threshold.png"), "pixel F1 vs threshold per model"))
     # ablation drops vs blur
     drops = tables["ablation_drops"]
     key_bands = [b for b in drops.columns if b in KEY_BANDS or str(b).startswith(KEY_BAND_PREFIXES)]
     if key_bands:
-        fig, axes = _figure(len(key_bands), size=3.3)
+        fig, axes = figure(len(key_bands), size=3.3)
         for ax, band in zip(axes[0], key_bands, strict=False):
             for (labels, model), rows in drops.groupby(["labels", "model"]):
                 rows = rows.sort_values("blur_sigma_px")
@@ -486,14 +486,14 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
             ax.axhline(0, color="0.6", lw=0.6)
         axes[0, 0].set_ylabel("Dice drop")
         axes[0, -1].legend(fontsize=6)
-        figs.append((_save(fig, out / "ablation_vs_blur.png"), "Dice drop per ablated band vs training blur"))
+        figs.append((save_figure(fig, out / "ablation_vs_blur.png"), "Dice drop per ablated band vs training blur"))
     # size distributions (exact labels, σ = 0)
     diam = tables["diameters"]
     if len(diam):
         sub = diam[diam["labels"] == "exact"]
         models = sorted(sub["model"].dropna().unique())
         if models:
-            fig, axes = _figure(len(models), size=3.0)
+            fig, axes = figure(len(models), size=3.0)
             first = sub[sub["kind"] == "truth"].iloc[:1]  # the truth is the same for every model: take one
             truth = sub[(sub["kind"] == "truth") & (sub["model"] == first["model"].iloc[0])
                         & (sub["fold"] == first["fold"].iloc[0])
@@ -507,7 +507,7 @@ def _write_report(out: Path, tables: dict[str, pd.DataFrame], spec: dict[str, An
                 ax.set_title(model, fontsize=9)
                 ax.set_xlabel("equivalent diameter (nm)")
             axes[0, 0].legend(fontsize=7)
-            figs.append((_save(fig, out / "size_distributions.png"),
+            figs.append((save_figure(fig, out / "size_distributions.png"),
                          "particle-size distributions, exact-label models trained at σ = 0, vs ground truth"))
     datasets = spec["datasets"]
     setup = (f"Spec: size {size or spec.get('size')}; pool {datasets[POOL].get('preset')} × "
