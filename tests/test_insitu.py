@@ -705,6 +705,15 @@ def test_track_movie_configs_equal_the_keywords(tmp_path, small_movie):
         track_movie(m, masks=masks, out_dir=tmp_path / "d", linking={"memory": 1})
 
 
+def test_track_movie_says_when_the_model_does_not_cover_the_movie(tmp_path):
+    # the default model was trained at 0.015-0.05 nm/px; a movie at 0.18 nm/px is segmented (resampled ×4.5),
+    # but the run must say that its masks may be unreliable (predict's OOD checks are off inside track_movie)
+    m = simulate_coarsening_movie(n_frames=3, shape_px=(48, 48), pixel_size_nm=0.18, n_particles=3, seed=1)
+    with pytest.warns(UserWarning, match="pixel size 0.18 nm lies outside the training range"):
+        r = track_movie(m, model="default", out_dir=tmp_path, n_boot=0, figures=False)
+    assert any("pixel size 0.18 nm lies outside the training range" in w for w in r.summary["warnings"])
+
+
 def test_track_movie_states_an_assumed_time_axis(tmp_path, small_movie):
     """Frames without times (an array, a list of arrays, an untimed file) run at 1 s per frame only with a warning,
     the sentence in summary.json (first warning) and a ``time_assumption`` column in every CSV table."""

@@ -320,6 +320,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     (out / "chunks").mkdir(exist_ok=True)
     settings = _run_settings(series, pixel_size_nm, seg, link)
     segment, settings["segmentation"] = _segment_fn(predict_fn, model, masks, n)
+    notes = _model_coverage(model, series[0], pixel_size_nm) if settings["segmentation"] == "model" else []
     start, tracker = _resume_point(out, settings, ctl.restart, link.correct_drift)
     writer = _ChunkWriter(out, settings, tracker if link.correct_drift else None, start, pixel_size_nm)
     end = n if ctl.stop_after_frames is None else min(n, start + max(int(ctl.stop_after_frames), 0))
@@ -327,7 +328,28 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     if end < n:
         return None
     writer.commit(n - 1)
-    return _analyse_run(out, series, writer.px_used, seg, link, ana, ctl.progress, time_assumption)
+    return _analyse_run(out, series, writer.px_used, seg, link, ana, ctl.progress, time_assumption, notes)
+
+
+def _model_coverage(model, frame: Micrograph, pixel_size_nm) -> list[str]:
+    """The model cards' warnings (warned about) for this movie's pixel size and dose outside their training ranges:
+    ``predict`` runs with its per-frame OOD checks off inside :func:`track_movie`, so they are said once here."""
+    import warnings
+
+    from nanoseg.infer import resolve_models
+    from nanoseg.infer.ood import check_distribution
+
+    px = pixel_size_nm if pixel_size_nm is not None else frame.pixel_size_nm
+    notes: list[str] = []
+    for loaded in resolve_models(model):
+        card = getattr(loaded, "card", None)
+        if card is None:
+            continue
+        _, found = check_distribution(card, pixel_size_nm=px, dose_e_per_A2=frame.dose_e_per_A2)
+        notes += [n for n in found if "outside the training range" in n and n not in notes]
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return notes
 
 
 def _open_series(movie, pixel_size_nm, frame_interval_s, time_assumption):
@@ -443,7 +465,7 @@ def _segment_frames(series, segment, start: int, end: int, seg: Segmentation, pi
 
 
 def _analyse_run(out: Path, series, px_used, seg: Segmentation, link: Linking, ana: Analysis, progress: bool,
-                 time_assumption) -> TrackResult:
+                 time_assumption, notes: list[str] | None = None) -> TrackResult:
     """Read the committed chunks back (drift in nm), write ``particles.parquet`` and run :func:`analyse_tracks`."""
     state = json.loads((out / "state.json").read_text())
     px_final = state.get("pixel_size_nm") or px_used
@@ -459,7 +481,7 @@ def _analyse_run(out: Path, series, px_used, seg: Segmentation, link: Linking, a
                           min_diameter_nm=seg.min_diameter_nm, n_boot=ana.n_boot, figures=ana.figures, gif=ana.gif,
                           series=series, correct_drift=link.correct_drift,
                           kinetics_min_diameter_nm=ana.kinetics_min_diameter_nm, progress=progress,
-                          time_assumption=time_assumption)
+                          time_assumption=time_assumption, notes=notes)
 
 
 class _Steps:
@@ -538,13 +560,15 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                    search_range_nm: float = 1.0, memory: int = 2, min_diameter_nm: float = 0.5,
                    n_boot: int = 200, figures: bool = True, gif: bool = False, series: Series | None = None,
                    correct_drift: bool = True, seed: int = 0, kinetics_min_diameter_nm: float = 0.0,
-                   progress: bool = False, time_assumption: str | None = None) -> TrackResult:
+                   progress: bool = False, time_assumption: str | None = None,
+                   notes: list[str] | None = None) -> TrackResult:
     """Link, find events, fit kinetics and judge the mechanism from per-frame particle tables (in memory).
 
     ``kinetics_min_diameter_nm``: particles smaller than this are left out of ⟨r⟩, its fits and the bootstrap.
     ``progress``: report each step (linking, events, kinetics, bootstrap, figures) with its time on stderr.
     ``time_assumption``: a sentence saying the time axis was assumed (see :func:`track_movie`): it becomes
-    ``summary["time_assumption"]``, the first warning, and a column of every CSV table.
+    ``summary["time_assumption"]``, the first warning, and a column of every CSV table. ``notes``: more
+    warnings for ``summary["warnings"]`` (e.g. the model does not cover the movie's pixel size).
 
     Writes the outputs listed in the module docstring when ``out_dir`` is given.
     """
@@ -578,7 +602,7 @@ def analyse_tracks(particles: pd.DataFrame, drift: pd.DataFrame | None = None, *
                      "n_tracks": int(tracks["track_id"].nunique()), "pixel_size_nm": pixel_size_nm,
                      "kinetics_min_diameter_nm": float(kinetics_min_diameter_nm),
                      "events": result.events["kind"].value_counts().to_dict() if len(result.events) else {},
-                     "warnings": []}
+                     "warnings": list(notes or [])}
     try:
         with step("kinetics fits"):
             fits = fit_kinetics(stats)
