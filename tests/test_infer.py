@@ -299,7 +299,7 @@ def test_tensor_padding_equals_array_padding():
 
 def test_auto_engine_calibration_is_kept_per_machine(tmp_path, monkeypatch):
     """Issue #16 item 14: the auto engine times its candidates once per machine and network shape."""
-    from nanoseg.infer import engine as engines
+    from nanoseg.infer import engine_choice as engines  # the auto engine's timing and calibration cache
 
     pytest.importorskip("onnxruntime")  # without ONNX Runtime there is one candidate and nothing to time
     pytest.importorskip("onnx")
@@ -310,8 +310,8 @@ def test_auto_engine_calibration_is_kept_per_machine(tmp_path, monkeypatch):
     files = list(tmp_path.glob("engine-calibration-*.json"))
     assert len(files) == 1 and first.calibration and not first.calibration_cached
     timed = []
-    real_fastest = engines._fastest
-    monkeypatch.setattr(engines, "_fastest", lambda *a, **k: timed.append(1) or real_fastest(*a, **k))
+    real_fastest = engines.fastest_runner
+    monkeypatch.setattr(engines, "fastest_runner", lambda *a, **k: timed.append(1) or real_fastest(*a, **k))
     other_weights = _randomized("unet3", seed=3)  # same architecture, other weights: the same choice
     again = make_runner(other_weights, engine="auto", device="cpu")
     assert not timed and again.calibration_cached
