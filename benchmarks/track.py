@@ -95,15 +95,22 @@ def _scores(r, m) -> dict:
 BENCHMARK_PX = 0.18  # nm/px of the benchmark movie (600 particles in 1024² px)
 
 
-def benchmark_movie(size: int, frames: int, pixel_size_nm: float = BENCHMARK_PX):
+def benchmark_movie(size: int, frames: int, pixel_size_nm: float = BENCHMARK_PX, **overrides):
     """The benchmark's particle system (mixed: ripening k = 0.3 nm³/s + slow migration, 150 e/Å², drift) on a
-    ``size``² frame at ``pixel_size_nm``, at the areal density of 600 particles per (1024 · 0.18 nm)²."""
+    ``size``² frame at ``pixel_size_nm``, at the areal density of 600 particles per (1024 · 0.18 nm)²;
+    ``overrides``: other :func:`simulate_coarsening_movie` parameters (``dose_e_per_A2=None``, …)."""
     from nanoseg.simulate.movie import simulate_coarsening_movie
 
     n_particles = max(1, int(round(600 * (size * pixel_size_nm / (1024 * BENCHMARK_PX)) ** 2)))
     return simulate_coarsening_movie(n_frames=frames, shape_px=(size, size), pixel_size_nm=pixel_size_nm,
                                      n_particles=n_particles, lsw_rate_nm3_per_s=0.3, mode="mixed",
-                                     diffusion_nm2_per_s=0.01, dose_e_per_A2=150, seed=0)
+                                     diffusion_nm2_per_s=0.01, **{"dose_e_per_A2": 150, "seed": 0, **overrides})
+
+
+ABLATION = {"as rendered": {}, "no support texture": {"support_contrast": 0.0}, "10x dose (1500 e/A2)":
+            {"dose_e_per_A2": 1500.0}, "noise-free": {"dose_e_per_A2": None},
+            "no texture, noise-free": {"support_contrast": 0.0, "dose_e_per_A2": None}}
+"""One change at a time to the rendered frames (``--detection-ablation``): which part makes false detections."""
 
 
 def detection_scores(detections: pd.DataFrame, truth: pd.DataFrame, d_min_nm: float) -> dict:
@@ -215,13 +222,14 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_
     return out
 
 
-def detection(model: str, pixel_sizes: list[float], n_frames: int, d_min_nm: float, field_nm: float = 92.16
-              ) -> list[dict]:
+def detection(model: str, pixel_sizes: list[float], n_frames: int, d_min_nm: float, field_nm: float = 92.16,
+              ablation: bool = False) -> list[dict]:
     """Detection recall/precision of ``model`` on the benchmark's particle system rendered at each pixel size.
 
     Recall: true particles fully inside the field with d = 2r ≥ ``d_min_nm``, found by a detection within 0.5 nm
     (one-to-one per frame). Precision: detections not touching the border with d ≥ ``d_min_nm`` that match a true
     particle of any size. Also the model's OOD flags and the image statistics of its network input.
+    ``ablation``: also each variant of :data:`ABLATION` at the first pixel size.
     """
     from skimage.transform import resize
 
@@ -234,11 +242,14 @@ def detection(model: str, pixel_sizes: list[float], n_frames: int, d_min_nm: flo
     models = resolve_models(model)
     card = getattr(models[0], "card", None)
     rows = []
-    for px in pixel_sizes:
+    runs = [(px, "as rendered", {}) for px in pixel_sizes]
+    if ablation:
+        runs += [(pixel_sizes[0], name, change) for name, change in ABLATION.items() if change]
+    for px, variant, change in runs:
         size = int(round(field_nm / px))
-        m = benchmark_movie(size, n_frames, px)
+        m = benchmark_movie(size, n_frames, px, **change)
         n_particles = m.params["n_particles"]
-        print(f"\n== 5. detection by the {model!r} model at {px} nm/px: {size}² px ({size * px:.1f} nm), "
+        print(f"\n== 5. detection by the {model!r} model at {px} nm/px ({variant}): {size}² px ({size * px:.1f} nm), "
               f"{n_particles} particles, {n_frames} frames ==")
         tables, flags, stats, seconds = [], {}, [], []
         for i in range(n_frames):
@@ -257,7 +268,7 @@ def detection(model: str, pixel_sizes: list[float], n_frames: int, d_min_nm: flo
         print(recall_by_size(det, m.truth[m.truth["frame"] < n_frames]).to_string(index=False))
         sc = detection_scores(det, m.truth, d_min_nm)
         st = pd.DataFrame(stats).mean().to_dict()
-        rows.append({"pixel_size_nm": px, "size_px": size, "frames": n_frames, **sc, "ood": flags,
+        rows.append({"pixel_size_nm": px, "variant": variant, "size_px": size, "frames": n_frames, **sc, "ood": flags,
                      "network_input_statistics": st, "predict_s_per_frame": float(np.median(seconds))})
         ranges = dict(getattr(card, "image_statistics", None) or {}) if card else {}
         print(f"recall (inside, d ≥ {d_min_nm:g} nm) {sc['recall_above_d_min']:.3f}; precision (not at the border, "
@@ -280,6 +291,8 @@ def main() -> None:
     parser.add_argument("--detection", default=None,
                         help="pixel sizes (nm/px, comma-separated) at which to score the model's detection")
     parser.add_argument("--detection-model", default="default")
+    parser.add_argument("--detection-ablation", action="store_true",
+                        help="also the rendering variants (no texture, 10x dose, noise-free) at the first pixel size")
     parser.add_argument("--detection-frames", type=int, default=2)
     parser.add_argument("--d-min", type=float, default=2.0, help="detection limit (nm) of the detection scores")
     parser.add_argument("--skip-tracking", action="store_true", help="only sections 1 and 5")
@@ -293,7 +306,7 @@ def main() -> None:
                                                               args.model_pixel_size, args.model_size, args.d_min)
     if args.detection:
         result["detection"] = detection(args.detection_model, [float(v) for v in args.detection.split(",")],
-                                        args.detection_frames, args.d_min)
+                                        args.detection_frames, args.d_min, ablation=args.detection_ablation)
     if args.json:
         import json
         from pathlib import Path
