@@ -16,7 +16,7 @@ cross-validated estimates and for the uncalibrated estimate (the expected Dice):
 model card (``quality_calibration``) with --write-card, together with the cross-validated numbers.
 
 Usage: python scripts/calibrate_quality.py MODEL_DIR SET_DIR [SET_DIR ...] [--write-card] [--json OUT]
-       [--folds K] [--max-images N]
+       [--folds K] [--max-images N] [--features soft_dice,margin_inside,...]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def score_images(model_dir: Path, sets: list[Path], *, max_images: int | None = 
     loaded = dataclasses.replace(loaded, card=loaded.card.model_copy(update={"quality_calibration": None}))
     for set_dir in sets:
         open_dataset(set_dir)  # one clear error for a folder that is not a simulated set, before any work
-    table = score_heldout(loaded, sets, progress=progress)
+    table = score_heldout(loaded, sets, progress=progress, quality_view=True)  # every feature, view agreement too
     if max_images is not None:
         table = table.groupby("set", sort=False).head(max_images)
     return [{"set": r["set"], "id": r["id"], "true_dice": float(r["hard_dice"]),
@@ -70,7 +70,7 @@ def _features(row: dict) -> dict:
     return {k: (float("nan") if row.get(k) is None else float(row[k])) for k in FEATURES}
 
 
-def cross_validate(rows: list[dict], *, folds: int = 5) -> tuple[np.ndarray, str]:
+def cross_validate(rows: list[dict], *, folds: int = 5, features: tuple[str, ...] = FEATURES) -> tuple[np.ndarray, str]:
     """Held-out estimates: leave one set out (≥ 2 sets) or k-fold by image; returns (estimates, scheme)."""
     names = sorted({r["set"] for r in rows})
     if len(names) >= 2:
@@ -83,7 +83,8 @@ def cross_validate(rows: list[dict], *, folds: int = 5) -> tuple[np.ndarray, str
         train = [i for i in range(len(rows)) if groups[i] != g]
         if len(train) < 3:
             raise NanosegError(f"too few images to cross-validate ({len(rows)})", hint="simulate more held-out images")
-        cal = fit_calibration([_features(rows[i]) for i in train], [rows[i]["true_dice"] for i in train])
+        cal = fit_calibration([_features(rows[i]) for i in train], [rows[i]["true_dice"] for i in train],
+                              feature_names=features)
         for i in np.flatnonzero(groups == g):
             f = _features(rows[i])
             estimates[i] = min(apply_calibration(cal, f), area_cap(f["area_fraction"]))
@@ -125,21 +126,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="write per-image rows and the summary here")
     parser.add_argument("--folds", type=int, default=5, help="k of the k-fold by image when one set is given")
     parser.add_argument("--max-images", type=int, default=None, help="use at most this many images per set")
+    parser.add_argument("--features", default=",".join(FEATURES),
+                        help="comma-separated features to fit (default: all). Without view_dice, predict skips the "
+                             "second view (no extra inference cost)")
     args = parser.parse_args(argv)
     started = time.time()
+    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown or not features:
+        raise SystemExit(f"error: unknown --features {unknown or '(none)'}; choose from {', '.join(FEATURES)}")
     card_path = args.model / "card.json"
     if not card_path.exists():
         raise SystemExit(f"{args.model}: not a checkpoint folder (no card.json) — give the folder of a trained model")
     try:
         rows = score_images(args.model, args.sets, max_images=args.max_images)
-        cv, scheme = cross_validate(rows, folds=args.folds)
+        cv, scheme = cross_validate(rows, folds=args.folds, features=features)
         names = sorted({r["set"] for r in rows})
         fitted_on = {"sets": names, "set_dirs": [str(s) for s in args.sets],
                      "n_images_per_set": {n: sum(r["set"] == n for r in rows) for n in names},
                      "protocol": "nanoseg.infer.predict defaults (threshold 0.5, no TTA, ood checks) on the raw "
                                  "image; true hard Dice (smoothing 1) against the exact mask on the input grid"}
         calibration = fit_calibration([_features(r) for r in rows], [r["true_dice"] for r in rows],
-                                      fitted_on=fitted_on)
+                                      feature_names=features, fitted_on=fitted_on)
     except NanosegError as exc:
         raise SystemExit(f"error: {exc}") from None
     true = [r["true_dice"] for r in rows]

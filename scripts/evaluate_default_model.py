@@ -91,13 +91,13 @@ def evaluate(run: Path, data: list[Path], *, every_image: bool = False) -> tuple
     return table, per
 
 
-def score_heldout(model, sets: list[Path], *, progress: bool = True) -> pd.DataFrame:
+def score_heldout(model, sets: list[Path], *, progress: bool = True, **options) -> pd.DataFrame:
     """Hard Dice of every image of ``sets`` through :func:`nanoseg.infer.predict` (the user's path).
 
     One row per image: ``set`` (folder name), ``id``, ``hard_dice`` (probability ≥ 0.5 vs the exact mask, on
     the image's own grid, smoothing 1), ``estimated_dice`` / ``low_confidence`` when the prediction carries
     them, ``ood`` (any out-of-distribution flag), the image's drawn conditions and the quality estimate's
-    features as ``quality_<name>`` (what scripts/calibrate_quality.py fits on).
+    features as ``quality_<name>`` (what scripts/calibrate_quality.py fits on). ``options`` go to ``predict``.
     """
     from nanoseg.infer import predict, resolve_models
     models = resolve_models(model)
@@ -108,7 +108,7 @@ def score_heldout(model, sets: list[Path], *, progress: bool = True) -> pd.DataF
         for n, key in enumerate(keys):
             meta = ds.row(key)
             micrograph = ds.micrograph(key)
-            pred = predict(micrograph, models)
+            pred = predict(micrograph, models, **options)
             truth = np.asarray(ds.mask(key)) > 0
             rows.append({"set": set_dir.name, "id": key, "hard_dice": hard_dice(pred.probability, truth),
                          "estimated_dice": getattr(pred, "estimated_dice", None),

@@ -127,6 +127,7 @@ def test_card_round_trips_the_calibration_and_predict_uses_it(tmp_path):
     pred = predict(disks_image((64, 64))[0], loaded, pixel_size_nm=0.2, device="cpu", engine="eager")
     quality = pred.metadata["quality"]
     assert quality["calibrated"] and "50 held-out simulated images (a, b)" in quality["method"]
+    assert quality["features"]["view_dice"] is not None  # the calibration weighs view agreement: the view ran
     expected = apply_calibration(cal, quality["features"])
     assert pred.estimated_dice == pytest.approx(min(expected, area_cap(quality["features"]["area_fraction"])))
 
@@ -149,8 +150,12 @@ def test_prediction_of_a_tiny_model_carries_the_estimate():
     assert pred.low_confidence == (pred.estimated_dice < LOW_CONFIDENCE_DICE)
     quality = pred.metadata["quality"]
     assert quality["calibrated"] is False and quality["method"].startswith("uncalibrated")
-    assert 0.0 <= quality["features"]["view_dice"] <= 1.0  # the cheap second view ran
-    assert pred.variance is None and pred.metadata["n_views"] == 1  # ... without changing the outputs
+    # uncalibrated, the estimate does not use view agreement: no second view is run (no extra cost)
+    assert quality["features"]["view_dice"] is None
+    forced = predict(image, net, pixel_size_nm=0.2, device="cpu", engine="eager", quality_view=True)
+    assert 0.0 <= forced.metadata["quality"]["features"]["view_dice"] <= 1.0  # the cheap second view ran
+    assert forced.variance is None and forced.metadata["n_views"] == 1  # ... without changing the outputs
+    np.testing.assert_array_equal(forced.probability, pred.probability)
     tta = predict(image, net, pixel_size_nm=0.2, device="cpu", engine="eager", tta=True)
     assert 0.0 <= tta.metadata["quality"]["features"]["view_dice"] <= 1.0
 
@@ -223,6 +228,17 @@ def test_calibrate_script_refuses_a_folder_that_is_not_a_set(tiny_sets):
     root, _, model = tiny_sets
     with pytest.raises(SystemExit, match="not a nanoseg dataset"):
         _load_script("calibrate_quality").main([str(model), str(root / "model")])
+
+
+def test_calibrate_script_fits_chosen_features_and_predict_then_skips_the_view(tiny_sets):
+    root, sets, model = tiny_sets
+    script = _load_script("calibrate_quality")
+    with pytest.raises(SystemExit, match="unknown --features"):
+        script.main([str(model), *map(str, sets), "--features", "soft_dice,dice_of_the_day"])
+    script.main([str(model), *map(str, sets), "--features", "soft_dice,margin_inside", "--write-card"])
+    assert load_model(model).card.quality_calibration["feature_names"] == ["soft_dice", "margin_inside"]
+    pred = predict(read_tiny_image(sets[0]), model, device="cpu", engine="eager")
+    assert pred.metadata["quality"]["calibrated"] and pred.metadata["quality"]["features"]["view_dice"] is None
 
 
 def read_tiny_image(dataset_dir):

@@ -9,9 +9,9 @@ estimate is built from features that need no truth (:func:`quality_features`):
     an empty mask scores 0 against any image that holds particles).
 ``view_dice``
     agreement of two or more views: the mean hard Dice between each view's mask and the final mask (ensembles,
-    ``tta=True``), or, with one model and one view (the default), the hard Dice between the mask and the mask
+    ``tta=True``), or, with one model and one view, the hard Dice between the mask and the mask
     of a horizontally flipped second pass over a centre crop of at most :data:`CHECK_VIEW_PX` px of the network
-    grid, compared away from the crop's inner edges (one receptive-field context). NaN when no view found a
+    grid (run only when the card's calibration uses this feature, or with ``predict(quality_view=True)``), compared away from the crop's inner edges (one receptive-field context). NaN when no view found a
     particle there (nothing to compare: a calibration then uses its fitting mean).
 ``uncertain_fraction``
     fraction of the image's pixels with ``p`` inside :data:`UNCERTAIN_BAND`.
@@ -129,6 +129,14 @@ def check_window(shape: tuple[int, int], *, side_px: int = CHECK_VIEW_PX,
         crop.append(slice(start, start + side))
         inner.append(slice(lo, side - hi))
     return (crop[0], crop[1]), (inner[0], inner[1])
+
+
+def uses_view_feature(calibration: Mapping[str, Any] | None) -> bool:
+    """True when ``calibration`` gives ``view_dice`` a nonzero weight (so predict must run the second view)."""
+    if not calibration:
+        return False
+    weights = dict(zip(calibration.get("feature_names", []), calibration.get("coefficients", []), strict=False))
+    return bool(weights.get("view_dice", 0.0))
 
 
 def quality_features(probability: np.ndarray, mask: np.ndarray, *, threshold: float,
