@@ -85,7 +85,7 @@ def check_plausible_pixel_nm(pixel_size_nm: float | None, *, path=None, source: 
     >>> check_plausible_pixel_nm(1e17)
     Traceback (most recent call last):
     ...
-    nanoseg.errors.NanosegError: implausible pixel size 1e+17 nm from the file's calibration: a real-space pixel is 0.0001 to 1e+06 nm (pass the pixel size yourself, pixel_size_nm=... or --pixel-size, if you know it)
+    nanoseg.errors.NanosegError: implausible pixel size 1e+17 nm from the file's calibration: a real-space pixel is 0.0001 to 1e+06 nm (pass the pixel size yourself, pixel_size_nm=NM, if you know it)
     """
     if pixel_size_nm is None:
         return
