@@ -19,7 +19,8 @@ blob detector; it answers to compact blobs but hardly to edges and fringes, unli
    than :data:`EDGE_RATIO` (edges and fringes do not count, the edge test of Lowe's SIFT), else 0;
 4. blobs are the local maxima in (σ, y, x) that stand out of the noise (above twice the strongest response
    of white noise of the image's pixel-noise level at their scale, and above 5 % of the strongest blob), less
-   those within 1.2 radii of a stronger, larger blob (its rim); the estimate is the response-weighted median σ
+   those 0.6–1.2 radii from the centre of a stronger, larger blob (its rim: the pixel staircase of a sharp
+   edge; blobs well inside a larger one, such as particles on a support grain, stay); the estimate is the response-weighted median σ
    times :data:`DIAMETER_PER_SIGMA` (2√2: for a uniform disc of radius r the response peaks at σ = r/√2).
 
 Example
@@ -48,6 +49,7 @@ MIN_DIAMETER_PX = 3.0  # smaller "particles" are indistinguishable from noise an
 MAX_GRID_PIXELS = 4096 * 4096  # an assumed pixel size never resamples a frame to more model pixels than this
 NOISE_FACTOR = 2.0  # a blob's response must exceed this many times the strongest response of pure noise
 RELATIVE_FLOOR = 0.05  # ... and this fraction of the strongest blob's
+RIM_INNER = 0.6  # a weaker, smaller blob between 0.6 and 1.2 radii of a stronger one's centre is its rim
 EDGE_RATIO = 4.0  # principal curvatures more unequal than this (an edge, a fringe) are no blob (Lowe's SIFT test)
 
 
@@ -119,28 +121,42 @@ def _noise_levels(image: np.ndarray, sigmas: np.ndarray, sign: float) -> np.ndar
     """Per scale, the largest blob response of white noise as strong as the image's pixel noise.
 
     The pixel noise σ is estimated robustly from differences of neighbouring pixels (MAD / 0.6745 / √2);
-    the responses of a seeded noise field of that σ (at most 256² px) give the level a blob must beat."""
+    the responses of a seeded noise field of that σ (at most 192² px) give the level a blob must beat."""
     diffs = np.concatenate([np.diff(image, axis=0).ravel(), np.diff(image, axis=1).ravel()])
     noise_sigma = float(np.median(np.abs(diffs - np.median(diffs))) / 0.6745 / math.sqrt(2))
     if noise_sigma == 0:  # quantized, noise-free regions: the grey-level step stands for the noise
         steps = np.abs(diffs[diffs != 0])
         noise_sigma = float(steps.min()) / math.sqrt(12) if steps.size else 0.0
-    shape = (min(image.shape[0], 256), min(image.shape[1], 256))
+    shape = (min(image.shape[0], 192), min(image.shape[1], 192))
     field = np.random.default_rng(0).normal(0.0, noise_sigma, shape)
     return np.array([float(_blob_response(field, float(s), sign).max()) for s in sigmas])
 
 
+def _max3(stack: np.ndarray) -> np.ndarray:
+    """The maximum over each element's 3×3×3 neighbourhood (edges: over the neighbours that exist), by shifted
+    views; equal to ``scipy.ndimage.maximum_filter(stack, size=3, mode="nearest")``, without its temporaries."""
+    out = stack.copy()
+    for axis in range(stack.ndim):
+        shifted = np.moveaxis(out, axis, 0)
+        result = shifted.copy()
+        np.maximum(result[1:], shifted[:-1], out=result[1:])
+        np.maximum(result[:-1], shifted[1:], out=result[:-1])
+        out = np.moveaxis(result, 0, axis)
+    return out
+
+
 def _suppress_inside_stronger(rows: np.ndarray, cols: np.ndarray, radii: np.ndarray, weights: np.ndarray
                               ) -> np.ndarray:
-    """Which blobs to keep: a blob within 1.2 radii of the centre of a stronger, larger blob is part of it
-    (its rim: the pixel staircase of a sharp edge, surface texture) and is dropped. Boolean mask."""
+    """Which blobs to keep: a blob 0.6–1.2 radii from the centre of a stronger, larger blob is its rim (the
+    pixel staircase of a sharp edge) and is dropped; one well inside stays. Boolean mask."""
     order = np.argsort(-weights)
     keep = np.zeros(weights.size, dtype=bool)
     kept_y, kept_x, kept_r = (np.empty(weights.size) for _ in range(3))
     n_kept = 0
     for i in order:
         y, x, r = kept_y[:n_kept], kept_x[:n_kept], kept_r[:n_kept]
-        inside = (r > radii[i]) & ((y - rows[i]) ** 2 + (x - cols[i]) ** 2 < (1.2 * r) ** 2)
+        distance2 = (y - rows[i]) ** 2 + (x - cols[i]) ** 2
+        inside = (r > radii[i]) & (distance2 < (1.2 * r) ** 2) & (distance2 > (RIM_INNER * r) ** 2)
         if not inside.any():
             keep[i] = True
             kept_y[n_kept], kept_x[n_kept], kept_r[n_kept] = rows[i], cols[i], radii[i]
@@ -164,8 +180,6 @@ def estimate_particle_diameter_px(image, *, polarity: str = "auto", min_diameter
     Raises :class:`~nanoseg.errors.NanosegError` for a constant image (no particles can be seen); a noisy
     image where no blob stands out gives ``diameter_px=None``.
     """
-    from scipy.ndimage import maximum_filter
-
     from nanoseg.preprocess._checks import as_image, choice
 
     choice(polarity, "polarity", ("auto", "dark", "bright"), step="particle size estimate")
@@ -188,8 +202,8 @@ def estimate_particle_diameter_px(image, *, polarity: str = "auto", min_diameter
     n = max(3, int(math.ceil(SCALES_PER_OCTAVE * math.log2(d_max / d_min))) + 1)
     # one scale below and one above the searched range, so that extrema at its ends are real extrema
     sigmas = d_min / DIAMETER_PER_SIGMA * 2.0 ** (np.arange(-1, n + 1) / SCALES_PER_OCTAVE)
-    stack = np.stack([_blob_response(work, float(s), sign) for s in sigmas])
-    peaks = (stack == maximum_filter(stack, size=3, mode="constant", cval=np.inf)) & (stack > 0)
+    stack = np.stack([_blob_response(work, float(s), sign) for s in sigmas]).astype(np.float32)
+    peaks = (stack == _max3(stack)) & (stack > 0)
     peaks[0] = peaks[-1] = False
     if not peaks.any():
         return DiameterEstimate(None, polarity, 0, binning)
