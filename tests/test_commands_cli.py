@@ -203,12 +203,12 @@ def _stub_the_long_runs(monkeypatch, calls: list[str]) -> None:
     """Replace the minutes-long library calls by recorders that check what they were given."""
     import pandas as pd
 
-    import nanoseg.demo
     import nanoseg.explain.receptive
     import nanoseg.explain.report
     import nanoseg.simulate
     import nanoseg.study
     import nanoseg.train
+    import nanoseg.workflows.demo
     import nanoseg.workflows.horwath
     from nanoseg.models import ModelCard, build_model, save_model
 
@@ -269,7 +269,7 @@ def _stub_the_long_runs(monkeypatch, calls: list[str]) -> None:
     monkeypatch.setattr(nanoseg.explain.report, "explain_report", explain_report)
     monkeypatch.setattr(nanoseg.workflows.horwath, "run_horwath", run_horwath)
     monkeypatch.setattr(nanoseg.explain.receptive, "receptive_field_study", receptive_field_study)
-    monkeypatch.setattr(nanoseg.demo, "run_demo", run_demo)
+    monkeypatch.setattr(nanoseg.workflows.demo, "run_demo", run_demo)
 
 
 def test_every_help_example_runs_when_pasted(tmp_path, monkeypatch):

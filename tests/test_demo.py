@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nanoseg.cli import app
-from nanoseg.demo import DemoSettings, kinetics_comment, run_demo
+from nanoseg.workflows.demo import DemoSettings, kinetics_comment, run_demo
 
 
 @pytest.fixture(scope="module")

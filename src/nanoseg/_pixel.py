@@ -146,3 +146,21 @@ def binarize(probability, threshold: float | str = 0.5) -> np.ndarray:
     if not 0.0 < threshold < 1.0:
         raise NanosegError(f"threshold must lie strictly between 0 and 1, got {threshold}")
     return p >= threshold
+
+
+def parse_threshold(value: float | str) -> float | str:
+    """A probability threshold as given by a user: a number in (0, 1) (or its text) or ``"otsu"``.
+
+    >>> parse_threshold("0.4"), parse_threshold(" Otsu ")
+    (0.4, 'otsu')
+    """
+    if isinstance(value, str):
+        if value.strip().lower() == "otsu":
+            return "otsu"
+        try:
+            value = float(value)
+        except ValueError:
+            raise NanosegError(f"threshold must be a number in (0, 1) or 'otsu', got {value!r}") from None
+    if not 0 < float(value) < 1:
+        raise NanosegError(f"threshold must lie strictly between 0 and 1, got {value}")
+    return float(value)

@@ -21,7 +21,7 @@ def demo(
 
     Example: nanoseg demo --out demo-output
     """
-    from nanoseg.demo import DemoSettings, run_demo
+    from nanoseg.workflows.demo import DemoSettings, run_demo
 
     writable_folder(out)
     report = run_demo(out, settings=DemoSettings(n_frames=frames), model=model)

@@ -36,36 +36,14 @@ def evaluate(
 
     Example: nanoseg evaluate default data/au5 --out eval --sizes manual_sizes.csv
     """
-    from nanoseg.cli.predict import parse_threshold
-    from nanoseg.datasets import open_dataset
-    from nanoseg.evaluate import (
-        evaluate_dataset,
-        read_size_measurements,
-        resolve_predictions,
-        write_evaluation,
-    )
+    from nanoseg.workflows.evaluate import evaluate_folder
 
     writable_folder(out)
-    ds = open_dataset(dataset)
-    loader, kind = resolve_predictions(source, ds, tta=tta, device=device)
-    reference = None if sizes is None else read_size_measurements(sizes, column=size_column)
-    console.print(f"evaluating {len(ds)} images ({'running model ' + source if kind == 'model' else source})",
-                  highlight=False)
-    ev = evaluate_dataset(ds, loader, threshold=parse_threshold(threshold), smooth=smooth, iou_thresholds=iou,
-                          min_diameter_nm=min_diameter, reference_sizes_nm=reference, n_worst=worst,
-                          progress=progress)
-    written = write_evaluation(ev, out)
-    s = ev.summary.set_index(["metric", "kind"])["mean"]
-    std = ev.summary.set_index(["metric", "kind"])["std"]
-    for name in ("dice", "f1@0.5", "pq@0.5"):
-        if (name, "per-image mean") in s.index:
-            console.print(f"{name}: {s[(name, 'per-image mean')]:.3f} ± {std[(name, 'per-image mean')]:.3f} "
-                          "(per-image mean ± std)", highlight=False)
-    if ("dice", "pooled") in s.index:
-        console.print(f"dice (pooled over all pixels): {s[('dice', 'pooled')]:.3f}", highlight=False)
-    sc = ev.size_comparison
-    if sc.get("n_pred") and sc.get("n_ref"):
-        console.print(f"sizes: mean {sc['mean_pred_nm']:.2f} nm vs {sc['mean_ref_nm']:.2f} nm ({sc['reference']}), "
-                      f"KS {sc['ks_statistic']:.3f}, Wasserstein {sc['wasserstein_nm']:.3f} nm"
-                      + (f"; {sc['note']}" if sc.get("note") else ""), highlight=False)
+    run = evaluate_folder(source, dataset, out, threshold=threshold, smooth=smooth, iou_thresholds=iou,
+                          reference_sizes=sizes, size_column=size_column, min_diameter_nm=min_diameter, tta=tta,
+                          device=device, n_worst=worst, progress=progress,
+                          on_start=lambda line: console.print(line, highlight=False))
+    for line in run.summary_lines():
+        console.print(line, highlight=False)
+    written = run.written
     console.print(f"[green]wrote[/] {len(written)} files to {out}", highlight=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from nanoseg.cli._app import app, console, writable_folder
 from nanoseg.errors import NanosegError
+from nanoseg.workflows.track import record_time_assumption
 
 
 @app.command()
@@ -95,27 +95,6 @@ def _timed_series(source, dt: float | None, assume_dt: float | None):
     assumption = (f"time axis assumed: the frames carry no timestamps; assumed {assume_dt:g} s per frame "
                   "(--assume-frame-interval-s), so every time and rate (k in nm^n/s) scales with this guess")
     return read_series(source, frame_interval_s=assume_dt), assumption
-
-
-def record_time_assumption(out: Path, assumption: str) -> None:
-    """Write ``assumption`` into summary.json (``time_assumption`` + a warning) and a column of every table."""
-    from nanoseg._util import atomic_path
-
-    out = Path(out)
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text())
-    summary["time_assumption"] = assumption
-    summary["warnings"] = [assumption, *[w for w in summary.get("warnings", []) if w != assumption]]
-    with atomic_path(summary_path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    for path in sorted(out.glob("*.csv")):
-        try:
-            table = pd.read_csv(path)
-        except pd.errors.EmptyDataError:
-            continue
-        table["time_assumption"] = assumption
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
 
 
 def _run(series, masks, model, out, pixel_size, min_diameter_nm, threshold, search_range_nm, memory, no_drift,

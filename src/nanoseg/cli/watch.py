@@ -57,7 +57,7 @@ def watch(
         retries=retries, max_frames=max_frames, idle_timeout_s=idle_timeout, report_every_s=report_every,
         restart=restart)
     if assume_dt is not None and (Path(out) / "summary.json").exists():
-        from nanoseg.cli.track import record_time_assumption
+        from nanoseg.workflows.track import record_time_assumption
 
         record_time_assumption(out, f"time axis assumed: the frames carry no timestamps; assumed {assume_dt:g} s "
                                     "per frame (--assume-frame-interval-s), so every time and rate (k in nm^n/s) scales with this "
