@@ -163,3 +163,19 @@ def test_frame_statistics_share_one_definition():
     a, b = image_statistics(image, mask), movie_statistics(image, mask)
     assert b["contrast"] == pytest.approx(a["contrast"], rel=1e-12)
     assert b["roughness"] == pytest.approx(a["roughness"], rel=1e-9)
+
+
+def test_atomic_writes_go_through_one_helper():
+    """Files are moved into place by nanoseg._util.atomic_path only (no hand-written tmp + os.replace)."""
+    import ast
+
+    src = Path(ns.__file__).parent
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "_util.py" and path.parent == src:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("replace", "rename")
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "os"):
+                found.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert not found, found

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from nanoseg._util import atomic_path
 from nanoseg.errors import NanosegError
 from nanoseg.io.micrograph import Micrograph
 
@@ -39,9 +40,8 @@ IMAGES, MASKS, INSTANCES, META, INFO = "images.zarr", "masks.zarr", "instances.z
 
 
 def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def _store_array(group: zarr.Group, name: str, array: np.ndarray) -> None:

@@ -33,12 +33,12 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import platform
 from pathlib import Path
 
 from nanoseg._cache import cache_dir
 from nanoseg._cache import cpu_model as _cpu_model
+from nanoseg._util import atomic_path
 
 _STATE: dict = {"backend": None, "saved": None, "imported": set()}
 
@@ -119,9 +119,8 @@ def save_wisdom() -> bool:
         if path.exists():
             import_wisdom(path.read_text(encoding="utf-8"))
             current = export_wisdom()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(current, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(current, encoding="utf-8")
     except OSError:
         return False  # a read-only home only costs planning time in the next process
     _STATE["saved"] = current

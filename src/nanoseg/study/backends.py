@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nanoseg._util import atomic_path
 from nanoseg.datasets import open_dataset
 from nanoseg.errors import NanosegError
 
@@ -181,9 +181,8 @@ class ThresholdBackend:
                                                            val.mask(i)) for i in val.ids]))
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / ".threshold.json.tmp"
-        tmp.write_text(json.dumps(params))
-        os.replace(tmp, out_dir / "threshold.json")
+        with atomic_path(out_dir / "threshold.json") as tmp:
+            tmp.write_text(json.dumps(params))
         return out_dir
 
     def load(self, checkpoint: Path, *, device: str | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanoseg._util import atomic_path
 from nanoseg.datasets import open_dataset
 from nanoseg.datasets.store import IMAGES, INFO, INSTANCES, MASKS, META
 from nanoseg.errors import NanosegError
@@ -99,9 +100,8 @@ def subset_dataset(parent: str | os.PathLike, ids: list[str], out: str | os.Path
     info = dict(ds.info)
     info["subset_of"] = str(parent)
     (out / INFO).write_text(json.dumps(info, indent=2, default=str))
-    tmp = out / (META + ".tmp")
-    meta.to_parquet(tmp, index=False)
-    os.replace(tmp, out / META)
+    with atomic_path(out / META) as tmp:
+        meta.to_parquet(tmp, index=False)
     return out
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from nanoseg._util import atomic_path
 from nanoseg.datasets import open_dataset
 from nanoseg.errors import NanosegError
 from nanoseg.study.backends import error_text, get_backend, pick_device
@@ -86,9 +87,8 @@ def train_task(task: TrainTask, backend_name: str, train_dir: str, val_dir: str 
     record["train_wall_s"] = time.perf_counter() - start
     record["host"] = socket.gethostname()
     model_dir_p.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir_p / ".training.json.tmp"
-    tmp.write_text(json.dumps(record, default=str))
-    os.replace(tmp, record_path)
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, default=str))
     return record
 
 
@@ -150,9 +150,8 @@ def descriptor_task(dataset_dir: str, out_path: str) -> dict[str, Any]:
         return json.loads(path.read_text())
     values = dataset_descriptors(dataset_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(values))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(values))
     return values
 
 
@@ -238,9 +237,8 @@ def _check_study_dir(out: Path, spec: StudySpec) -> None:
         if old.get("name") not in (None, spec.name):
             raise NanosegError(f"this folder holds study {old.get('name')!r}, not {spec.name!r}", path=out,
                                hint="use another out_dir=FOLDER")
-    tmp = out / ".spec.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
-    os.replace(tmp, stored)
+    with atomic_path(stored) as tmp:
+        tmp.write_text(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False))
 
 
 def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.PathLike, *, size: str | None = None,

@@ -18,11 +18,11 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from nanoseg._util import atomic_path
 from nanoseg.errors import NanosegError
 from nanoseg.study.backends import error_text, get_backend, pick_device
 from nanoseg.study.grid import TrainTask, set_dotted
@@ -115,9 +115,8 @@ def run_searches(spec: StudySpec, trainings: list[TrainTask], folds: dict, out: 
             best[key] = patch
             record = {"patch": patch, "best_params": study.best_params, "best_val_loss": study.best_value,
                       "n_trials": len(study.trials)}
-            tmp = folder / f".{key}.json.tmp"
-            tmp.write_text(json.dumps(record, default=str))
-            os.replace(tmp, folder / f"{key}.json")
+            with atomic_path(folder / f"{key}.json") as tmp:
+                tmp.write_text(json.dumps(record, default=str))
             del studies[key]
     return best
 
