@@ -15,7 +15,7 @@ import nanoseg as ns
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-FACADE_NAMES = ["read", "read_series", "predict", "label_particles", "particle_table", "evaluate", "track",
+FACADE_NAMES = ["read", "read_series", "predict", "label_particles", "particle_table", "evaluate", "evaluate_folder", "track",
                 "simulate", "train", "load_model", "Micrograph", "Series", "Pipeline", "open_dataset",
                 "SimulationConfig", "TrainConfig", "NanosegError"]
 

@@ -9,6 +9,7 @@ One face for users (imported lazily, so ``import nanoseg`` stays fast)::
     table = ns.particle_table(labels, pixel_size_nm=m.pixel_size_nm, image=m.data)
     result = ns.track("movie.tif", model="default", out_dir="track/")     # in situ movie → kinetics
     ev = ns.evaluate(ns.open_dataset("data/au5"), predictions)             # scores against ground truth
+    run = ns.evaluate_folder("default", "data/au5", "eval/")                # ... as `nanoseg evaluate` does
     image = ns.simulate("examples/simulate/au_5nm.yaml", seed=0)           # one labelled simulation
     ns.train(["data/au5"], ns.TrainConfig(model="norm_unet"), "runs/au5")  # → checkpoint folder
 
@@ -36,9 +37,10 @@ _FACADE = {
     "SimulationConfig": "nanoseg.simulate", "generate_dataset": "nanoseg.simulate",
     "TrainConfig": "nanoseg.train",
     "write_report": "nanoseg.report",
+    "evaluate_folder": "nanoseg.workflows.evaluate",
 }
-_SUBPACKAGES = ["cli", "datasets", "evaluate", "explain", "infer", "insitu", "io", "models", "particles",
-                "preprocess", "report", "simulate", "study", "train"]
+_SUBPACKAGES = ["cli", "datasets", "demo", "evaluate", "explain", "infer", "insitu", "io", "models", "particles",
+                "preprocess", "report", "simulate", "study", "train", "workflows"]
 
 
 
