@@ -272,7 +272,7 @@ def predict(
     """
     from nanoseg._pixel import binarize, otsu_threshold
     from nanoseg.io import Micrograph
-    from nanoseg.preprocess._checks import quantization_notes
+    from nanoseg.preprocess import quantization_notes
 
     if not isinstance(micrograph, Micrograph):
         micrograph = Micrograph(np.asarray(micrograph), pixel_size_nm=pixel_size_nm)

@@ -180,7 +180,7 @@ def estimate_particle_diameter_px(image, *, polarity: str = "auto", min_diameter
     Raises :class:`~nanoseg.errors.NanosegError` for a constant image (no particles can be seen); a noisy
     image where no blob stands out gives ``diameter_px=None``.
     """
-    from nanoseg.preprocess._checks import as_image, choice
+    from nanoseg.preprocess import as_image, choice
 
     choice(polarity, "polarity", ("auto", "dark", "bright"), step="particle size estimate")
     array = as_image(image, step="particle size estimate")

@@ -45,4 +45,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "bernstein_basis": "nanoseg.preprocess.flatfield", "fit_background": "nanoseg.preprocess.flatfield",
     "label_features": "nanoseg.preprocess.labels", "resample_to_shape": "nanoseg.preprocess.resample",
     "resampled_shape": "nanoseg.preprocess.resample", "robust_sigma": "nanoseg.preprocess.xray",
+    # input checks that inference shares (the module stays private to preprocess)
+    "as_image": "nanoseg.preprocess._checks", "choice": "nanoseg.preprocess._checks",
+    "quantization_notes": "nanoseg.preprocess._checks",
 }, submodules=["_checks", "batch", "figure", "filters", "flatfield", "labels", "normalize", "pipeline", "resample", "xray"])
