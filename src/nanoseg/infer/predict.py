@@ -59,7 +59,8 @@ class Prediction:
     probability : float32 (H, W) particle probability (mean over ensemble members / TTA views).
     mask : uint8 (H, W) 0/1, ``probability >= threshold``.
     threshold : the threshold used (the Otsu value when ``threshold="otsu"``).
-    pixel_size_nm : the input's pixel size (None when unknown and assumed).
+    pixel_size_nm : the input's pixel size: the file's, the override, or one assumed from the particle size
+        (``metadata["pixel_size_source"]`` says which); None when unknown and the model's was assumed.
     logits : float32 (2, H, W) mean raw outputs (background, particle), when ``return_logits=True``.
     variance : float32 (H, W) per-pixel variance of the probability over members/views (ensembles, TTA).
     warnings : human-readable warnings (out of distribution, assumed pixel size, ...).
