@@ -77,7 +77,7 @@ def plot_kinetics(stats: pd.DataFrame, fits: pd.DataFrame, axes=None):
     """⟨r⟩(t) with error bars and the fitted laws; ⟨r⟩³ vs t on the right."""
     import matplotlib.pyplot as plt
 
-    from nanoseg.insitu.kinetics import _model
+    from nanoseg.insitu.kinetics import coarsening_radius
 
     fig = None
     if axes is None:
@@ -88,7 +88,7 @@ def plot_kinetics(stats: pd.DataFrame, fits: pd.DataFrame, axes=None):
     tt = np.linspace(0, t.max() - t.min() if len(t) else 1, 200)
     for row, color in zip(fits.itertuples(), ["tab:red", "tab:blue", "tab:green", "tab:purple"], strict=False):
         label = f"{row.model}: n={row.n:.2f}±{row.n_std:.2f}, k={row.k:.3g}±{row.k_std:.2g}, ΔAIC={row.delta_aic:.1f}"
-        axes[0].plot(tt + (t.min() if len(t) else 0), _model(tt, row.r0_nm, row.k, row.n), color=color, label=label)
+        axes[0].plot(tt + (t.min() if len(t) else 0), coarsening_radius(tt, row.r0_nm, row.k, row.n), color=color, label=label)
     axes[0].set_xlabel("time (s)")
     axes[0].set_ylabel("mean radius (nm)")
     axes[0].legend(fontsize=7)

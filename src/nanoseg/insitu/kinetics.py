@@ -151,7 +151,8 @@ def _size_distributions(t: pd.DataFrame, n_windows: int, bins, time_range=None) 
                                        "bin_center", "density", "lsw"])
 
 
-def _model(t, r0, k, n):
+def coarsening_radius(t, r0, k, n):
+    """⟨r⟩(t) of the coarsening law ``⟨r⟩ⁿ − ⟨r₀⟩ⁿ = k·t`` (floored at 1e-12 inside the root)."""
     base = np.maximum(r0**n + k * t, 1e-12)
     return base ** (1.0 / n)
 
@@ -198,10 +199,10 @@ def fit_coarsening(times_s, mean_radius_nm, *, exponent: float | None = None, ra
     k0 = max((r[-3:].mean() ** n0 - r[:3].mean() ** n0) / span, 1e-6 * r.mean() ** n0 / span)
     if exponent is not None:
         def f(tt, r0, k):
-            return _model(tt, r0, k, n0)
+            return coarsening_radius(tt, r0, k, n0)
         p0, bounds = [r[:3].mean(), k0], ([1e-6, 0.0], [np.inf, np.inf])
     else:
-        f = _model
+        f = coarsening_radius
         p0, bounds = [r[:3].mean(), k0, n0], ([1e-6, 0.0, N_RANGE[0]], [np.inf, np.inf, N_RANGE[1]])
     try:
         popt, pcov = curve_fit(f, t, r, p0=p0, sigma=sem, absolute_sigma=False, bounds=bounds, maxfev=20000)

@@ -152,7 +152,7 @@ def _stacked_masks(path: Path, n: int) -> Callable[[int], np.ndarray]:
     return get
 
 
-def _segment_fn(predict_fn, model, masks, n):
+def make_segmenter(predict_fn, model, masks, n):
     """Return f(i, micrograph) -> dict(prob=..., std=... or None)."""
     if masks is not None:
         get = _mask_source(masks, n)
@@ -319,7 +319,7 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     out.mkdir(parents=True, exist_ok=True)
     (out / "chunks").mkdir(exist_ok=True)
     settings = _run_settings(series, pixel_size_nm, seg, link)
-    segment, settings["segmentation"] = _segment_fn(predict_fn, model, masks, n)
+    segment, settings["segmentation"] = make_segmenter(predict_fn, model, masks, n)
     notes = _model_coverage(model, series[0], pixel_size_nm) if settings["segmentation"] == "model" else []
     start, tracker = _resume_point(out, settings, ctl.restart, link.correct_drift)
     writer = _ChunkWriter(out, settings, tracker if link.correct_drift else None, start, pixel_size_nm)
@@ -447,12 +447,12 @@ def _segment_frames(series, segment, start: int, end: int, seg: Segmentation, pi
     for a in range(start, end, ctl.chunk_frames):
         b = min(a + ctl.chunk_frames, end)
         if ctl.client is not None:  # segment this chunk's frames in parallel on the Dask cluster
-            futures = ctl.client.map(_frame_table, list(range(a, b)), pure=False, return_data=False, **kw)
+            futures = ctl.client.map(measure_frame, list(range(a, b)), pure=False, return_data=False, **kw)
             results = ctl.client.gather(futures)
         else:
             results = None
         for j, i in enumerate(range(a, b)):
-            table, px, data, quality = results[j] if results is not None else _frame_table(i, **kw)
+            table, px, data, quality = results[j] if results is not None else measure_frame(i, **kw)
             if data is None:
                 data = series[i].data  # only the drift needs the pixels locally
             dy, dx = tracker.update(data) if correct_drift else (0.0, 0.0)
@@ -506,7 +506,7 @@ class _Steps:
         self.console.print(f"{name}: {time.perf_counter() - t0:.1f} s")
 
 
-def _frame_table(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
+def measure_frame(i: int, *, series, segment, pixel_size_nm, min_diameter_nm, split_touching, threshold,
                  return_data: bool = True, return_quality: bool = False):
     """Segment, label and measure one frame; returns (table, pixel size, frame pixels or None), plus
     ``(estimated_dice, low_confidence)`` of the frame's Prediction (NaN, None without one) with ``return_quality``."""

@@ -275,7 +275,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
     on_frame : called with each committed frame's row of ``watch/frames.csv`` (a dict).
     """
     from nanoseg.insitu.drift import DriftTracker
-    from nanoseg.insitu.stream import _frame_table, _segment_fn
+    from nanoseg.insitu.stream import make_segmenter, measure_frame
 
     folder, out = Path(folder), Path(out_dir)
     if frame_interval_s is not None and assume_dt_s is not None:
@@ -294,7 +294,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                 "split_touching": split_touching, "correct_drift": correct_drift,
                 "segmentation": "predict_fn" if predict_fn is not None else _model_fingerprint(model)}
     run = _Run(out, settings, restart)
-    segment, _ = _segment_fn(predict_fn, model, None, 1)
+    segment, _ = make_segmenter(predict_fn, model, None, 1)
     tracker = None
     if correct_drift:
         tracker = DriftTracker()
@@ -330,7 +330,7 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
                 failures.pop(name, None)
                 index = len(run.state["frames"])
                 try:
-                    row = _process(micrograph, index, name, path, run, tracker, segment, _frame_table,
+                    row = _process(micrograph, index, name, path, run, tracker, segment, measure_frame,
                                    frame_interval_s, assume_dt_s, pixel_size_nm, min_diameter_nm, split_touching,
                                    threshold)
                 except _TimeAxisError:

@@ -75,7 +75,7 @@ def micrograph_layer(micrograph: Micrograph, *, name: str) -> LayerDataTuple:
     px = micrograph.pixel_size_nm
     meta = {"pixel_size_nm": px, "source": micrograph.source, "dose_e_per_A2": micrograph.dose_e_per_A2,
             "file_metadata": dict(micrograph.metadata)}
-    return micrograph.data, {"name": name, **_scale_kwargs(px, ndim=2), "metadata": {"nanoseg": meta}}, "image"
+    return micrograph.data, {"name": name, **scale_kwargs(px, ndim=2), "metadata": {"nanoseg": meta}}, "image"
 
 
 def stack_layer(series, *, name: str) -> LayerDataTuple:
@@ -95,7 +95,7 @@ def stack_layer(series, *, name: str) -> LayerDataTuple:
             "dose_e_per_A2": first.dose_e_per_A2, "timing": getattr(series, "timing", None),
             "times_s": [float(t) for t in series.times_s] if timed else None,
             "file_metadata": dict(first.metadata)}
-    kwargs = {"name": name, **_scale_kwargs(first.pixel_size_nm, ndim=3), "metadata": {"nanoseg": meta}}
+    kwargs = {"name": name, **scale_kwargs(first.pixel_size_nm, ndim=3), "metadata": {"nanoseg": meta}}
     return da.stack(frames), kwargs, "image"
 
 
@@ -103,7 +103,7 @@ def _frame_data(series, index: int) -> np.ndarray:
     return series[index].data
 
 
-def _scale_kwargs(pixel_size_nm: float | None, *, ndim: int) -> dict[str, tuple]:
+def scale_kwargs(pixel_size_nm: float | None, *, ndim: int) -> dict[str, tuple]:
     """``scale``/``units`` of a layer: nm per pixel on the image axes, frames on a leading movie axis."""
     lead_scale, lead_units = ((1.0,), ("pixel",)) if ndim == 3 else ((), ())
     if pixel_size_nm is None:

@@ -12,7 +12,7 @@ Example
 
 from __future__ import annotations
 
-from nanoseg.napari._reader import LayerDataTuple, _scale_kwargs, micrograph_layer
+from nanoseg.napari._reader import LayerDataTuple, micrograph_layer, scale_kwargs
 
 #: the demo movie: small enough to track in seconds on a laptop CPU, with migration and coalescence (seeded, so
 #: always the same frames; see docs/napari.md for what the Track widget found on it)
@@ -39,5 +39,5 @@ def demo_movie() -> list[LayerDataTuple]:
     px = DEMO_MOVIE["pixel_size_nm"]
     meta = {"pixel_size_nm": px, "source": "nanoseg demo movie (simulated)", "timing": "simulated",
             "times_s": [float(t) for t in series.times_s], "simulation": dict(DEMO_MOVIE)}
-    kwargs = {"name": "nanoseg demo movie", **_scale_kwargs(px, ndim=3), "metadata": {"nanoseg": meta}}
+    kwargs = {"name": "nanoseg demo movie", **scale_kwargs(px, ndim=3), "metadata": {"nanoseg": meta}}
     return [(frames, kwargs, "image")]
