@@ -145,17 +145,17 @@ def test_cli_error_text_names_flags():
     assert cli_error_text("a pixel size of 0.2 nm") == "a pixel size of 0.2 nm"  # prose is left alone
 
 
-def test_main_prints_library_errors_in_flags(monkeypatch, capsys, tmp_path):
-    import nanoseg.datasets
+def test_main_prints_library_errors_in_flags(capsys, tmp_path):
+    """The library says ``fmt=onnx|torchscript`` (nanoseg.infer.export); ``nanoseg export`` prints ``--format``."""
+    from nanoseg.infer.export import export_format
 
-    def fail(*args, **kwargs):
-        raise NanosegError("no pixel size", path="a.tif", hint="pass pixel_size_nm=NM")
-
-    monkeypatch.setattr(nanoseg.datasets, "open_dataset", fail)
+    with pytest.raises(NanosegError, match="fmt=onnx"):
+        export_format(tmp_path / "model.xyz")
     with pytest.raises(SystemExit) as info:
-        main(["evaluate", "default", "ds", "-o", str(tmp_path / "o")])
+        main(["export", "default", "-o", str(tmp_path / "model.xyz")])
     assert info.value.code == 2
-    assert "pass --pixel-size-nm NM" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "give --format onnx|torchscript" in err and "fmt=" not in err
 
 
 def _error_texts(tree: ast.AST):
