@@ -63,6 +63,8 @@ def fft_grid_key(config: SimulationConfig, seed: int) -> tuple:
     params = config.draw(np.random.default_rng(int(seed)))
     if config.modality == "haadf_stem":  # no FFT plans of its own
         return ("haadf_stem",)
+    if config.modality == "bf_tem":  # numpy FFTs only (no abTEM plans)
+        return ("bf_tem",)
     if config.mode == "composite":
         return ("composite", int(params["image_size_px"]), round(float(params["pixel_size_nm"]), 6))
     k = _oversampling(10.0 * params["pixel_size_nm"], config.sampling_A)
@@ -80,6 +82,10 @@ def simulate_image(config: SimulationConfig | dict | str | os.PathLike, seed: in
         from nanoseg.simulate.stem import simulate_haadf
 
         return simulate_haadf(config, seed)
+    if config.modality == "bf_tem":
+        from nanoseg.simulate.bftem import simulate_bf_image
+
+        return simulate_bf_image(config, seed)
     if config.mode == "composite":
         from nanoseg.simulate.wide import simulate_wide_field
 
