@@ -43,7 +43,6 @@ from nanoseg.datasets.torchdata import PatchDataset
 from nanoseg.errors import NanosegError
 from nanoseg.models import ModelCard, build_model, count_parameters, receptive_field, save_model
 from nanoseg.models.device import resolve_device
-from nanoseg.models.device import resolve_device
 from nanoseg.models.zoo import config_dict
 from nanoseg.train.config import TrainConfig
 from nanoseg.train.losses import SegmentationLoss, hard_dice, inverse_frequency_weights, soft_dice
@@ -388,28 +387,64 @@ def train_model(dataset_dirs, config: TrainConfig | dict, out_dir: str | os.Path
 def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, dist_info: _Dist, *,
            progress: bool, resume: bool, split: Split | None, name: str | None,
            on_epoch_end) -> Path:
+    """One training run, in named steps: data, model, resume, the epoch loop, selection, card."""
     start_time = time.time()
     main = dist_info.main
+    if _already_finished(out, resume=resume, main=main):
+        return out
+    data = _data_step(dataset_dirs, config, split, show=progress and main)
+    parts = _model_step(config, device, data)
+    config_json = json.dumps(config.to_dict(), sort_keys=True)
+    run = _resume_step(out, config_json, parts) if resume and (out / LAST).exists() else _RunState()
+    stopped_early = _epoch_loop(config, device, dist_info, data, parts, run, out=out, config_json=config_json,
+                                show=progress and main, on_epoch_end=on_epoch_end)
+    test = _selection_step(config, device, data, parts, run)
+    if not main:
+        return out
+    _card_step(config, device, dist_info, data, parts, run, test, out=out, name=name, start_time=start_time,
+               stopped_early=stopped_early)
+    return out
+
+
+def _already_finished(out: Path, *, resume: bool, main: bool) -> bool:
+    """True when ``out`` holds a finished run to keep; otherwise prepares the folder (cleared unless resuming)."""
     card_path = out / "card.json"
     if resume and card_path.exists() and not (out / LAST).exists():
-        return out  # finished earlier: nothing to do
+        return True  # finished earlier: nothing to do
     if resume and card_path.exists() and (out / LAST).exists():
         state = torch.load(out / LAST, map_location="cpu", weights_only=True)
         if state.get("finished"):
-            return out
+            return True
     if not resume and main and out.exists():
         for item in (LAST, HISTORY, SPLIT, CURVES, "card.json", "weights.safetensors"):
             (out / item).unlink(missing_ok=True)
     if main:
         out.mkdir(parents=True, exist_ok=True)
+    return False
 
+
+@dataclass
+class _RunData:
+    """The data step's result: the split, the patch sets and their torch datasets."""
+
+    data: TrainingData
+    split: Split
+    train_p: PatchSet
+    val_p: PatchSet
+    test_p: PatchSet
+    train_ds: PatchDataset
+    val_ds: PatchDataset
+    test_ds: PatchDataset
+
+
+def _data_step(dataset_dirs, config: TrainConfig, split: Split | None, *, show: bool) -> _RunData:
+    """Open the datasets, split them by group, cut the patches and wrap them as torch datasets."""
     data = TrainingData.open(dataset_dirs)
     if split is None:
         split = grouped_split(data.meta, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                               group_by=config.group_by, seed=config.seed)
     pipeline = _pipeline(config)
     raw = config.augmentation.needs_raw_counts
-    show = progress and main
     train_p = data.patches(split.train_ids, config, None if raw else pipeline, progress=show)
     val_p = data.patches(split.val_ids, config, None if raw else pipeline)
     test_p = data.patches(split.test_ids, config, None if raw else pipeline)
@@ -430,7 +465,24 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
                             pipeline=pipeline if raw else None, doses_e_per_A2=doses(train_p))
     val_ds = PatchDataset(val_p.images, val_p.masks, pipeline=pipeline if raw else None)
     test_ds = PatchDataset(test_p.images, test_p.masks, pipeline=pipeline if raw else None)
+    return _RunData(data, split, train_p, val_p, test_p, train_ds, val_ds, test_ds)
 
+
+@dataclass
+class _ModelParts:
+    """The model step's result: network, loss, optimizer, schedule and mixed-precision settings."""
+
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    particle_fraction: float
+
+
+def _model_step(config: TrainConfig, device: torch.device, data: _RunData) -> _ModelParts:
+    """Build the network (seeded), the loss (class weights from the training patches) and the optimizer."""
     size_multiple = build_model(config.model, **config.model_kwargs).size_multiple
     if config.patch_size % size_multiple:
         raise NanosegError(f"patch_size {config.patch_size} is not a multiple of {size_multiple}, which "
@@ -438,7 +490,7 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, **config.model_kwargs).to(device)
-    particle_fraction = float(train_p.masks.mean())
+    particle_fraction = float(data.train_p.masks.mean())
     weights = inverse_frequency_weights(particle_fraction) if config.loss == "ce_weighted" else None
     loss_fn = SegmentationLoss(config.loss, weights).to(device)
     optimizer = _optimizer(config, model.parameters())
@@ -447,101 +499,134 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
     if device.type == "cuda" and config.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return _ModelParts(model, loss_fn, optimizer, scheduler, amp_dtype, scaler, particle_fraction)
 
-    start_epoch, best_score, best_epoch, best_state, history = 0, None, None, None, []
-    config_json = json.dumps(config.to_dict(), sort_keys=True)
-    if resume and (out / LAST).exists():
-        try:
-            state = torch.load(out / LAST, map_location="cpu", weights_only=True)
-        except Exception as exc:  # damaged file from a hard kill
-            raise NanosegError(f"cannot read {LAST} to resume ({exc})", path=out / LAST,
-                               hint="start over with resume=False") from exc
-        if state.get("config") != config_json:
-            raise NanosegError("the checkpoint directory holds a run with a different config", path=out,
-                               hint="use another out_dir=FOLDER, or resume=False to start over")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch = int(state["epoch"]) + 1
-        best_score = state.get("best_score")
-        best_epoch = state.get("best_epoch")
-        best_state = state.get("best_state")
-        history = list(state.get("history", []))
-        torch.set_rng_state(state["torch_rng"])
-        if best_score is not None and math.isnan(best_score):
-            best_score = None
 
+@dataclass
+class _RunState:
+    """Where the epoch loop stands: the next epoch, the best score so far and the history rows."""
+
+    start_epoch: int = 0
+    best_score: float | None = None
+    best_epoch: int | None = None
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+
+
+def _resume_step(out: Path, config_json: str, parts: _ModelParts) -> _RunState:
+    """Restore model, optimizer, schedule, scaler, history and torch RNG from ``last.pt`` (same config only)."""
+    try:
+        state = torch.load(out / LAST, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged file from a hard kill
+        raise NanosegError(f"cannot read {LAST} to resume ({exc})", path=out / LAST,
+                           hint="start over with resume=False") from exc
+    if state.get("config") != config_json:
+        raise NanosegError("the checkpoint directory holds a run with a different config", path=out,
+                           hint="use another out_dir=FOLDER, or resume=False to start over")
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.scheduler is not None and state.get("scheduler"):
+        parts.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        parts.scaler.load_state_dict(state["scaler"])
+    run = _RunState(start_epoch=int(state["epoch"]) + 1, best_score=state.get("best_score"),
+                    best_epoch=state.get("best_epoch"), best_state=state.get("best_state"),
+                    history=list(state.get("history", [])))
+    torch.set_rng_state(state["torch_rng"])
+    if run.best_score is not None and math.isnan(run.best_score):
+        run.best_score = None
+    return run
+
+
+def _train_one_epoch(net: nn.Module, config: TrainConfig, device: torch.device, dist_info: _Dist,
+                     data: _RunData, parts: _ModelParts, epoch: int) -> float:
+    """One pass over the (rank's share of the) epoch's patch order; returns the mean training loss."""
+    data.train_ds.set_epoch(epoch)
+    order = _epoch_order(len(data.train_ds), config.seed, epoch)
+    if dist_info.world > 1:
+        per = len(order) // dist_info.world
+        order = order[dist_info.rank * per: (dist_info.rank + 1) * per]
+    drop_last = len(order) % config.batch_size == 1 and len(order) > 1  # a batch of 1 breaks BatchNorm
+    loader = torch.utils.data.DataLoader(data.train_ds, batch_size=config.batch_size, sampler=order,
+                                         num_workers=config.num_workers, drop_last=drop_last,
+                                         pin_memory=device.type == "cuda")
+    net.train()
+    total, count = 0.0, 0
+    for images, masks in loader:
+        images = images.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        parts.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=parts.amp_dtype, enabled=parts.amp_dtype is not None):
+            logits = net(images)
+        loss = parts.loss_fn(logits, masks)
+        if not torch.isfinite(loss):
+            raise NanosegError(f"training diverged (loss {float(loss)}) at epoch {epoch + 1}",
+                               hint="lower the learning rate")
+        parts.scaler.scale(loss).backward()
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+        total += float(loss.detach()) * len(images)
+        count += len(images)
+    if parts.scheduler is not None:
+        parts.scheduler.step()
+    return total / max(count, 1)
+
+
+def _epoch_loop(config: TrainConfig, device: torch.device, dist_info: _Dist, data: _RunData, parts: _ModelParts,
+                run: _RunState, *, out: Path, config_json: str, show: bool, on_epoch_end) -> bool:
+    """Train epoch by epoch from ``run.start_epoch``: validate, keep the best state, save ``last.pt`` and the
+    history after each epoch; returns whether early stopping ended the loop."""
+    model, main = parts.model, dist_info.main
     net = model
     if dist_info.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
     bar = _Progress(show, config.epochs, f"training {config.model}")
-    bar.update(start_epoch)
-    stopped_early = False
+    bar.update(run.start_epoch)
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(run.start_epoch, config.epochs):
             epoch_start = time.time()
-            train_ds.set_epoch(epoch)
-            order = _epoch_order(len(train_ds), config.seed, epoch)
-            if dist_info.world > 1:
-                per = len(order) // dist_info.world
-                order = order[dist_info.rank * per: (dist_info.rank + 1) * per]
-            drop_last = len(order) % config.batch_size == 1 and len(order) > 1  # a batch of 1 breaks BatchNorm
-            loader = torch.utils.data.DataLoader(train_ds, batch_size=config.batch_size, sampler=order,
-                                                 num_workers=config.num_workers, drop_last=drop_last,
-                                                 pin_memory=device.type == "cuda")
-            net.train()
-            total, count = 0.0, 0
-            for images, masks in loader:
-                images = images.to(device, non_blocking=True)
-                masks = masks.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = net(images)
-                loss = loss_fn(logits, masks)
-                if not torch.isfinite(loss):
-                    raise NanosegError(f"training diverged (loss {float(loss)}) at epoch {epoch + 1}",
-                                       hint="lower the learning rate")
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                total += float(loss.detach()) * len(images)
-                count += len(images)
-            if scheduler is not None:
-                scheduler.step()
-            val = evaluate_patches(model, val_ds, loss_fn, device=device, batch_size=config.batch_size,
-                                   amp_dtype=amp_dtype)
-            row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val["loss"],
+            train_loss = _train_one_epoch(net, config, device, dist_info, data, parts, epoch)
+            val = evaluate_patches(model, data.val_ds, parts.loss_fn, device=device, batch_size=config.batch_size,
+                                   amp_dtype=parts.amp_dtype)
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
                    "val_hard_dice": val["hard_dice"], "val_soft_dice": val["soft_dice"],
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - epoch_start}
-            history.append(row)
+                   "lr": parts.optimizer.param_groups[0]["lr"], "seconds": time.time() - epoch_start}
+            run.history.append(row)
             score = val["loss"] if config.selection == "val_loss" else val["hard_dice"]
-            if _is_better(score, best_score, config.selection):
-                best_score, best_epoch, best_state = float(score), epoch + 1, _cpu_state(model.state_dict())
+            if _is_better(score, run.best_score, config.selection):
+                run.best_score, run.best_epoch = float(score), epoch + 1
+                run.best_state = _cpu_state(model.state_dict())
             if main:
-                _save_last(out, model, optimizer, scheduler, scaler, epoch, best_score, best_epoch, best_state,
-                           history, config_json)
-                pd.DataFrame(history).to_csv(out / HISTORY, index=False)
+                _save_last(out, model, parts.optimizer, parts.scheduler, parts.scaler, epoch, run.best_score,
+                           run.best_epoch, run.best_state, run.history, config_json)
+                pd.DataFrame(run.history).to_csv(out / HISTORY, index=False)
             bar.update(epoch + 1, row)
             if on_epoch_end is not None and main:
                 on_epoch_end(epoch + 1, row)
-            if (config.early_stopping_patience is not None and best_epoch is not None
-                    and epoch + 1 - best_epoch >= config.early_stopping_patience):
-                stopped_early = True
-                break
+            if (config.early_stopping_patience is not None and run.best_epoch is not None
+                    and epoch + 1 - run.best_epoch >= config.early_stopping_patience):
+                return True
     finally:
         bar.close()
+    return False
 
-    if best_state is None:
+
+def _selection_step(config: TrainConfig, device: torch.device, data: _RunData, parts: _ModelParts,
+                    run: _RunState) -> dict[str, float]:
+    """Load the best epoch's weights into the model and score them on the test patches."""
+    if run.best_state is None:
         raise NanosegError("no epoch produced a finite validation score")
-    model.load_state_dict(best_state)
-    test = evaluate_patches(model, test_ds, loss_fn, device=device, batch_size=config.batch_size, amp_dtype=amp_dtype)
+    parts.model.load_state_dict(run.best_state)
+    return evaluate_patches(parts.model, data.test_ds, parts.loss_fn, device=device, batch_size=config.batch_size,
+                            amp_dtype=parts.amp_dtype)
+
+
+def _card_step(config: TrainConfig, device: torch.device, dist_info: _Dist, data: _RunData, parts: _ModelParts,
+               run: _RunState, test: dict[str, float], *, out: Path, name: str | None, start_time: float,
+               stopped_early: bool) -> None:
+    """Write split.json, the curves, the model card and weights, and mark ``last.pt`` finished."""
+    history, best_epoch, split = run.history, run.best_epoch, data.split
     best_row = history[best_epoch - 1]
-    if not main:
-        return out
     wall = sum(r["seconds"] for r in history)
     training = {
         "epochs": config.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
@@ -549,8 +634,9 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
         "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
         "schedule": config.schedule, "patch_size": config.patch_size, "augmentation":
             config.augmentation.model_dump(mode="json"), "config": config.to_dict(),
-        "n_images": split.sizes, "n_patches": {"train": len(train_p), "val": len(val_p), "test": len(test_p)},
-        "particle_pixel_fraction": particle_fraction,
+        "n_images": split.sizes,
+        "n_patches": {"train": len(data.train_p), "val": len(data.val_p), "test": len(data.test_p)},
+        "particle_pixel_fraction": parts.particle_fraction,
         "train_time_s": round(wall, 1), "wall_time_s": round(time.time() - start_time, 1),
         "machine": _machine(device, dist_info.world), "device": str(device),
         "torch_version": torch.__version__, "processes": dist_info.world,
@@ -563,12 +649,11 @@ def _train(dataset_dirs, config: TrainConfig, out: Path, device: torch.device, d
                                          "sizes": split.sizes, "train": split.train_ids, "val": split.val_ids,
                                          "test": split.test_ids}, indent=1))
     plot_curves(pd.DataFrame(history), out / CURVES, best_epoch=best_epoch)
-    card = build_card(model, config, data, split, training=training, metrics=metrics, name=name)
-    save_model(out, model, card)
+    card = build_card(parts.model, config, data.data, split, training=training, metrics=metrics, name=name)
+    save_model(out, parts.model, card)
     state = torch.load(out / LAST, map_location="cpu", weights_only=True)
     state["finished"] = True
     _atomic_torch_save(state, out / LAST)
-    return out
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
