@@ -104,3 +104,18 @@ def test_haadf_training_preset_is_valid():
 
     cfg = SimulationConfig.from_yaml(Path(__file__).resolve().parent.parent / "examples/simulate/haadf_training.yaml")
     assert cfg.modality == "haadf_stem" and cfg.pixel_size_nm == 0.3
+
+
+def test_shipped_haadf_model_card():
+    from pathlib import Path
+
+    from nanoseg.models.checkpoint import read_card
+
+    folder = Path(__file__).resolve().parent.parent / "src" / "nanoseg" / "data" / "models" / "haadf_stem"
+    if not (folder / "card.json").is_file():
+        pytest.skip("the HAADF-STEM model is not installed")
+    card = read_card((folder / "card.json").read_text(), path=folder / "card.json")
+    assert (card.modality, card.polarity, card.pixel_size_nm) == ("haadf_stem", "bright", 0.3)
+    low, high = card.particle_diameter_range_nm
+    assert 0.5 < low < 3 and 8 < high < 20
+    assert (folder / "weights.safetensors").stat().st_size <= 1.5e6
