@@ -29,8 +29,10 @@ def predict(
                                         show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if needed)."),
     model: str = typer.Option(None, "--model", "-m",
-                              help="Checkpoint folder, .nanoseg file, or an .onnx/.pt file of `nanoseg export` "
-                                   "(default: the shipped default model)."),
+                              help="auto (default): the shipped model that fits each image (HRTEM below 0.1 nm/px "
+                                   "or with lattice fringes, else bf_tem for dark particles, haadf_stem for bright "
+                                   "ones; said per file); default (the HRTEM model), bf_tem, haadf_stem; or a "
+                                   "checkpoint folder, .nanoseg file, or an .onnx/.pt file of `nanoseg export`."),
     ensemble: Path = typer.Option(None, "--ensemble",
                                   help="Folder of checkpoints (e.g. the k fold models): mean probability "
                                        "+ per-pixel variance."),
@@ -78,7 +80,7 @@ def predict(
     writable_folder(out)
     if model is not None and ensemble is not None:
         raise NanosegError("give either --model or --ensemble, not both")
-    chosen = str(ensemble) if ensemble is not None else (model or "default")
+    chosen = str(ensemble) if ensemble is not None else (model or "auto")
     extra = _scale_and_pipeline(particle_diameter, pipeline)
     result = predict_files(
         inputs, out, chosen, overwrite=overwrite, progress=progress, scheduler=scheduler, workers=workers,

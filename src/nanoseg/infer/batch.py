@@ -85,6 +85,15 @@ def model_fingerprint(model) -> str | list:
 
     if model is None or (isinstance(model, str) and model == "default"):
         return _files_sha1(default_model_path())
+    if isinstance(model, str) and model == "auto":  # per image among the shipped models: all of them count
+        from nanoseg.models.checkpoint import installed_models, shipped_model_path
+
+        return "auto:" + ",".join(f"{n}={_files_sha1(shipped_model_path(n))}" for n in installed_models())
+    if isinstance(model, str) and not Path(model).exists():
+        from nanoseg.models.checkpoint import SHIPPED_MODELS, shipped_model_path
+
+        if model in SHIPPED_MODELS:
+            return _files_sha1(shipped_model_path(model))
     if isinstance(model, (list, tuple)):
         return [model_fingerprint(m) for m in model]
     if isinstance(model, (str, os.PathLike)):
@@ -248,7 +257,7 @@ def _worker_task(path: str, out_dir: str, stem: str, model_spec, options: dict) 
     key = json.dumps(model_spec, default=str)
     try:
         if key not in _WORKER_MODELS:
-            _WORKER_MODELS[key] = resolve_models(model_spec)
+            _WORKER_MODELS[key] = model_spec if model_spec == "auto" else resolve_models(model_spec)
         written, notes = predict_file(path, out_dir, _WORKER_MODELS[key], stem=stem, **options)
         return "done", written, notes
     except NanosegError as exc:
@@ -304,7 +313,7 @@ def predict_files(
         return result
     options = {**options, "min_diameter_nm": min_diameter_nm}
     if scheduler is None and not workers:
-        models = resolve_models(model)
+        models = model if isinstance(model, str) and model == "auto" else resolve_models(model)
         for path, stem in progress_iter(todo, "predicting", enabled=progress):
             with result.report.item(str(path)):
                 written, notes = predict_file(path, out, models, stem=stem, **options)

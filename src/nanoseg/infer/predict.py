@@ -104,15 +104,21 @@ def _is_checkpoint(path: Path) -> bool:
 def resolve_models(model=None, *, device: str | torch.device = "cpu") -> list:
     """Turn what a user passes as "the model" into a list of ``LoadedModel`` (one = single model).
 
-    Accepts ``None``/``"default"`` (the shipped default model), a checkpoint directory or ``.nanoseg`` file,
+    Accepts ``None``/``"default"`` (the shipped default model), the name of another shipped model
+    (``"haadf_stem"``, ``"bf_tem"``: :data:`nanoseg.models.checkpoint.SHIPPED_MODELS`), a checkpoint directory or ``.nanoseg`` file,
     an ``.onnx`` / ``.pt`` file written by ``nanoseg export`` (:mod:`nanoseg.infer.export`),
     a directory holding several checkpoints (an ensemble, e.g. the k fold models), a ``LoadedModel``, a
     bare ``nn.Module`` (card without preprocessing or pixel size), or a list of any of these.
     """
     from nanoseg.models import LoadedModel, load_default_model, load_model
+    from nanoseg.models.checkpoint import SHIPPED_MODELS, load_shipped_model
 
     if model is None or (isinstance(model, str) and model == "default"):
         return [load_default_model(device=device)]
+    if isinstance(model, str) and model in SHIPPED_MODELS:  # "haadf_stem", "bf_tem"
+        return [load_shipped_model(model, device=device)]
+    if isinstance(model, str) and model == "auto":
+        raise NanosegError("model 'auto' is chosen per image", hint="call predict(micrograph, 'auto'), or name a model")
     if isinstance(model, LoadedModel):
         return [model]
     if isinstance(model, nn.Module):
@@ -246,7 +252,8 @@ def predict(
     ----------
     micrograph : a :class:`nanoseg.io.Micrograph` (or a 2-D array, then give ``pixel_size_nm``).
     model : see :func:`resolve_models` — ``None``/"default", a checkpoint path, a folder of checkpoints
-        (ensemble), a ``LoadedModel``, an ``nn.Module``, or a list (ensemble).
+        (ensemble), a ``LoadedModel``, an ``nn.Module``, or a list (ensemble); ``"auto"``: the shipped model
+        that fits the image (:func:`nanoseg.infer.auto.pick_model`; said in the warnings, ``metadata["model_choice"]``).
     threshold : probability threshold in (0, 1), or ``"otsu"`` (Otsu of the probability map).
     tta : average over the 8 dihedral views (rotations × flip); adds to the variance map.
     batch_size : tiles per forward pass (default 1 on CPU, 8 on a GPU).
@@ -283,6 +290,12 @@ def predict(
     if not isinstance(threshold, str) and not 0 < float(threshold) < 1:
         raise NanosegError(f"threshold must lie strictly between 0 and 1, got {threshold}")
     dev = resolve_device(device)
+    choice = None
+    if isinstance(model, str) and model == "auto":  # a shipped model by modality, pixel size, polarity
+        from nanoseg.infer.auto import pick_model
+
+        choice = pick_model(micrograph, pixel_size_nm=pixel_size_nm)
+        model = choice.name
     models = resolve_models(model, device="cpu")
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
@@ -294,7 +307,7 @@ def predict(
         raise NanosegError(f"batch size must be ≥ 1, got {batch_size}")
     started = time.perf_counter()
     shape = micrograph.shape
-    notes: list[str] = []
+    notes: list[str] = [] if choice is None else [choice.message]
     probs, logit_sum, member_info = [], None, []
     check_pair = None  # one model, one view: main vs flipped second view over a centre crop (quality estimate)
     use_view = uses_view_feature(models[0].card.quality_calibration) if quality_view is None else bool(quality_view)
@@ -383,6 +396,8 @@ def predict(
         "device": str(dev), "seconds": round(time.perf_counter() - started, 4),
         "out_of_distribution": any(flags.values()),
     }
+    if choice is not None:
+        metadata["model_choice"] = choice.as_metadata()
     quality = estimate_quality(probability, mask, threshold=used, views=probs if len(probs) > 1 else None,
                                check_pair=check_pair, ood_flags=flags if ood else None,
                                calibration=models[0].card.quality_calibration, model_path=models[0].path)
@@ -421,6 +436,6 @@ def _preprocessing_record(models, pipeline) -> dict[str, Any]:
 
 
 def predict_many(micrographs: Sequence, model=None, **options) -> list[Prediction]:
-    """:func:`predict` on several micrographs with the model(s) loaded once."""
-    models = resolve_models(model)
+    """:func:`predict` on several micrographs with the model(s) loaded once ("auto": chosen per image)."""
+    models = model if isinstance(model, str) and model == "auto" else resolve_models(model)
     return [predict(m, models, **options) for m in micrographs]

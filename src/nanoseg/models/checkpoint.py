@@ -206,6 +206,35 @@ def load_default_model(*, device: str | torch.device = "cpu") -> LoadedModel:
     return load_model(default_model_path(), device=device)
 
 
+#: the models shipped inside the package, one per imaging mode (src/nanoseg/data/models/<name>/, docs/models.md):
+#: default (lattice-resolved HRTEM), haadf_stem (bright particles), bf_tem (particle-resolving bright field)
+SHIPPED_MODELS = ("default", "haadf_stem", "bf_tem")
+
+
+def shipped_model_path(name: str = "default") -> Path:
+    """Where the shipped model ``name`` (one of :data:`SHIPPED_MODELS`) lives inside the installed package."""
+    if name not in SHIPPED_MODELS:
+        raise NanosegError(f"no shipped model named {name!r}", hint=f"choose one of: {', '.join(SHIPPED_MODELS)}")
+    if name == "default":
+        return default_model_path()
+    path = Path(str(resources.files("nanoseg") / "data" / "models" / name))
+    if not (path / CARD).exists():
+        raise NanosegError(f"the shipped {name} model is not installed", path=path,
+                           hint="reinstall nanoseg, or pass a model with model=PATH")
+    return path
+
+
+def installed_models() -> list[str]:
+    """The names of the shipped models present in this installation."""
+    root = Path(str(resources.files("nanoseg") / "data" / "models"))
+    return [name for name in SHIPPED_MODELS if (root / name / CARD).exists()]
+
+
+def load_shipped_model(name: str = "default", *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a shipped model by name (``load_shipped_model("bf_tem")``); see :data:`SHIPPED_MODELS`."""
+    return load_model(shipped_model_path(name), device=device)
+
+
 def unpack(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Extract a ``.nanoseg`` zip into a checkpoint directory (for inspection)."""
     out = Path(out_dir)
