@@ -179,3 +179,22 @@ def test_atomic_writes_go_through_one_helper():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "os"):
                 found.append(f"{path.relative_to(src)}:{node.lineno}")
     assert not found, found
+
+
+def test_one_minimum_size_cut():
+    """label_particles (labels, given or found) and the table-level cut keep exactly the same particles."""
+    from nanoseg._pixel import above_min_diameter, min_area_px
+
+    px, d_min = 0.1, 1.0
+    need = min_area_px(d_min, px)  # π·5² ≈ 78.5 px
+    labels = np.zeros((40, 40), np.int32)
+    labels[2:11, 2:11] = 1   # 81 px: kept
+    labels[20:28, 20:30] = 2  # 80 px: kept
+    labels[30:37, 2:13] = 3   # 77 px: dropped
+    for given in (labels, labels > 0):
+        out = ns.label_particles(given, pixel_size_nm=px, min_diameter_nm=d_min, split_touching=False)
+        kept = np.bincount(out.ravel())[1:]
+        assert sorted(kept.tolist()) == [80, 81]
+    table = ns.particle_table(labels, pixel_size_nm=px)
+    assert above_min_diameter(table["diameter_nm"], d_min).tolist() == [a >= need for a in (81, 80, 77)]
+    assert above_min_diameter(table["diameter_nm"], 0).all() and above_min_diameter(table["diameter_nm"], None).all()

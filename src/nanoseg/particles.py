@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from nanoseg._pixel import min_area_px
 from nanoseg.errors import NanosegError
 
 __all__ = ["label_particles", "particle_table", "diameter_uncertainty", "miles_lantuejoul_weights", "TABLE_COLUMNS",
@@ -198,19 +199,16 @@ def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_n
         raise NanosegError(f"min_diameter_nm must be ≥ 0, got {min_diameter_nm}")
     fg, given = _foreground(mask_or_probability, threshold)
     r_min_px = 0.5 * float(min_diameter_nm) / px
-    min_area_px = np.pi * r_min_px**2
+    min_area = min_area_px(min_diameter_nm, px)
     if given is not None:
-        sizes = np.bincount(given.ravel())
-        small = sizes < min_area_px
-        small[0] = False
-        return np.where(small[given], 0, given).astype(np.int32) if small.any() else given
+        return _drop_small(given, min_area, relabel=False)
     # fill small holes (pinholes of a noisy probability map), not whole rings
     if fg.any():
         holes = ndi.binary_fill_holes(fg) & ~fg
         if holes.any():
             hole_labels, _ = ndi.label(holes)
             hole_sizes = np.bincount(hole_labels.ravel())
-            small = hole_sizes <= max(min_area_px, 4.0)
+            small = hole_sizes <= max(min_area, 4.0)
             small[0] = False
             fg = fg | small[hole_labels]
     structure = np.ones((3, 3), dtype=bool)
@@ -221,13 +219,20 @@ def label_particles(mask_or_probability, *, pixel_size_nm: float, min_diameter_n
         labels = _split(components, n, r_min_px)
     else:
         labels = components
-    # remove objects below the minimum size and relabel consecutively
+    return _drop_small(labels, min_area, relabel=True)  # objects below the minimum size removed, ids 1..n
+
+
+def _drop_small(labels: np.ndarray, min_area: float, *, relabel: bool) -> np.ndarray:
+    """The minimum-size cut on a label image: labels of fewer than ``min_area`` pixels (:func:`nanoseg._pixel.
+    min_area_px`) set to 0; ``relabel`` numbers the others 1..n, else their ids are kept."""
     sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_area_px
+    keep = sizes >= min_area
     keep[0] = False
-    new_ids = np.zeros(len(sizes), dtype=np.int32)
-    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return new_ids[labels]
+    if relabel:
+        new_ids = np.zeros(len(sizes), dtype=np.int32)
+        new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        return new_ids[labels]
+    return labels if keep[1:].all() else np.where(keep[labels], labels, 0).astype(np.int32)
 
 
 def miles_lantuejoul_weights(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:

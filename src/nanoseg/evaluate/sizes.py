@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanoseg._pixel import above_min_diameter
 from nanoseg.errors import NanosegError
 from nanoseg.particles import miles_lantuejoul_weights  # noqa: F401  (re-exported; used below)
 
@@ -258,7 +259,7 @@ def size_statistics_table(sizes, *, weights: Sequence[float] | None = None, n_bo
         w = _weights(d, w, "size")
     limit = float(detection_limit_nm) if detection_limit_nm is not None else None
     if limit is not None:
-        keep = d >= limit
+        keep = above_min_diameter(d, limit)  # the one minimum-size cut
         d, w = d[keep], (None if w is None else w[keep])
     weighted = w is not None
     w = np.ones_like(d) if w is None else w

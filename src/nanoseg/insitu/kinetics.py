@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nanoseg._pixel import above_min_diameter
 from nanoseg.errors import NanosegError
 from nanoseg.insitu.theory import lsw_distribution
 
@@ -43,8 +44,7 @@ def _prepared(table: pd.DataFrame, exclude_edge: bool, min_diameter_nm: float = 
     t = table
     if exclude_edge and "touches_edge" in t.columns:
         t = t[~t["touches_edge"].astype(bool)]
-    if min_diameter_nm > 0:
-        t = t[t["diameter_nm"] >= min_diameter_nm]
+    t = t[above_min_diameter(t["diameter_nm"], min_diameter_nm)]  # the one minimum-size cut (0: all)
     t = t.copy()
     if "time_s" not in t.columns:
         t["time_s"] = t["frame"].astype(float)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanoseg._pixel import above_min_diameter
 from nanoseg.report import Section
 
 #: bootstrap replicates and seed of the report's intervals (stated in the section)
@@ -114,8 +115,7 @@ def size_section(folder: Path, images: list[tuple[str, dict]], *, figures_dir: P
     with atomic_path(figures_dir / "size_statistics.csv") as tmp:
         stats.to_csv(tmp, index=False)
     inside = pooled[~pooled["touches_edge"].astype(bool)] if "touches_edge" in pooled.columns else pooled
-    if limit is not None:
-        inside = inside[inside["diameter_nm"] >= limit]
+    inside = inside[above_min_diameter(inside["diameter_nm"], limit)]  # the one minimum-size cut
     figure = size_histogram(inside["diameter_nm"], inside["ml_weight"] if weighted else None, stats,
                             figures_dir / "size_histogram.png")
     border = ("Particles touching the frame border are left out (their size is cut) and every other particle "
