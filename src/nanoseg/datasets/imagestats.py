@@ -5,6 +5,12 @@ The trainer records their 1st–99th percentile ranges over the training images 
 (:func:`nanoseg.infer.ood.check_distribution`, which documents each statistic). Both sides import this one
 definition from here, below the training and inference layers.
 
+``contrast`` and ``roughness`` are the formulas of :mod:`nanoseg.simulate.stats` (also used by the study
+descriptors and :func:`nanoseg.simulate.movie.image_statistics`). ``noise`` here is the noise of the
+*standardized* image (robust σ of neighbour differences / √2, in units of the image's standard deviation); the
+study descriptor of the same name (:func:`nanoseg.study.descriptors.noise_level`) is the *relative shot noise*
+of the raw image (robust σ of image − blur, as a fraction of the median). Model cards store this one.
+
 Example
 -------
 >>> import numpy as np

@@ -9,7 +9,8 @@ Per image, after x-ray removal and per-image standardization (as the network see
 * ``info_limit_cyc_px`` / ``info_limit_nm`` — the highest spatial frequency where the radially averaged power
   spectrum stands ``snr`` times above its near-Nyquist noise floor (the information limit of the data);
 * ``noise`` — robust relative noise of the background: 1.4826·MAD(image − blurred image) / median(image) on the
-  raw image (≈ 1/√(electrons per pixel) for pure shot noise).
+  raw image (≈ 1/√(electrons per pixel) for pure shot noise). Not the ``noise`` of the out-of-distribution
+  checks (:mod:`nanoseg.datasets.imagestats`: the standardized image's noise, stored in model cards).
 
 A dataset's descriptors are the medians over (up to ``max_images``) images. :func:`descriptor_distance` gives
 per-descriptor absolute differences and a combined distance (differences scaled by each descriptor's spread over
