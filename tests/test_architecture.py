@@ -18,6 +18,7 @@ docs/architecture.md draws the same layers; change both together.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -210,6 +211,12 @@ class _ImportCollector(ast.NodeVisitor):
 
 def collect() -> tuple[list[Edge], list[tuple[str, Path, str, str, int]]]:
     """All nanoseg → nanoseg import edges, and private attributes read off imported nanoseg modules."""
+    return _collect(SRC)
+
+
+@functools.lru_cache(maxsize=4)
+def _collect(src: Path) -> tuple[list[Edge], list[tuple[str, Path, str, str, int]]]:
+    """:func:`collect` for the tree under ``src`` (parsed once per test session)."""
     modules = module_files()
     edges, private_reads = [], []
     for module, path in modules.items():
