@@ -152,7 +152,8 @@ def test_write_prediction_records_ml_weights(tmp_path):
     mask[20:30, 20:30] = True
     mask[0:30, 70:100] = True
     pred = SimpleNamespace(pixel_size_nm=0.1, mask=mask, probability=mask.astype(np.float32), variance=None,
-                           threshold=0.5, metadata={}, warnings=[], ood={})
+                           threshold=0.5, metadata={}, warnings=[], ood={}, estimated_dice=0.9,
+                           low_confidence=False)
     write_prediction(pred, Micrograph(mask.astype(np.float32), pixel_size_nm=0.1), tmp_path, "m")
     table = pd.read_csv(tmp_path / "m.particles.csv")
     inside = table[~table["touches_edge"]]
