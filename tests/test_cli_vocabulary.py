@@ -159,13 +159,18 @@ def test_main_prints_library_errors_in_flags(capsys, tmp_path):
 
 
 def _error_texts(tree: ast.AST):
-    """String pieces of the message and hint of every ``...Error(...)`` call in a module."""
+    """String pieces of the message and hint of every ``...Error(...)`` call, and of every ``hint=``, in a module."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")).endswith("Error"):
-            for arg in [*node.args, *(k.value for k in node.keywords if k.arg in ("hint", "message"))]:
-                for piece in ast.walk(arg):
-                    if isinstance(piece, ast.Constant) and isinstance(piece.value, str):
-                        yield node.lineno, piece.value
+        if not isinstance(node, ast.Call):
+            continue
+        if getattr(node.func, "id", getattr(node.func, "attr", "")).endswith("Error"):
+            pieces = [*node.args, *(k.value for k in node.keywords if k.arg in ("hint", "message"))]
+        else:  # any other call handing on a hint (require_same_settings(..., hint=...))
+            pieces = [k.value for k in node.keywords if k.arg == "hint"]
+        for arg in pieces:
+            for piece in ast.walk(arg):
+                if isinstance(piece, ast.Constant) and isinstance(piece.value, str):
+                    yield node.lineno, piece.value
 
 
 def test_library_errors_name_parameters_not_flags():

@@ -104,7 +104,7 @@ def assumed_time_axis(movie, series: Series, frame_interval_s: float | None) -> 
         return None
     return (f"time axis assumed: the frames carry no timestamps and no frame interval was given; assumed "
             f"{ASSUMED_INTERVAL_S:g} s per frame, so every time and rate (k in nm^n/s) is per frame "
-            "(give frame_interval_s, or --dt on the command line)")
+            "(give frame_interval_s=SECONDS)")
 
 
 def _mask_source(masks, n: int) -> Callable[[int], np.ndarray]:
@@ -387,7 +387,7 @@ def _resume_point(out: Path, settings: dict, restart: bool, correct_drift: bool)
     if state_path.exists() and not restart:
         state = json.loads(state_path.read_text())
         require_same_settings(state.get("settings"), settings, path=out,
-                              hint="use another --out folder, or restart=True (--restart) to overwrite it")
+                              hint="use another out_dir=FOLDER, or restart=True to overwrite it")
         start = int(state["next_frame"])
         if correct_drift and start > 0 and drift_state_path.exists():
             with np.load(drift_state_path) as z:

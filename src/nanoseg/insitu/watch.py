@@ -480,9 +480,9 @@ def _live_sections(run: _Run, n_new: int, busy_s: float, *, result: WatchResult 
     settings = run.state["settings"]
     rate = n_new / busy_s if busy_s > 0 else float("nan")
     if settings.get("frame_interval_s"):
-        time_text = f"frame i at i × {settings['frame_interval_s']:g} s (--dt)"
+        time_text = f"frame i at i × {settings['frame_interval_s']:g} s (--frame-interval-s)"
     elif settings.get("assume_dt_s"):
-        time_text = (f"time axis assumed: {settings['assume_dt_s']:g} s per frame (--assume-dt); every time and rate "
+        time_text = (f"time axis assumed: {settings['assume_dt_s']:g} s per frame (--assume-frame-interval-s); every time and rate "
                      "scales with this guess")
     else:
         time_text = "the files' acquisition timestamps"

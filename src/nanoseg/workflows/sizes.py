@@ -56,7 +56,7 @@ def size_histogram(diameters_nm, weights, stats: pd.DataFrame, path: str | os.Pa
 def _pixel_size_source(meta: dict, settings: dict) -> str:
     """Where the particle table's pixel size came from, in words."""
     if settings.get("pixel_size_nm") is not None:
-        return f"--pixel-size {settings['pixel_size_nm']:g} nm (given, replacing the file's)"
+        return f"--pixel-size-nm {settings['pixel_size_nm']:g} nm (given, replacing the file's)"
     if meta.get("pixel_size_nm") is None and meta.get("particle_table_pixel_size_nm") is not None:
         return (f"assumed: the model's training pixel size {meta['particle_table_pixel_size_nm']:g} nm "
                 "(--assume-model-pixel-size)")
@@ -124,7 +124,7 @@ def size_section(folder: Path, images: list[tuple[str, dict]], *, figures_dir: P
               "Particles touching the frame border are left out (their size is cut); this folder's tables have "
               "no Miles–Lantuéjoul weights (written by an older nanoseg), so the statistics are not corrected for "
               "large particles being cut more often")
-    limit_text = (f"Detection limit: {limit:g} nm, the run's --min-diameter (smaller particles are not counted; "
+    limit_text = (f"Detection limit: {limit:g} nm, the run's --min-diameter-nm (smaller particles are not counted; "
                   "the model's recall near this size is not measured here)" if limit is not None else
                   "Detection limit: unknown (no predict_settings.json)")
     pixel_text = "; ".join(f"{source}: {', '.join(stems[:5])}{' …' if len(stems) > 5 else ''}"
