@@ -164,7 +164,7 @@ def support_sigma_per_A3(kind: str, p: dict) -> float:
     comp = spec["composition"]
     mass = sum(frac * atomic_masses[atomic_numbers[s]] for s, frac in comp.items())
     n_per_A3 = spec["density_g_cm3"] / mass * 6.02214076e23 / 1e24
-    return n_per_A3 * sum(frac * _scattering_per_atom(atomic_numbers[s], p) for s, frac in comp.items())
+    return float(n_per_A3 * sum(frac * _scattering_per_atom(atomic_numbers[s], p) for s, frac in comp.items()))
 
 
 def _smooth_noise(shape: tuple[int, int], length_px: float, rng: np.random.Generator) -> np.ndarray:
