@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from conftest import disks_image
 from nanoseg.cli import app
-from nanoseg.infer import predict_files
 from nanoseg.io import read, write_tiff
 from nanoseg.models import ModelCard, build_model, save_model
+from nanoseg.workflows.predict import predict_files
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_predict_refuses_finished_outputs_of_unknown_settings(tmp_path, checkpoi
 
 
 def test_model_fingerprint_tells_models_apart(tmp_path, checkpoint):
-    from nanoseg.infer.batch import model_fingerprint
+    from nanoseg.infer.fingerprint import model_fingerprint
     from nanoseg.models import load_model
 
     loaded = load_model(checkpoint)

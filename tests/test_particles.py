@@ -264,9 +264,9 @@ def test_predict_overlay_outlines_each_particle_of_the_table(tmp_path):
     import imageio.v3 as iio
     import pandas as pd
 
-    from nanoseg.infer.batch import write_prediction
     from nanoseg.infer.predict import Prediction
     from nanoseg.io import Micrograph
+    from nanoseg.workflows.predict import write_prediction
 
     shape = (80, 100)
     mask = disc(shape, 40, 35, 12) | disc(shape, 40, 57, 12)  # one blob, two particles in particles.csv

@@ -67,7 +67,7 @@ def test_predict_report_skips_the_settings_record(tmp_path):
     """predict_settings.json (the resume key) is not an image: no row for it."""
     import json
 
-    from nanoseg.infer.batch import SETTINGS_FILE
+    from nanoseg.workflows.predict import SETTINGS_FILE
     from nanoseg.workflows.report import predict_sections
 
     (tmp_path / "a.mask.tif").write_bytes(b"")

@@ -238,6 +238,7 @@ def test_predict_cli_pipeline_file_and_particle_diameter(tmp_path, cli_checkpoin
     assert meta["preprocessing"]["steps"] == [{"name": "gaussian_blur", "sigma_px": 1.0}, {"name": "standardize"}]
     assert meta["pixel_size_nm"] == pytest.approx(0.1) and meta["pixel_size_source"] == "particle_diameter_px"
     assert "instead of the model card's" in result.output
+    assert "--particle-diameter-px" in result.output  # the warning names the flag, not the Python parameter
 
 
 def test_predict_cli_named_pipeline_and_a_bad_one(tmp_path, cli_checkpoint):

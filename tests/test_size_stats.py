@@ -98,9 +98,9 @@ def test_empty_and_bad_inputs():
 
 
 def _fake_predict_folder(folder, *, with_weights: bool = True):
-    """A predict output folder as batch.write_prediction leaves it (one micrograph), without running a model."""
-    from nanoseg.infer.batch import SETTINGS_FILE
+    """A predict output folder as workflows.predict.write_prediction leaves it (one micrograph), without running a model."""
     from nanoseg.io import write_png_preview, write_tiff
+    from nanoseg.workflows.predict import SETTINGS_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
     mask = np.zeros((64, 64), np.uint8)
@@ -145,8 +145,8 @@ def test_write_prediction_records_ml_weights(tmp_path):
     """predict's particles.csv carries each interior particle's Miles–Lantuéjoul weight (NaN when cut)."""
     from types import SimpleNamespace
 
-    from nanoseg.infer.batch import write_prediction
     from nanoseg.io import Micrograph
+    from nanoseg.workflows.predict import write_prediction
 
     mask = np.zeros((100, 100), bool)
     mask[20:30, 20:30] = True

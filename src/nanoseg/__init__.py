@@ -31,7 +31,7 @@ _FACADE = {
     "Pipeline": "nanoseg.preprocess",
     "open_dataset": "nanoseg.datasets",
     "load_model": "nanoseg.models", "build_model": "nanoseg.models", "list_models": "nanoseg.models",
-    "predict": "nanoseg.infer", "predict_files": "nanoseg.infer", "Prediction": "nanoseg.infer",
+    "predict": "nanoseg.infer", "predict_files": "nanoseg.workflows.predict", "Prediction": "nanoseg.infer",
     "label_particles": "nanoseg.particles", "particle_table": "nanoseg.particles",
     "track": "nanoseg.insitu:track_movie", "read_track_result": "nanoseg.insitu",
     "SimulationConfig": "nanoseg.simulate", "generate_dataset": "nanoseg.simulate",

@@ -75,7 +75,7 @@ def predict(
 
     Example: nanoseg predict frames/*.dm4 --out masks --ensemble runs/cv5 --tta --pixel-size-nm 0.02
     """
-    from nanoseg.infer import predict_files
+    from nanoseg.workflows.predict import predict_files
 
     writable_folder(out)
     if model is not None and ensemble is not None:
@@ -93,7 +93,7 @@ def predict(
                       highlight=False)
     for name, notes in result.warnings.items():
         for note in notes:
-            console.print(f"[yellow]warning:[/] {name}: {note}", highlight=False)
+            console.print(f"[yellow]warning:[/] {name}: {cli_error_text(note)}", highlight=False)
     console.print(cli_error_text(result.report.summary()), highlight=False)
     fail_if(not result.ok)
 

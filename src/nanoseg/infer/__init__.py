@@ -1,5 +1,6 @@
 """Inference on frames of any size: tiling with exact blending, resampling to the model's pixel size,
-ensembles and test-time augmentation with uncertainty, out-of-distribution warnings, fast engines, batches.
+ensembles and test-time augmentation with uncertainty, out-of-distribution warnings, fast engines (batches of
+files: :mod:`nanoseg.workflows.predict`).
 
 Example
 -------
@@ -11,16 +12,16 @@ Example
 """
 
 from nanoseg._lazy import lazy_attributes
-from nanoseg.infer.batch import BatchResult, output_paths, predict_file, predict_files, write_prediction
 from nanoseg.infer.engine import ENGINES
 from nanoseg.infer.network_input import NetworkInput, network_input
 from nanoseg.infer.ood import check_distribution
 from nanoseg.infer.predict import DEFAULT_TILE_PX, Prediction, predict, predict_many, resolve_models
 
 __all__ = [
-    "BatchResult", "DEFAULT_TILE_PX", "ENGINES", "NetworkInput", "Prediction", "check_distribution", "network_input",
-    "output_paths", "predict", "predict_file", "predict_files", "predict_many", "resolve_models", "write_prediction",
+    "DEFAULT_TILE_PX", "ENGINES", "NetworkInput", "Prediction", "check_distribution", "network_input", "predict",
+    "predict_many", "resolve_models",
 ]
+# batches of files (predict_files, write_prediction, resuming a folder) are the workflow nanoseg.workflows.predict
 
 # internals (tiling, engines, raw network calls): importable from here for old code, documented in their
 # modules, not in __all__
@@ -32,4 +33,4 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "probability_from_logits": "nanoseg.infer.predict", "axis_weights": "nanoseg.infer.tiling",
     "context_px": "nanoseg.infer.tiling", "pad_to_multiple": "nanoseg.infer.tiling",
     "tile_layout": "nanoseg.infer.tiling", "tile_starts": "nanoseg.infer.tiling", "tiled_apply": "nanoseg.infer.tiling",
-}, submodules=["batch", "engine", "network_input", "ood", "predict", "tiling"])
+}, submodules=["engine", "fingerprint", "network_input", "ood", "predict", "tiling"])

@@ -372,8 +372,8 @@ def watch_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, *, model
 
 
 def _model_fingerprint(model):
-    """:func:`nanoseg.infer.batch.model_fingerprint` (imported here: it loads torch, which a ``predict_fn`` needs not)."""
-    from nanoseg.infer.batch import model_fingerprint
+    """:func:`nanoseg.infer.fingerprint.model_fingerprint` (imported here: it loads torch, which a ``predict_fn`` needs not)."""
+    from nanoseg.infer.fingerprint import model_fingerprint
 
     return model_fingerprint(model)
 

@@ -52,7 +52,7 @@ def _out_of_distribution(meta: dict) -> bool:
 def predict_sections(folder: Path, *, max_images: int = 12, figures_dir: Path | None = None) -> list[Section]:
     """Sections for a ``nanoseg predict`` output folder: per-image particle counts, warnings, the particle sizes
     (:func:`nanoseg.workflows.sizes.size_section`, its figure and CSV written to ``figures_dir``), overlays."""
-    from nanoseg.infer.batch import SETTINGS_FILE  # here: importing nanoseg.infer loads torch
+    from nanoseg.workflows.predict import SETTINGS_FILE  # here: it imports nanoseg.infer, which loads torch
 
     rows, warnings, overlays, images, quality_lines, quality_warnings = [], [], [], [], [], []
     for meta_path in sorted(folder.glob("*.json")):

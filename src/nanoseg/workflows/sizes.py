@@ -74,7 +74,7 @@ def size_section(folder: Path, images: list[tuple[str, dict]], *, figures_dir: P
     Writes ``size_statistics.csv`` and ``size_histogram.png`` into ``figures_dir`` (default ``folder``).
     """
     from nanoseg.evaluate.sizes import size_statistics_table
-    from nanoseg.infer.batch import SETTINGS_FILE
+    from nanoseg.workflows.predict import SETTINGS_FILE
 
     figures_dir = Path(figures_dir or folder)
     settings_path = folder / SETTINGS_FILE

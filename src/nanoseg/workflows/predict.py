@@ -1,4 +1,4 @@
-"""Batch inference over files: what ``nanoseg predict`` runs.
+"""Batch inference over files: the workflow ``nanoseg predict`` runs (was ``nanoseg.infer.batch``).
 
 For every input file ``<stem>.<ext>`` the output folder receives
 
@@ -32,7 +32,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ import numpy as np
 
 from nanoseg._util import BatchReport, progress_iter
 from nanoseg.errors import NanosegError
+from nanoseg.infer.fingerprint import model_fingerprint
 
 SETTINGS_FILE = "predict_settings.json"
 #: options of :func:`nanoseg.infer.predict` that change no finished output, so a resume may differ in them
@@ -74,52 +74,6 @@ def output_paths(out_dir: str | os.PathLike, stem: str) -> dict[str, Path]:
 def is_finished(out_dir: str | os.PathLike, stem: str) -> bool:
     """True when the input's metadata JSON (written last) exists."""
     return output_paths(out_dir, stem)["metadata"].exists()
-
-
-def model_fingerprint(model) -> str | list:
-    """What identifies a model for resuming: a sha1 of its checkpoint files (``card.json`` + weights, so a
-    changed card counts too), or :func:`nanoseg.infer.engine.weights_fingerprint` of a network in memory; a
-    list for an ensemble given as a list. ``None``/"default": the shipped model."""
-    from nanoseg.models import LoadedModel
-    from nanoseg.models.checkpoint import default_model_path
-
-    if model is None or (isinstance(model, str) and model == "default"):
-        return _files_sha1(default_model_path())
-    if isinstance(model, str) and model == "auto":  # per image among the shipped models: all of them count
-        from nanoseg.models.checkpoint import installed_models, shipped_model_path
-
-        return "auto:" + ",".join(f"{n}={_files_sha1(shipped_model_path(n))}" for n in installed_models())
-    if isinstance(model, str) and not Path(model).exists():
-        from nanoseg.models.checkpoint import SHIPPED_MODELS, shipped_model_path
-
-        if model in SHIPPED_MODELS:
-            return _files_sha1(shipped_model_path(model))
-    if isinstance(model, (list, tuple)):
-        return [model_fingerprint(m) for m in model]
-    if isinstance(model, (str, os.PathLike)):
-        if not Path(model).exists():
-            raise NanosegError("model not found", path=model,
-                               hint="give a checkpoint directory, a .nanoseg file, or 'default'")
-        return _files_sha1(Path(model))
-    if isinstance(model, LoadedModel) and model.path.exists():
-        return _files_sha1(model.path)
-    from nanoseg.infer.engine import weights_fingerprint
-
-    return "weights:" + weights_fingerprint(getattr(model, "module", model))
-
-
-def _files_sha1(path: Path) -> str:
-    """sha1 over a checkpoint file, or over the cards and weights below a checkpoint/ensemble folder."""
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and (p.name == "card.json" or p.suffix in {
-            ".safetensors", ".pt", ".nanoseg"}))
-    digest = hashlib.sha1()
-    for file in files:
-        digest.update((file.relative_to(path).as_posix() if file != path else file.name).encode())
-        with open(file, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def resume_settings(model, *, min_diameter_nm: float, **options) -> dict[str, Any]:
