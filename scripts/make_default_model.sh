@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make nanoseg's default model v2 end to end (issue #14): simulate the three training sets and the five held-out
 # sets, train, calibrate the per-image quality estimate on held-out sets, score every set, install.
-#   scripts/make_default_model.sh            # the full recipe (hours on a 2-core CPU; minutes on a GPU)
+#   scripts/make_default_model.sh            # the recipe of the shipped model (~1.5 h on an idle 2-core CPU)
 #   QUICK=1 scripts/make_default_model.sh    # the quick recipe (≤ 90 min on 2 cores): fewer images and epochs
 # Every step resumes: `nanoseg simulate` keeps finished images, so a killed run restarts where it stopped.
 # Knobs (environment): WORKERS (2), DATA (data/v2), RUN (runs/default_model_v2), INSTALL (src/nanoseg/data/models/default),
@@ -13,8 +13,9 @@ if [[ -n "$QUICK" ]]; then
   N_CORRECTED=${N_CORRECTED:-80}; N_UNCORRECTED=${N_UNCORRECTED:-40}; N_LARGE=${N_LARGE:-4}; N_HELDOUT=${N_HELDOUT:-8}
   EPOCHS=${EPOCHS:-15}
 else
-  N_CORRECTED=${N_CORRECTED:-240}; N_UNCORRECTED=${N_UNCORRECTED:-120}; N_LARGE=${N_LARGE:-12}; N_HELDOUT=${N_HELDOUT:-20}
-  EPOCHS=${EPOCHS:-40}
+  # the counts of the shipped v2 model (docs/models.md); more images are better where time allows
+  N_CORRECTED=${N_CORRECTED:-120}; N_UNCORRECTED=${N_UNCORRECTED:-32}; N_LARGE=${N_LARGE:-6}; N_HELDOUT=${N_HELDOUT:-12}
+  EPOCHS=${EPOCHS:-60}
 fi
 WORKERS=${WORKERS:-2}
 DATA=${DATA:-data/v2}

@@ -214,6 +214,13 @@ def test_shipped_default_model_loads_with_its_card():
     assert card.particle_diameter_range_nm[0] < 2.0 and card.particle_diameter_range_nm[1] > 12.0
     per = card.metrics["test_per_condition"]
     assert per["all"]["n"] > 0 and 0.5 < per["all"]["hard_dice_mean"] <= 1
+    # scored on the held-out sets through predict, and calibrated for the per-image quality estimate
+    held = card.metrics["heldout"]
+    assert {"indist", "shift_sets_mean"} <= set(held) and all(0 < g["hard_dice_mean"] <= 1 for g in held.values())
+    calibration = card.quality_calibration
+    assert calibration and set(calibration["feature_names"]) <= {"soft_dice", "view_dice", "uncertain_fraction",
+                                                             "uncertain_over_mask", "margin_inside",
+                                                             "area_fraction", "ood_fraction"}
     with torch.no_grad():
         out = loaded.module(torch.zeros(1, 1, 2 * loaded.size_multiple, 2 * loaded.size_multiple))
     assert out.shape == (1, 2, 32, 32)

@@ -84,6 +84,17 @@ def test_tiny_model_learns(disks_dataset, tmp_path):
     assert train_model([disks_dataset], cfg, out, progress=False) == out
 
 
+def test_selection_last_keeps_the_final_epoch(disks_dataset, tmp_path):
+    cfg = TrainConfig(**{**SMALL, "model_config": {"depth": 2, "filters": [4, 4, 4]}}, epochs=3, selection="last")
+    out = train_model([disks_dataset], cfg, tmp_path / "run", progress=False)
+    card = load_model(out).card
+    assert card.training["best_epoch"] == 3 and card.training["selection"] == "last"
+    final = torch.load(out / "last.pt", weights_only=True)["model"]
+    kept = load_model(out).module.state_dict()
+    for key in kept:
+        torch.testing.assert_close(kept[key], final[key], rtol=0, atol=0)
+
+
 def test_resume_after_interruption_gives_the_same_weights(disks_dataset, tmp_path):
     cfg = TrainConfig(**{**SMALL, "model_config": {"depth": 2, "filters": [4, 4, 4]}}, epochs=3,
                       augmentation={"dihedral": True, "noise_rho_max": 0.5}, schedule="cosine")

@@ -42,7 +42,10 @@ class TrainConfig(BaseModel):
     schedule: Literal["none", "cosine", "step"] = "none"
     step_size_epochs: int = Field(10, ge=1)
     step_gamma: float = Field(0.1, gt=0, le=1)
-    selection: Literal["val_loss", "val_dice"] = "val_loss"
+    # which epoch's weights are kept: lowest validation loss, highest validation hard Dice, or the last epoch
+    # ("last": for schedules that end at lr 0, when confident errors on a few validation images make the loss a
+    # poor guide; the validation scores are still recorded every epoch)
+    selection: Literal["val_loss", "val_dice", "last"] = "val_loss"
     early_stopping_patience: int | None = Field(None, ge=1)
 
     patch_size: int = Field(256, ge=8)

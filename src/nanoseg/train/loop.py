@@ -305,6 +305,13 @@ def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _is_better(score: float, best: float | None, selection: str) -> bool:
+    """Whether this epoch's validation ``score`` replaces the kept state (``selection="last"``: always).
+
+    >>> _is_better(0.2, 0.3, "val_loss"), _is_better(0.2, 0.3, "val_dice"), _is_better(0.2, 0.3, "last")
+    (True, False, True)
+    """
+    if selection == "last":
+        return True
     if math.isnan(score):
         return False
     if best is None:
