@@ -65,6 +65,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "model": "--model",
     "mask": "--mask",
     "lattice_spacings_nm": "--lattice-nm",
+    "pipeline": "--pipeline",
+    "threshold": "--threshold",
 }
 _PARAMETER = re.compile(r"`?\b(" + "|".join(sorted(PARAMETER_FLAGS, key=len, reverse=True)) + r")=([^\s,;)`]*)`?")
 

@@ -99,7 +99,7 @@ def check_mask(mask: np.ndarray, card, *, input_pixel_size_nm: float | None, pro
             below = "" if threshold is None else f" < threshold {threshold:.3g}"
             top = f" (highest probability {float(np.max(probability)):.3g}{below})"
         notes.append(f"the mask is empty: no particle was found{top}; if the image shows particles, model {name!r} "
-                     "does not fit it (check the pixel size and the particle polarity, or try --threshold otsu)")
+                     "does not fit it (check the pixel size and the particle polarity, or try threshold=otsu)")
         return out, notes
     if out["flooded"]:
         notes.append(f"the mask covers {fraction:.0%} of the field (more than {FLOODED_FRACTION:.0%}): the background "

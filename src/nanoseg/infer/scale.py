@@ -6,7 +6,7 @@ characteristic blob size of an image, and :func:`assumed_pixel_size_nm` chooses 
 diameter at the model's typical training particle size (the geometric mean of the card's
 ``particle_diameter_range_nm``). The assumption behind every number: *the particles in this image have the
 typical diameter of the training set*. Sizes in nm computed from it are only as right as that assumption;
-``--pixel-size`` (the real calibration) or ``--particle-diameter-px`` (a measured diameter) replace it.
+``pixel_size_nm=`` (the real calibration) or ``particle_diameter_px=`` (a measured diameter) replace it.
 
 The blob size is the scale-space maximum of the scale-normalized determinant of the Hessian (Lindeberg's
 blob detector; it answers to compact blobs but hardly to edges and fringes, unlike the Laplacian):

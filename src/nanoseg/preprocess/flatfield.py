@@ -183,7 +183,7 @@ def flat_field_or_subtract(image, *, order=(2, 2), scale=0.25, n_reweight=2, mod
     note = (f"flat_field: the fitted background reaches {float(background.min()):.4g} (≤ 0; mean "
             f"{float(background.mean()):.4g}), as on a HAADF-STEM or dark-field image, so it was subtracted "
             "instead of divided (mode='subtract'); the network may see another contrast than in training "
-            "(a --pipeline with {name: flat_field, mode: subtract} makes this choice explicit)")
+            "(pipeline=SPEC with the step {name: flat_field, mode: subtract} makes this choice explicit)")
     return _corrected(array, background, "subtract"), note
 
 
