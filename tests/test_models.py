@@ -66,6 +66,8 @@ def test_norm_choices_keep_parameters_and_instance_norm_is_batch_independent(nam
         together = net(x)[:1]
         # in training mode BatchNorm normalises over the batch, instance/group norm over one image
         assert torch.allclose(alone, together, atol=1e-5) == (kind != "batch"), kind
+    # the card's receptive field (save_model computes it) counts the norms as the pointwise rescaling they are
+    assert len({receptive_field(net) for net in nets.values()}) == 1
     with pytest.raises(NanosegError, match="norm must be one of"):
         build_model(name, norm="layer")
 

@@ -105,7 +105,10 @@ def _hull(spans: list[_Span]) -> _Span:
     return _Span(np.minimum.reduce([s.lo for s in spans]), np.maximum.reduce([s.hi for s in spans]))
 
 
-_POINTWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.Sigmoid,
+# Instance and group norm divide by statistics of the whole feature map: every output depends weakly on every
+# input through one mean and one spread per channel. Like BatchNorm's batch statistics in training, that global
+# affine rescaling is not counted: the receptive field is the local, spatial dependence.
+_POINTWISE_MODULES = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.Sigmoid,
                       nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.PReLU, nn.Softmax2d)
 _POINTWISE_FUNCTIONS = {F.relu, F.leaky_relu, F.gelu, F.silu, F.elu, torch.relu, torch.sigmoid, torch.tanh,
                         F.dropout, F.softmax, torch.softmax}
