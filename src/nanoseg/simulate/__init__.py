@@ -7,6 +7,10 @@ See docs/simulation.md. Main entry points: :class:`SimulationConfig`, :func:`sim
 """
 
 from nanoseg._lazy import lazy_attributes, make_callable
+
+# the particle-resolving modalities register their spec checks with simulate.config on import
+from nanoseg.simulate import bftem as bftem
+from nanoseg.simulate import stem as stem
 from nanoseg.simulate.config import Choice, LogUniform, SimulationConfig, Uniform, load_config
 from nanoseg.simulate.detector import DETECTORS, apply_detector
 from nanoseg.simulate.generate import SimulatedImage, generate_dataset, simulate_image

@@ -68,7 +68,7 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.transform import Rotation
 
 from nanoseg.errors import NanosegError
-from nanoseg.simulate.config import Choice, LogUniform, Param, SimulationConfig, Uniform
+from nanoseg.simulate.config import MODALITY_CHECKS, Choice, LogUniform, Param, SimulationConfig, Uniform
 from nanoseg.simulate.labels import footprint_mask
 from nanoseg.simulate.structures import get_material, make_particle
 
@@ -236,6 +236,9 @@ def check_bf_spec(config: SimulationConfig) -> BFParams:
     if not 0.6 <= bf.atomistic_max_nm <= 20:
         raise ValueError(f"bf_tem.atomistic_max_nm must be in 0.6–20 nm, got {bf.atomistic_max_nm}")
     return bf
+
+
+MODALITY_CHECKS["bf_tem"] = check_bf_spec
 
 
 def _hull_thickness_nm(points_nm: np.ndarray, radius_nm: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:

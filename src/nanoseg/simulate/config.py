@@ -105,6 +105,11 @@ DRAWN = [
 
 _INTEGER = {"image_size_px", "n_particles"}
 
+#: modality name → the check of its own part of a spec (raises ValueError). The modality modules register
+#: themselves on import (``simulate.stem``: haadf_stem, ``simulate.bftem``: bf_tem; ``nanoseg.simulate`` imports
+#: both), so this module does not import them: they build on its parameter types.
+MODALITY_CHECKS: dict[str, Any] = {}
+
 
 class SimulationConfig(BaseModel):
     """A simulation spec (units in the names; see docs/simulation.md for every parameter)."""
@@ -192,16 +197,11 @@ class SimulationConfig(BaseModel):
         for v in vals("shape"):
             if v not in SHAPES:
                 raise ValueError(f"unknown shape {v!r} (choose from {', '.join(SHAPES)})")
-        if self.modality == "haadf_stem":  # its own supports (silica, alumina, ...) and parameters
-            from nanoseg.simulate.stem import check_stem_spec
-
-            check_stem_spec(self)
-        elif self.modality == "bf_tem":  # particle-resolving bright field: its own supports and parameters
-            from nanoseg.simulate.bftem import check_bf_spec
-
-            check_bf_spec(self)
+        if self.modality in MODALITY_CHECKS:  # its own supports (silica, alumina, ...) and parameters
+            MODALITY_CHECKS[self.modality](self)
         elif self.modality != "hrtem":
-            raise ValueError(f"modality must be 'hrtem', 'haadf_stem' or 'bf_tem', got {self.modality!r}")
+            known = ", ".join(repr(m) for m in ("hrtem", *sorted(MODALITY_CHECKS)))
+            raise ValueError(f"modality must be one of {known}, got {self.modality!r}")
         elif self.stem is not None:
             raise ValueError("stem: parameters need modality: haadf_stem")
         if self.bf_tem is not None and self.modality != "bf_tem":

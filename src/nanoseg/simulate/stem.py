@@ -55,7 +55,15 @@ from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
 from nanoseg.errors import NanosegError
-from nanoseg.simulate.config import Choice, LogUniform, Param, SimulationConfig, Uniform, load_config
+from nanoseg.simulate.config import (
+    MODALITY_CHECKS,
+    Choice,
+    LogUniform,
+    Param,
+    SimulationConfig,
+    Uniform,
+    load_config,
+)
 from nanoseg.simulate.labels import footprint_labels
 from nanoseg.simulate.structures import make_particle, projected_radius_A
 
@@ -144,6 +152,9 @@ def check_stem_spec(config: SimulationConfig) -> None:
               else [params.support_morphology]):
         if v not in (None, "grains", "film"):
             raise ValueError(f"stem.support_morphology must be 'grains' or 'film', got {v!r}")
+
+
+MODALITY_CHECKS["haadf_stem"] = check_stem_spec
 
 
 def _scattering_per_atom(symbol_z: int, p: dict) -> float:
