@@ -699,3 +699,11 @@ def test_example_reads_back_through_every_writer(tmp_path):
         np.testing.assert_array_equal(read(tmp_path / name).data, m.data)
     back = read(tmp_path / "e.tif")
     assert back.pixel_size_nm == 0.02 and back.dose_e_per_A2 == 400.0 and back.metadata["voltage_kV"] == 300.0
+
+
+def test_unreadable_tiff_datetime_is_kept_as_text_not_dropped(tmp_path):
+    path = tmp_path / "odd_time.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), extratags=[(306, "s", 0, "yesterday noon", True)],
+                     resolution=(1e7, 1e7, "CENTIMETER"))
+    meta = read(path).metadata
+    assert "timestamp_s" not in meta and meta["datetime_text"] == "yesterday noon"

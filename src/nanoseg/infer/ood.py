@@ -4,25 +4,9 @@ Sytwu et al. show that networks are not robust across pixel size and collapse at
 training range; the model card records the training ranges, and :func:`check_distribution` compares an
 input against them. Each check gives a flag (``True`` = outside the training range) and a warning line.
 
-Image statistics (after per-image standardization, definitions of ``SCIENCE.md``):
-
-``contrast``
-    ``median(background) − median(particle)`` — needs a particle mask; inference uses its own prediction.
-``roughness``
-    Fourier roughness ``Σ|F(k)|² k² / Σ|F(k)|²`` (k in cycles/px): ≈ 0.17 for white noise, ≈ 0.03–0.05 for
-    real OneView frames of Au at 884–80 e/Å².
-``noise``
-    Pixel-noise σ relative to the image's standard deviation, estimated robustly from differences of
-    neighbouring pixels (median absolute deviation ÷ 0.6745 ÷ √2).
-
-Only statistics that the card lists in ``image_statistics`` are compared; the others are reported.
-
-Example
--------
->>> import numpy as np
->>> s = image_statistics(np.random.default_rng(0).normal(size=(128, 128)))
->>> round(s["roughness"], 2), round(s["noise"], 1)
-(0.17, 1.0)
+The image statistics (``contrast``, ``roughness``, ``noise``, after per-image standardization) are defined once,
+in :mod:`nanoseg.datasets.imagestats` (``image_statistics`` is re-exported here). Only statistics that the card
+lists in ``image_statistics`` are compared; the others are reported.
 """
 
 from __future__ import annotations

@@ -543,8 +543,8 @@ def _open_tiff(path: Path, choice: SignalChoice = None) -> Opened:
             try:
                 stamp = _dt.datetime.strptime(str(tag.value), "%Y:%m:%d %H:%M:%S").replace(tzinfo=_dt.UTC)
                 meta["acquired"], meta["timestamp_s"] = stamp.isoformat(), stamp.timestamp()
-            except ValueError:
-                pass
+            except ValueError:  # not the TIFF "YYYY:MM:DD HH:MM:SS" form: no acquisition time, kept as text
+                meta["datetime_text"] = str(tag.value)
         interval = to_float(ij.get("finterval"))
     # planar samples (tifffile's "SYX"): a 3- or 4-frame stack written without metadata is stored this
     # way, indistinguishable from planar RGB; taken as frames, so that no frame silently vanishes

@@ -61,8 +61,8 @@ def pick_device(config: dict[str, Any]) -> str | None:
 
         name = get_worker().name
         index = int(name) if str(name).isdigit() else abs(hash(str(name)))
-    except (ImportError, ValueError):
-        pass
+    except (ImportError, ValueError):  # not inside a Dask worker: the first GPU
+        index = 0
     return f"cuda:{index % torch.cuda.device_count()}"
 
 
