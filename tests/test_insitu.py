@@ -72,15 +72,34 @@ def coalescence_result(coalescence_movie):
 
 # ---------------------------------------------------------------------------------------------------- drift
 
-def test_drift_recovered_subpixel_while_particles_change():
+@pytest.mark.parametrize("detector, max_error_px", [("counting", 0.2), ("scintillator", 0.5)])
+def test_drift_recovered_subpixel_while_particles_change(detector, max_error_px):
+    """< 0.2 px with a counting camera; the scintillator's white pixel-gain noise (5 % of 400 e/px here, twice
+    its low-passed shot noise) costs precision: < 0.5 px."""
     m = simulate_coarsening_movie(n_frames=15, shape_px=(192, 192), pixel_size_nm=PX, n_particles=30,
                                   lsw_rate_nm3_per_s=0.6, drift_nm_per_frame=(0.07, -0.11), drift_jitter_nm=0.03,
-                                  dose_e_per_A2=100, seed=4)
+                                  dose_e_per_A2=100, seed=4, detector=detector)
     d = estimate_drift(m.series())
     err_px = np.hypot(d.dy_nm - m.drift.dy_nm, d.dx_nm - m.drift.dx_nm) / PX
     total_px = np.hypot(m.drift.dy_nm.iloc[-1], m.drift.dx_nm.iloc[-1]) / PX
     assert total_px > 8  # the drift is real ...
-    assert err_px.max() < 0.2  # ... and recovered to < 0.2 px in every frame
+    assert err_px.max() < max_error_px  # ... and recovered to a fraction of a pixel in every frame
+
+
+def test_drift_is_not_locked_by_the_cameras_fixed_pattern():
+    """A camera's pixel-gain pattern stays put while the specimen drifts: it must not pull the drift to 0."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    base = ndi.gaussian_filter(rng.normal(size=(160, 160)), 3)
+    base /= base.std()
+    pattern = 0.8 * rng.normal(size=base.shape)  # white, the same in every frame, 0.8× the specimen's std
+    true = np.array([(0.6 * i, -0.4 * i) for i in range(8)])
+    frames = [ndi.shift(base, t, mode="wrap") + pattern + 0.3 * rng.normal(size=base.shape) for t in true]
+    assert np.abs(estimate_drift(frames)[["dy_px", "dx_px"]].to_numpy() - true).max() > 1.0  # locked near 0
+    tracker = DriftTracker(lowpass_sigma_px=2.5)  # the band-pass leaves the pattern's fine detail out
+    drift = np.array([tracker.update(f) for f in frames])
+    assert np.abs(drift - true).max() < 0.2
 
 
 def test_drift_tracker_state_resumes_exactly():
@@ -605,7 +624,7 @@ def test_track_movie_resume_equals_uninterrupted(tmp_path, small_movie):
     with pytest.raises(NanosegError, match="summary.json"):
         read_track_result(tmp_path)
     acc = compare_to_truth(resumed, m).set_index("metric")
-    assert acc.loc["max_error_px", "value"] < 0.3
+    assert acc.loc["max_error_px", "value"] < 0.8  # scintillator camera at the renderer's dose (counting: 0.3)
     assert acc.loc["link_recall", "value"] > 0.95
     assert acc.loc["k (n=3)", "truth"] > 0 and {"drift", "tracking", "kinetics"} <= set(acc["group"])
     with pytest.raises(NanosegError, match="other settings"):

@@ -76,7 +76,8 @@ def test_frames_deterministic_calibrated_and_dark_particles():
     mask = m.mask(0)
     assert f0.data[mask].mean() < f0.data[~mask].mean() - 0.05  # amplitude contrast
     s = image_statistics(f0.data, mask)
-    assert s["contrast"] > 0.5 and 0.002 < s["roughness"] < 0.1
+    # not white (0.167): the PSF low-passes the shot noise; at 800 e/px the 5 % white pixel gains add 0.01-0.02
+    assert s["contrast"] > 0.5 and 0.002 < s["roughness"] < 0.13
     # the truth mask matches the truth radii
     rows = m.truth_table(0)
     inside = rows[rows.inside]

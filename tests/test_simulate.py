@@ -26,6 +26,7 @@ from nanoseg.simulate import (
     simulate_image,
     wavelength_A,
 )
+from nanoseg.simulate.detector import get_detector
 from nanoseg.simulate.stats import fourier_roughness, particle_contrast, radial_power_spectrum
 
 TINY = dict(name="tiny", image_size_px=48, pixel_size_nm=0.05, diameter_nm=1.0, diameter_spread=0.0,
@@ -118,10 +119,35 @@ def test_poisson_noise_then_mtf():
     ideal = apply_detector(np.ones((256, 256)), dose_e_per_A2=100, pixel_size_A=0.5, detector="ideal", rng=rng)
     assert ideal.var() == pytest.approx(25.0, rel=0.05)  # Poisson: variance = mean = 25 e/px
     assert fourier_roughness(ideal) == pytest.approx(1 / 6, rel=0.03)  # white
-    scint = apply_detector(np.ones((256, 256)), dose_e_per_A2=100, pixel_size_A=0.5, detector="scintillator", rng=rng)
+    shot_only = get_detector("scintillator", gain_nonuniformity=0.0)  # the pixel gain map adds white noise
+    scint = apply_detector(np.ones((256, 256)), dose_e_per_A2=100, pixel_size_A=0.5, detector=shot_only, rng=rng)
     assert fourier_roughness(scint) < 0.07  # the MTF low-passes the shot noise
     m = mtf((64, 64), "scintillator")
     assert m[0, 0] == pytest.approx(1.0) and m[0, 32] < 0.15
+
+
+def test_pixel_gain_nonuniformity_is_white_noise_in_proportion_to_the_signal():
+    """Its variance is (g·N)²: negligible at a few e/px, dominant at thousands; one fixed map serves all frames."""
+    from nanoseg.simulate.detector import pixel_gain_map
+
+    flat = np.ones((256, 256))
+    det = get_detector("ideal", gain_nonuniformity=0.05)
+    for dose, pixel_A in ((100.0, 0.5), (40000.0, 0.5)):  # 25 and 10,000 e/px
+        n = dose * pixel_A ** 2
+        image = apply_detector(flat, dose_e_per_A2=dose, pixel_size_A=pixel_A, detector=det,
+                               rng=np.random.default_rng(2))
+        assert image.var() == pytest.approx(n + (0.05 * n) ** 2, rel=0.05)  # Poisson + gain map
+        assert fourier_roughness(image) == pytest.approx(1 / 6, rel=0.03)  # both white
+    gains = pixel_gain_map(flat.shape, det, np.random.default_rng(3))
+    frames = [apply_detector(flat, dose_e_per_A2=40000.0, pixel_size_A=0.5, detector=det, gain_map=gains,
+                             rng=np.random.default_rng(seed)) for seed in (4, 5)]
+    # the same camera pattern in both frames: their pixel values correlate (r = g²N / (g²N + 1) ≈ 0.96)
+    assert np.corrcoef(frames[0].ravel(), frames[1].ravel())[0, 1] > 0.9
+    with pytest.raises(NanosegError, match="gain_map has shape"):
+        apply_detector(flat, dose_e_per_A2=100.0, pixel_size_A=0.5, detector=det, gain_map=gains[:8],
+                       rng=np.random.default_rng(0))
+    with pytest.raises(NanosegError, match="gain_nonuniformity"):
+        get_detector("scintillator", gain_nonuniformity=2.0)
 
 
 def test_detector_rejects_bad_dose():

@@ -100,7 +100,7 @@ DRAWN = [
     "n_particles", "touching_pair_fraction", "zone_axis_fraction", "support", "support_thickness_nm",
     "voltage_kV", "defocus_nm", "Cs_um", "C5_mm", "astigmatism_nm", "focal_spread_nm", "convergence_mrad",
     "aperture_mrad", "dose_e_per_A2", "detector", "mtf_core_sigma_px", "mtf_tail_fraction", "mtf_tail_sigma_px",
-    "gain_noise_cv", "read_noise_e", "illumination_gradient", "xray_spikes_per_Mpx",
+    "gain_noise_cv", "read_noise_e", "illumination_gradient", "xray_spikes_per_Mpx", "gain_nonuniformity",
 ]
 
 _INTEGER = {"image_size_px", "n_particles"}
@@ -139,7 +139,7 @@ class SimulationConfig(BaseModel):
     support_thickness_nm: Param = 3.0
     # optics
     voltage_kV: Param = 300.0
-    defocus_nm: Param = Uniform(uniform=(-3.0, 15.0))  # abTEM sign: positive = underfocus
+    defocus_nm: Param = Uniform(uniform=(5.0, 20.0))  # abTEM sign: positive = underfocus (docs/simulation.md)
     Cs_um: Param = Uniform(uniform=(-20.0, 20.0))
     C5_mm: Param = 0.0
     astigmatism_nm: Param = Uniform(uniform=(0.0, 1.0))
@@ -154,6 +154,7 @@ class SimulationConfig(BaseModel):
     mtf_tail_sigma_px: Param = None
     gain_noise_cv: Param = None
     read_noise_e: Param = None
+    gain_nonuniformity: Param = None  # relative spread of the per-pixel gains (None: the preset's)
     illumination_gradient: Param = 0.0
     xray_spikes_per_Mpx: Param = 0.0
     # numerics (fixed, not drawn)
@@ -184,7 +185,7 @@ class SimulationConfig(BaseModel):
                      "illumination_gradient", "xray_spikes_per_Mpx", "astigmatism_nm"):
             positive(name, allow_zero=True)
         for name in ("mtf_core_sigma_px", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e",
-                     "mtf_tail_fraction"):
+                     "mtf_tail_fraction", "gain_nonuniformity"):
             positive(name, allow_zero=True, allow_none=True)
         positive("aperture_mrad")
         for name in ("touching_pair_fraction", "zone_axis_fraction"):

@@ -13,21 +13,33 @@ Steps of :func:`apply_detector` (all in electrons per pixel):
 3. gain noise: each electron deposits a random signal (relative spread ``gain_noise_cv``), so the
    signal is ``N + 𝒩(0, cv² N)``;
 4. the MTF: PSF = (1 − w) · Gaussian(σ_core) + w · Gaussian(σ_tail), applied by FFT (periodic);
-5. read noise ``𝒩(0, read_noise_e²)``;
-6. optional x-ray spikes: isolated bright pixels added after the MTF (direct hits on the sensor), each
+5. pixel gain non-uniformity: every camera pixel's signal is multiplied by its own gain ``1 + g·𝒩(0, 1)``
+   (``gain_nonuniformity`` g, white: one value per pixel, the same in every frame of a movie when a fixed
+   ``gain_map`` is passed). A noise whose standard deviation grows in proportion to the signal, so it matters at
+   many electrons per pixel (high dose, large pixels) and hardly at low dose;
+6. read noise ``𝒩(0, read_noise_e²)``;
+7. optional x-ray spikes: isolated bright pixels added after the MTF (direct hits on the sensor), each
    worth :data:`XRAY_SIGNAL_E` electrons — a fixed deposited energy, **independent of the beam dose**, so
    x-rays stand out more at low dose, as on a real camera.
 
-Presets (:data:`DETECTORS`): ``scintillator`` (OneView-like: σ_core 0.7 px, 12 % tail with σ 4 px,
-gain noise cv 1.0 — i.e. DQE(0) = 1/(1 + cv²) = 0.5 — read noise 0.3 e), ``counting`` (direct-electron
-counting: σ 0.3 px, no tail, no gain or read noise) and ``ideal`` (no MTF, no extra noise; for tests).
+Presets (:data:`DETECTORS`): ``scintillator`` (OneView-like: σ_core 0.85 px, 12 % tail with σ 4 px,
+gain noise cv 1.0 — i.e. DQE(0) = 1/(1 + cv²) = 0.5 — read noise 0.3 e, pixel gain non-uniformity 5 %),
+``counting`` (direct-electron counting: σ 0.3 px, no tail, no gain or read noise) and ``ideal`` (no MTF, no
+extra noise; for tests).
 
 The scintillator values are set by ``benchmarks/realism.py``, which runs networks trained only on real TEAM 0.5 /
-OneView micrographs on matched simulations (docs/simulation.md, "Realism"). Of cv 1.0, 1.2, 1.4 and 2.0, cv 1.0
-(DQE(0) 0.5, at the top of the range usually quoted for scintillator-coupled cameras at 300 kV) gave the best
-mean real-data Dice over the ten conditions (0.75 against 0.66 for the earlier 2.0) and lifted the 80 e/Å²
-set from 0.33 to 0.82; cv 2.0 (DQE 0.2) had been tuned to particle contrast on a few crops, a statistic whose
-image-to-image spread (σ ≈ 0.26 at 423 e/Å²) is as large as the effect of the change.
+OneView micrographs on matched simulations (docs/simulation.md, "Realism"):
+
+- gain spread cv 1.0 (DQE(0) 0.5, at the top of the range usually quoted for scintillator-coupled cameras at
+  300 kV): of 1.0, 1.2, 1.4 and 2.0 it gave the best mean real-data Dice;
+- σ_core 0.85 px (SCIENCE.md quotes 0.7–0.8; of 0.7, 0.8 and 0.85, 0.85 scored best) and a 5 % white pixel-gain
+  spread together: the real 160kX (0.042 nm/px) networks reject correlated noise at 2–4 px (it looks like
+  their Au fringes) and accept a white component; at 75 e/px the 5 % gain spread supplies it, at 3–17 e/px it
+  is negligible beside the shot noise. Networks of all ten sets rose (mean 0.75 → 0.91 with the defocus
+  range of the presets). A fresh gain reference leaves far less (0.3 %, Sci. Rep. 15, 2025 on a scintillator
+  CCD): 5 % stands for everything white and signal-proportional the real frames carry and the model lacks
+  (an aged gain reference, scintillator burn-in, export quantization); it is set by measurement, not by a
+  datasheet.
 
 Example
 -------
@@ -57,6 +69,7 @@ class DetectorModel:
     mtf_tail_sigma_px: float = 4.0
     gain_noise_cv: float = 1.0
     read_noise_e: float = 0.3
+    gain_nonuniformity: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +81,7 @@ class DetectorModel:
 XRAY_SIGNAL_E = (150.0, 1000.0)
 
 DETECTORS: dict[str, DetectorModel] = {
-    "scintillator": DetectorModel("scintillator", 0.7, 0.12, 4.0, 1.0, 0.3),
+    "scintillator": DetectorModel("scintillator", 0.85, 0.12, 4.0, 1.0, 0.3, 0.05),
     "counting": DetectorModel("counting", 0.3, 0.0, 1.0, 0.0, 0.0),
     "ideal": DetectorModel("ideal", 0.0, 0.0, 1.0, 0.0, 0.0),
 }
@@ -84,12 +97,32 @@ def get_detector(detector: str | DetectorModel, **overrides) -> DetectorModel:
         raise NanosegError(f"unknown detector {detector!r}", hint=f"choose one of: {', '.join(DETECTORS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model = replace(model, **overrides) if overrides else model
-    for field in ("mtf_core_sigma_px", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e"):
+    for field in ("mtf_core_sigma_px", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e", "gain_nonuniformity"):
         if getattr(model, field) < 0:
             raise NanosegError(f"detector {field} must be ≥ 0, got {getattr(model, field)}")
     if not 0 <= model.mtf_tail_fraction < 1:
         raise NanosegError(f"detector mtf_tail_fraction must be in [0, 1), got {model.mtf_tail_fraction}")
+    if model.gain_nonuniformity > 0.3:
+        raise NanosegError(f"detector gain_nonuniformity is a relative spread of the pixel gains; "
+                           f"{model.gain_nonuniformity} is beyond any camera",
+                           hint="use a value between 0 and 0.3 (0.065 = 6.5 %)")
     return model
+
+
+def pixel_gain_map(shape: tuple[int, int], model: DetectorModel | str, rng: np.random.Generator) -> np.ndarray | None:
+    """One draw of the camera's per-pixel gains ``1 + g·𝒩(0, 1)`` (None when ``gain_nonuniformity`` is 0).
+
+    Pass the same map to every frame of a movie: the pattern belongs to the camera, not to the exposure.
+
+    >>> import numpy as np
+    >>> m = pixel_gain_map((256, 256), get_detector("scintillator", gain_nonuniformity=0.05), np.random.default_rng(0))
+    >>> round(float(m.std()), 2), pixel_gain_map((4, 4), "ideal", np.random.default_rng(0)) is None
+    (0.05, True)
+    """
+    model = get_detector(model)
+    if model.gain_nonuniformity <= 0:
+        return None
+    return 1.0 + model.gain_nonuniformity * rng.standard_normal(shape)
 
 
 def mtf(shape: tuple[int, int], model: DetectorModel | str) -> np.ndarray:
@@ -131,7 +164,7 @@ def illumination_field(shape: tuple[int, int], gradient: float, rng: np.random.G
 def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A: float,
                    detector: str | DetectorModel = "scintillator", rng: np.random.Generator,
                    illumination_gradient: float = 0.0, xray_spikes_per_Mpx: float = 0.0,
-                   oversampling: int = 1) -> np.ndarray:
+                   oversampling: int = 1, gain_map: np.ndarray | None = None) -> np.ndarray:
     """Record an image intensity (1 = vacuum) with a camera; returns electrons per pixel (float32).
 
     With ``oversampling`` k > 1 the intensity is given on a grid k× finer than the camera pixels, and the
@@ -151,6 +184,8 @@ def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A:
     rng : NumPy random generator.
     illumination_gradient : peak-to-peak relative illumination variation (0 = flat).
     xray_spikes_per_Mpx : mean number of x-ray hits per 10⁶ pixels.
+    gain_map : the camera's per-pixel gains (:func:`pixel_gain_map`, camera-pixel shape); None draws one from
+        ``rng`` when the model has a ``gain_nonuniformity``.
     """
     model = get_detector(detector)
     image = np.asarray(intensity, dtype=np.float64)
@@ -181,6 +216,12 @@ def apply_detector(intensity: np.ndarray, *, dose_e_per_A2: float, pixel_size_A:
         counts = np.fft.ifft2(np.fft.fft2(counts) * mtf(counts.shape, fine)).real
     if k > 1:  # each camera pixel integrates its k × k cells
         counts = counts.reshape(counts.shape[0] // k, k, counts.shape[1] // k, k).sum(axis=(1, 3))
+    if gain_map is None:
+        gain_map = pixel_gain_map(counts.shape, model, rng)
+    elif np.shape(gain_map) != counts.shape:
+        raise NanosegError(f"gain_map has shape {np.shape(gain_map)}, the camera image {counts.shape}")
+    if gain_map is not None:
+        counts *= gain_map
     if model.read_noise_e > 0:
         counts += rng.normal(0.0, model.read_noise_e, counts.shape)
     if xray_spikes_per_Mpx > 0:

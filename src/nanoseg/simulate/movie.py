@@ -625,6 +625,9 @@ def _render(movie: CoarseningMovie, index: int) -> np.ndarray:
 
         rng = np.random.default_rng([p["seed"], 104729, index])
         counts_per_px = movie.dose_e_per_A2 * (px * 10) ** 2
+        # the white pixel-gain noise is drawn afresh per frame: its origin in the real frames is not
+        # identified (docs/simulation.md), and a pattern fixed to the camera would need its own registration
+        # model (DriftTracker's low-pass only halves the bias a 5 % fixed pattern puts on the drift)
         image = apply_detector(image, dose_e_per_A2=movie.dose_e_per_A2, pixel_size_A=px * 10,
                                detector=p.get("detector", "scintillator"), rng=rng) / counts_per_px
     return image.astype(np.float32)

@@ -125,7 +125,8 @@ def image_metadata(params: dict, config: SimulationConfig, particles: list[Atoms
 def detector_for(params: dict):
     """The camera model the drawn parameters describe (:func:`nanoseg.simulate.detector.get_detector`)."""
     return get_detector(params["detector"], **{k: params[k] for k in (
-        "mtf_core_sigma_px", "mtf_tail_fraction", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e")})
+        "mtf_core_sigma_px", "mtf_tail_fraction", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e",
+        "gain_nonuniformity") if k in params})
 
 
 def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfig, particles, seed: int,
@@ -146,8 +147,9 @@ def camera_stage(intensity: np.ndarray, *, params: dict, config: SimulationConfi
                            xray_spikes_per_Mpx=params["xray_spikes_per_Mpx"], oversampling=oversampling)
     instances = footprint_labels(particles, shape=(n_px, n_px), pixel_size_A=pixel_A, origin_A=pixel_A / 2)
     mask = (instances > 0).astype(np.uint8)
+    camera = {f"camera_{k}": float(v) for k, v in detector.as_dict().items() if k != "name"}
     meta = image_metadata(params, config, particles, seed, detector.name,
-                     {**extra_meta, "mask_fraction": float(mask.mean())})
+                     {**extra_meta, **camera, "mask_fraction": float(mask.mean())})
     micrograph = Micrograph(image, pixel_size_nm=params["pixel_size_nm"], dose_e_per_A2=params["dose_e_per_A2"],
                             metadata=meta, source="simulated")
     return SimulatedImage(micrograph, mask, instances, meta)
