@@ -188,6 +188,18 @@ def test_segment_layers_on_the_example(tmp_path):
     assert "3 particles at 0.02 nm/px" in result.summary and "training range" in result.summary
 
 
+def test_segment_layers_without_a_pixel_size_assumes_one_and_says_so():
+    """Like `nanoseg predict`: an uncalibrated image gets a pixel size from its particles' size, and a warning."""
+    assert _compute.resolve_pixel_size_nm(None, None, name="a", allow_estimate=True) is None
+    micrograph = example_micrograph()
+    result = _compute.segment_layers(micrograph.data, pixel_size_nm=None, name="ex")
+    (_, prob_kw, _), (_, lab_kw, _) = result.layers
+    px = lab_kw["metadata"]["nanoseg"]["pixel_size_nm"]
+    assert px is not None and 0.005 < px < 0.2 and prob_kw["scale"] == (px, px)
+    assert any("assumed" in w for w in result.quality["warnings"]) and "warning: no pixel size" in result.summary
+    assert result.table["diameter_nm"].notna().all()
+
+
 # ------------------------------------------------------------------------------------------ viewer
 _ENV_BEFORE: dict[str, str | None] = {}
 
@@ -318,14 +330,16 @@ def test_segment_widget_on_a_movie_segments_the_displayed_frame(viewer, qtbot):
     assert labels.data.shape == _sample_data.DEMO_MOVIE["shape_px"] and tuple(labels.scale) == (px, px)
 
 
-def test_segment_widget_refuses_an_uncalibrated_image(viewer, qtbot):
-    viewer.add_image(example_micrograph().data[:128, :128], name="plain")  # opened without a calibration
+def test_segment_widget_assumes_a_pixel_size_for_an_uncalibrated_image_and_says_so(viewer, qtbot):
+    viewer.add_image(example_micrograph().data, name="plain")  # opened without a calibration
     panel = _panel(viewer, "Segment particles")
     panel.layer.value = "plain"
     panel.run_button.changed.emit(True)
-    assert "no pixel size" in panel.error and "pixel size (nm)" in panel.error
-    assert [layer.name for layer in viewer.layers] == ["plain"]
-    panel.pixel_size.value = 0.05  # the override is the fix
+    _wait(qtbot, panel)
+    assert panel.error is None and "warning: no pixel size in plain: assumed" in panel.result.summary
+    for name in ("plain particles", "plain probability"):
+        viewer.layers.remove(name)
+    panel.pixel_size.value = 0.05  # the override replaces the assumption
     panel.run_button.changed.emit(True)
     _wait(qtbot, panel)
     assert panel.error is None and tuple(viewer.layers["plain particles"].scale) == (0.05, 0.05)

@@ -69,17 +69,22 @@ def layer_pixel_size_nm(layer) -> float | None:
     return None
 
 
-def resolve_pixel_size_nm(layer_px: float | None, override_nm: float | None, *, name: str) -> float:
-    """The pixel size to use: the override when given (> 0), else the layer's; a clear error without either."""
+def resolve_pixel_size_nm(layer_px: float | None, override_nm: float | None, *, name: str,
+                          allow_estimate: bool = False) -> float | None:
+    """The pixel size to use: the override when given (> 0), else the layer's. Without either: None when
+    ``allow_estimate`` (segmentation then assumes one from the particle size, as ``nanoseg predict`` does, and
+    says so in a warning), else a clear error (tracking: rates in nm need a calibrated pixel)."""
     if override_nm is not None and override_nm > 0:
         return float(override_nm)
+    if layer_px is None and allow_estimate:
+        return None
     if layer_px is None:
         raise NanosegError("the image has no pixel size, so sizes in nm cannot be computed", path=name,
                            hint="set 'pixel size (nm)' in the widget, or open the file with the nanoseg reader")
     return float(layer_px)
 
 
-def segment_layers(image: np.ndarray, *, pixel_size_nm: float, models=None, threshold: float | str = 0.5,
+def segment_layers(image: np.ndarray, *, pixel_size_nm: float | None, models=None, threshold: float | str = 0.5,
                    tta: bool = False, min_diameter_nm: float = 0.5, name: str = "image", engine: str = "auto",
                    scale_translate: tuple | None = None) -> SegmentResult:
     """Segment one 2-D image: probability and labels layer tuples plus the particle table (sizes in nm).
@@ -95,6 +100,11 @@ def segment_layers(image: np.ndarray, *, pixel_size_nm: float, models=None, thre
 
     micrograph = Micrograph(np.asarray(image), pixel_size_nm=pixel_size_nm, source=name)
     pred = predict(micrograph, models, threshold=threshold, tta=tta, engine=engine)
+    if pixel_size_nm is None:  # predict assumed one from the particle size (its warnings say how)
+        if pred.pixel_size_nm is None:
+            raise NanosegError("the image has no pixel size and none could be assumed", path=name,
+                               hint="set 'pixel size (nm)' in the widget")
+        pixel_size_nm = float(pred.pixel_size_nm)
     labels = label_particles(pred.mask, pixel_size_nm=pixel_size_nm, min_diameter_nm=min_diameter_nm)
     std = None if pred.variance is None else np.sqrt(np.clip(pred.variance, 0, None))
     table = particle_table(labels, pixel_size_nm=pixel_size_nm, image=micrograph.data,

@@ -171,7 +171,8 @@ class SegmentPanel(_Panel):
         if layer.ndim == 3:
             frame = int(self.viewer.dims.current_step[0])
             image = image[frame]
-        px = resolve_pixel_size_nm(layer_pixel_size_nm(layer), _override(self.pixel_size.value), name=layer.name)
+        px = resolve_pixel_size_nm(layer_pixel_size_nm(layer), _override(self.pixel_size.value), name=layer.name,
+                                   allow_estimate=True)
         options = {"pixel_size_nm": px, "models": _model_spec(self.model.value), "threshold": self.threshold.value,
                    "tta": self.tta.value, "min_diameter_nm": self.min_diameter.value, "engine": self.engine,
                    "name": layer.name if frame is None else f"{layer.name} frame {frame}",
