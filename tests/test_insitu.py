@@ -102,6 +102,22 @@ def test_drift_is_not_locked_by_the_cameras_fixed_pattern():
     assert np.abs(drift - true).max() < 0.2
 
 
+def test_untimed_series_from_array_is_flagged_like_a_raw_stack(tmp_path):
+    """Series.from_array without times used to give 1 s per frame silently: track_movie must say it assumed it."""
+    from nanoseg.io import Series
+
+    stack = np.zeros((3, 32, 32), np.float32)
+    assert Series.from_array(stack).timing == "index"
+    assert Series.from_array(stack, frame_interval_s=0.5).timing == "interval"
+    assert Series.from_array(stack, times_s=[0, 1, 3]).timing == "metadata"
+    masks = np.zeros((3, 32, 32), bool)
+    masks[:, 10:16, 10:16] = True
+    with pytest.warns(UserWarning, match="time axis assumed"):
+        r = track_movie(Series.from_array(stack, pixel_size_nm=0.2), masks=masks, out_dir=tmp_path / "a", n_boot=0,
+                        figures=False)
+    assert r.summary["time_assumption"].startswith("time axis assumed") and r.summary["warnings"][0].startswith("time axis")
+
+
 def test_drift_tracker_state_resumes_exactly():
     rng = np.random.default_rng(0)
     from scipy import ndimage as ndi

@@ -142,6 +142,8 @@ class Series(Sequence):
         stack = np.asarray(frames)
         if stack.ndim != 3:
             raise NanosegError(f"a movie must be a 3-D stack (frames, rows, cols), got shape {stack.shape}", path=source)
+        # the timing is recorded, so that an analysis can say when its time axis is an assumption
+        timing = "metadata" if times_s is not None else ("interval" if frame_interval_s is not None else "index")
         if times_s is None:
             interval = 1.0 if frame_interval_s is None else float(frame_interval_s)
             times_s = np.arange(stack.shape[0]) * interval
@@ -158,7 +160,9 @@ class Series(Sequence):
                 source=source,
             )
 
-        return cls(load, times, source=source)
+        series = cls(load, times, source=source)
+        series.timing = timing
+        return series
 
     @classmethod
     def from_micrographs(cls, frames: Sequence[Micrograph], times_s: Sequence[float] | None = None) -> Series:
