@@ -20,6 +20,17 @@ def demo_out(tmp_path_factory):
     return root / "out", report
 
 
+def test_demo_rerun_after_its_movie_changed_starts_the_tracking_afresh(demo_out, tmp_path):
+    """`make demo` after an upgrade (another movie or model) must not stop at the old run's resume check."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_out[0], out)  # the folder of an earlier demo ...
+    settings = DemoSettings(n_frames=5, shape_px=(256, 256), n_particles=5, mean_radius_nm=1.4)  # ... another movie
+    run_demo(out, settings=settings, quiet=True)
+    assert json.loads((out / "track" / "summary.json").read_text())["n_frames"] == 5
+
+
 def test_demo_writes_a_self_contained_report(demo_out):
     out, report = demo_out
     html = report.read_text()

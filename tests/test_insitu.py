@@ -662,6 +662,23 @@ def test_track_movie_fits_kinetics_above_the_stated_detection_limit(tmp_path, sm
     assert acc.loc["kinetics detection limit d_min (nm)", "value"] == 2.5
 
 
+def test_track_movie_does_not_resume_with_another_model(tmp_path, small_movie):
+    """The folder's settings hold the model's fingerprint: other weights mean another segmentation."""
+    import torch
+
+    from nanoseg.models import build_model
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return build_model("unet3").eval()
+
+    options = dict(out_dir=tmp_path, chunk_frames=3, n_boot=0, figures=False, pixel_size_nm=PX)
+    track_movie(small_movie, model=net(0), stop_after_frames=3, **options)
+    with pytest.raises(NanosegError, match="other settings.*model"):
+        track_movie(small_movie, model=net(1), **options)
+    track_movie(small_movie, model=net(0), **options)  # the same weights resume
+
+
 def test_track_movie_on_dask_equals_local(tmp_path, small_movie):
     distributed = pytest.importorskip("dask.distributed")
     m = small_movie

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from nanoseg.errors import NanosegError
+from nanoseg.errors import NanosegError, SettingsMismatchError
 
 T = TypeVar("T")
 
@@ -151,7 +151,7 @@ def require_same_settings(stored: dict | None, settings: dict, *, path, hint: st
     >>> require_same_settings({"threshold": 0.5}, {"threshold": 0.3}, path="out", hint="use --overwrite")
     Traceback (most recent call last):
     ...
-    nanoseg.errors.NanosegError: out: this folder holds a run with other settings (threshold: 0.5 → 0.3) (use --overwrite)
+    nanoseg.errors.SettingsMismatchError: out: this folder holds a run with other settings (threshold: 0.5 → 0.3) (use --overwrite)
     """
     import json
 
@@ -165,7 +165,7 @@ def require_same_settings(stored: dict | None, settings: dict, *, path, hint: st
                for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     shown = "; ".join(change if len(change) <= 120 else change[:117] + "..." for change in changed[:4])
     more = f"; {len(changed) - 4} more" if len(changed) > 4 else ""
-    raise NanosegError(f"this folder holds a run with other settings ({shown}{more})", path=path, hint=hint)
+    raise SettingsMismatchError(f"this folder holds a run with other settings ({shown}{more})", path=path, hint=hint)
 
 
 def local_cluster(n_workers: int, *, processes: bool = True, **kwargs):

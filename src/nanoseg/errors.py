@@ -35,6 +35,11 @@ class NanosegError(Exception):
         return text
 
 
+class SettingsMismatchError(NanosegError):
+    """An output folder holds finished work made with other settings, so it cannot be resumed (a
+    :class:`NanosegError`: the CLI reports it the same way; a caller that owns the folder may start afresh)."""
+
+
 def require(condition: bool, message: str, *, path=None, hint: str | None = None) -> None:
     """Raise :class:`NanosegError` unless ``condition`` holds.
 

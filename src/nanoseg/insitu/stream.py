@@ -320,7 +320,12 @@ def track_movie(movie, predict_fn: Callable | None = None, *, model=None, masks=
     (out / "chunks").mkdir(exist_ok=True)
     settings = _run_settings(series, pixel_size_nm, seg, link)
     segment, settings["segmentation"] = make_segmenter(predict_fn, model, masks, n)
-    notes = _model_coverage(model, series[0], pixel_size_nm) if settings["segmentation"] == "model" else []
+    notes = []
+    if settings["segmentation"] == "model":  # which weights: a resume with another model would mix two segmentations
+        from nanoseg.infer.fingerprint import model_fingerprint
+
+        settings["model"] = model_fingerprint(model)
+        notes = _model_coverage(model, series[0], pixel_size_nm)
     start, tracker = _resume_point(out, settings, ctl.restart, link.correct_drift)
     writer = _ChunkWriter(out, settings, tracker if link.correct_drift else None, start, pixel_size_nm)
     end = n if ctl.stop_after_frames is None else min(n, start + max(int(ctl.stop_after_frames), 0))

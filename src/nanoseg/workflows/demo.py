@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanoseg.errors import SettingsMismatchError
 from nanoseg.report import Section, write_report
 
 
@@ -119,9 +120,14 @@ def run_demo(out: str | Path, *, settings: DemoSettings | None = None, model=Non
 
     _log("segmenting and tracking every frame (resumable)", quiet)
     series = read_series(movie_path)
-    result = track_movie(series, model=models, out_dir=out / "track", progress=not quiet,
-                         search_range_nm=1.0, min_diameter_nm=settings.min_diameter_nm, n_boot=100,
-                         kinetics_min_diameter_nm=settings.kinetics_min_diameter_nm)
+    options = dict(model=models, out_dir=out / "track", progress=not quiet, search_range_nm=1.0,
+                   min_diameter_nm=settings.min_diameter_nm, n_boot=100,
+                   kinetics_min_diameter_nm=settings.kinetics_min_diameter_nm)
+    try:
+        result = track_movie(series, **options)
+    except SettingsMismatchError:  # the folder's earlier demo ran another movie or model (e.g. before an upgrade)
+        _log("the folder holds an earlier demo run with other settings: tracking afresh", quiet)
+        result = track_movie(series, restart=True, **options)
     accuracy = compare_to_truth(result, movie)  # the truth's kinetics get the run's d_min
     accuracy.to_csv(out / "accuracy_vs_truth.csv", index=False)
     recall = recall_by_size(result.tracks, movie.truth)
