@@ -177,29 +177,33 @@ def main() -> None:
     cpu_single = (time.process_time() - cpu) / args.images
     print(f"single process : {single:.2f} s wall, {cpu_single:.2f} s CPU per 512² image ({args.images} images)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        from dask.distributed import Client
+    if args.workers < 1:
+        print("dask           : skipped (--workers 0)")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            from dask.distributed import Client
 
-        from nanoseg._util import local_cluster
+            from nanoseg._util import local_cluster
 
-        with local_cluster(args.workers) as cluster:  # nanoseg's own LocalCluster, as generate_dataset uses
-            address = cluster.scheduler_address
-            # warm the workers (imports) outside the timed region
-            generate_dataset(config, os.path.join(tmp, "warm"), n_images=args.workers, seed=1,
-                             scheduler=address, progress=False)
-            start = time.perf_counter()
-            generate_dataset(config, os.path.join(tmp, "ds"), n_images=args.images * args.workers, seed=0,
-                             scheduler=address, progress=False)
-            dask_per_image = (time.perf_counter() - start) / (args.images * args.workers)
-            with Client(address) as client:  # CPU and wall time of the simulation itself, inside the workers
-                timings = client.gather(client.map(_timed_image, [SPEC] * (args.images * args.workers),
-                                                   range(args.images * args.workers), pure=False))
-    worker_wall, worker_cpu = (sum(t[i] for t in timings) / len(timings) for i in (0, 1))
-    print(f"dask, {args.workers} workers: {dask_per_image:.2f} s per image (wall, incl. writing the dataset)")
-    print(f"inside workers : {worker_wall:.2f} s wall, {worker_cpu:.2f} s CPU per image "
-          f"(CPU/wall {worker_cpu / worker_wall:.2f}; < 1 means the worker waited for a core)")
-    print(f"scaling        : {single / dask_per_image:.2f}× faster than one process "
-          f"(ideal {args.workers}×; per-core cost {dask_per_image * args.workers:.2f} s per image)")
+            with local_cluster(args.workers) as cluster:  # nanoseg's own LocalCluster, as generate_dataset uses
+                address = cluster.scheduler_address
+                # warm the workers (imports) outside the timed region
+                generate_dataset(config, os.path.join(tmp, "warm"), n_images=args.workers, seed=1,
+                                 scheduler=address, progress=False)
+                start = time.perf_counter()
+                generate_dataset(config, os.path.join(tmp, "ds"), n_images=args.images * args.workers, seed=0,
+                                 scheduler=address, progress=False)
+                dask_per_image = (time.perf_counter() - start) / (args.images * args.workers)
+                with Client(address) as client:  # CPU and wall time of the simulation itself, inside the workers
+                    timings = client.gather(client.map(_timed_image, [SPEC] * (args.images * args.workers),
+                                                       range(args.images * args.workers), pure=False))
+        worker_wall, worker_cpu = (sum(t[i] for t in timings) / len(timings) for i in (0, 1))
+        print(f"dask, {args.workers} workers: {dask_per_image:.2f} s per image (wall, incl. writing the dataset)")
+        print(f"inside workers : {worker_wall:.2f} s wall, {worker_cpu:.2f} s CPU per image "
+              f"(CPU/wall {worker_cpu / worker_wall:.2f}; < 1 means the worker waited for a core)")
+        print(f"scaling        : {single / dask_per_image:.2f}× faster than one process "
+              f"(ideal {args.workers}×; per-core cost {dask_per_image * args.workers:.2f} s per image)")
+
 
     if args.wide:
         wide = SimulationConfig.from_yaml(os.path.join(os.path.dirname(__file__), "..", "examples", "simulate",
