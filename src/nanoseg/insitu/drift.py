@@ -138,8 +138,7 @@ class DriftTracker:
             ref_f, mov_f = self._spectrum_for_correlation(reference), self._spectrum_for_correlation(moving)
             # match quality: peak of the phase correlation over its spread (pure noise gives ≈ 4–5)
             cross = ref_f * np.conj(mov_f)
-            band = self._highpass ** 2  # the same band as the match: whitening alone would undo it
-            phase = np.fft.ifft2(band * cross / np.maximum(np.abs(cross), 1e-12)).real
+            phase = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
             self.last_peak_ratio = float((phase.max() - phase.mean()) / max(phase.std(), 1e-12))
             if self.last_peak_ratio < self.min_peak_ratio:
                 drift = self.last.copy()  # no trustworthy match (blank or pure-noise frame): keep the last drift
