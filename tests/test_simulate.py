@@ -293,6 +293,25 @@ def test_cli_simulate_resume(tmp_path):
     assert result.exit_code == 0 and "0 new images" in result.output
 
 
+def test_absurd_pixel_gains_are_refused_in_the_spec_and_a_run_with_no_image_says_so(tmp_path, monkeypatch,
+                                                                                     capsys):
+    """A 500 % gain spread is a spec error before any simulation; a run whose every image failed ends with one
+    clear error (it used to end with 'not a nanoseg dataset')."""
+    import nanoseg.simulate as simulate_pkg
+    from nanoseg.cli import main
+
+    with pytest.raises(NanosegError, match="gain_nonuniformity.*beyond any camera"):
+        SimulationConfig.parse({**TINY, "gain_nonuniformity": 5.0})
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in TINY.items() if k != "name") + "\n")
+    monkeypatch.setattr(simulate_pkg, "generate_dataset", lambda *a, **k: None)  # as if every image failed
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", str(spec), "--out", str(tmp_path / "d"), "-n", "1", "--workers", "0"])
+    printed = capsys.readouterr()
+    assert exc.value.code == 2 and "no image could be simulated" in printed.err + printed.out
+    assert "not a nanoseg dataset" not in printed.err + printed.out
+
+
 @pytest.mark.slow
 def test_generate_dataset_on_dask_matches_in_process(tmp_path):
     from nanoseg.datasets import open_dataset

@@ -23,11 +23,15 @@ def simulate(
     Example: nanoseg simulate examples/simulate/au_5nm.yaml --out data/au5 -n 200 --workers 2
     """
     from nanoseg.datasets import open_dataset
+    from nanoseg.errors import NanosegError
     from nanoseg.simulate import SimulationConfig, generate_dataset
 
     writable_folder(out)
     config = SimulationConfig.from_yaml(spec)
     before = len(open_dataset(out)) if (out / "meta.parquet").exists() else 0
     generate_dataset(config, out, n_images=n, seed=seed, scheduler=scheduler, n_workers=workers, progress=True)
+    if not (out / "meta.parquet").exists():  # every image failed: the warning above lists why
+        raise NanosegError("no image could be simulated, so no dataset was written", path=out,
+                           hint="fix the spec as the failures above say, then rerun the same command")
     total = len(open_dataset(out))
     console.print(f"[green]{total - before} new images[/] ({total} in total) → {out}")

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nanoseg.errors import NanosegError
-from nanoseg.simulate.detector import DETECTORS
+from nanoseg.simulate.detector import DETECTORS, MAX_GAIN_NONUNIFORMITY
 from nanoseg.simulate.structures import MATERIALS, SHAPES
 from nanoseg.simulate.support import SUPPORTS
 
@@ -187,6 +187,10 @@ class SimulationConfig(BaseModel):
         for name in ("mtf_core_sigma_px", "mtf_tail_sigma_px", "gain_noise_cv", "read_noise_e",
                      "mtf_tail_fraction", "gain_nonuniformity"):
             positive(name, allow_zero=True, allow_none=True)
+        for v in vals("gain_nonuniformity"):
+            if v is not None and isinstance(v, (int, float)) and v > MAX_GAIN_NONUNIFORMITY:
+                raise ValueError(f"gain_nonuniformity is a relative spread of the pixel gains; {v} is beyond any "
+                                 f"camera (use 0–{MAX_GAIN_NONUNIFORMITY}, e.g. 0.05 = 5 %)")
         positive("aperture_mrad")
         for name in ("touching_pair_fraction", "zone_axis_fraction"):
             for v in vals(name):

@@ -80,6 +80,9 @@ class DetectorModel:
 #: 0.02 nm/px (17 e/px), so the preprocessing benchmarks see the same spikes there.
 XRAY_SIGNAL_E = (150.0, 1000.0)
 
+#: the largest pixel-gain spread accepted: 30 % is beyond any gain-normalized camera
+MAX_GAIN_NONUNIFORMITY = 0.3
+
 DETECTORS: dict[str, DetectorModel] = {
     "scintillator": DetectorModel("scintillator", 0.85, 0.12, 4.0, 1.0, 0.3, 0.05),
     "counting": DetectorModel("counting", 0.3, 0.0, 1.0, 0.0, 0.0),
@@ -102,10 +105,10 @@ def get_detector(detector: str | DetectorModel, **overrides) -> DetectorModel:
             raise NanosegError(f"detector {field} must be ≥ 0, got {getattr(model, field)}")
     if not 0 <= model.mtf_tail_fraction < 1:
         raise NanosegError(f"detector mtf_tail_fraction must be in [0, 1), got {model.mtf_tail_fraction}")
-    if model.gain_nonuniformity > 0.3:
+    if model.gain_nonuniformity > MAX_GAIN_NONUNIFORMITY:
         raise NanosegError(f"detector gain_nonuniformity is a relative spread of the pixel gains; "
                            f"{model.gain_nonuniformity} is beyond any camera",
-                           hint="use a value between 0 and 0.3 (0.065 = 6.5 %)")
+                           hint=f"use a value between 0 and {MAX_GAIN_NONUNIFORMITY} (0.065 = 6.5 %)")
     return model
 
 
