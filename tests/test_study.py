@@ -111,7 +111,8 @@ def test_example_specs_validate():
         for size in raw.get("sizes", {}):
             spec = load_spec(path, size=size)
             trainings, cells = expand_grid(spec)
-            assert len(cells) == len(trainings) * len(spec.test_sets) > 0
+            n_ensembles = len(trainings) // len(spec.seeds) if spec.ensemble else 0
+            assert len(cells) == (len(trainings) + n_ensembles) * len(spec.test_sets) > 0
             if spec.backend == "nanoseg" and train_config is not None:
                 for text in {json.dumps(t.config, sort_keys=True) for t in trainings}:
                     train_config.from_dict(json.loads(text))  # every training config is one nanoseg.train accepts
@@ -262,6 +263,54 @@ def test_failed_cells_are_recorded_and_the_rest_goes_on(two_sets, tmp_path, monk
     assert "detector exploded" in failed.loc["clean__f0__s0__base__test_noisy", "error"]
     report = write_study_report(tmp_path / "study")
     assert "Failed cells" in report.read_text()
+
+
+SEED_SHIFT_BACKEND = '''
+import json
+from pathlib import Path
+from nanoseg.study.backends import ThresholdBackend
+
+class SeedShift(ThresholdBackend):
+    """The threshold model, its threshold moved by 0.4 × the seed index: seeds give different members."""
+    def train(self, train_dir, val_dir, config, out_dir, *, device=None):
+        out = super().train(train_dir, val_dir, config, out_dir, device=device)
+        path = Path(out) / "threshold.json"
+        params = json.loads(path.read_text())
+        params["threshold"] += 0.4 * (config["seed"] // 100)
+        path.write_text(json.dumps(params))
+        return out
+'''
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])  # threads: Dask resolves the members' futures
+def test_ensemble_cells_score_the_mean_probability_of_the_seeds(two_sets, tmp_path, monkeypatch, scheduler):
+    from nanoseg.evaluate.pixel import pixel_metrics
+    from nanoseg.study.backends import get_backend
+
+    (tmp_path / "seed_shift_backend.py").write_text(SEED_SHIFT_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "study"
+    spec = spec_dict(two_sets, backend="seed_shift_backend:SeedShift", seeds=[0, 1], ensemble=True,
+                     training={"sigma_px": 1.0, "softness": 0.5})
+    table = run_study(spec, out, scheduler=scheduler, n_workers=2, progress=False,
+                      descriptors=False).set_index("cell")
+    assert (table["status"] == "ok").all() and len(table) == 2 * 2 * 2 * 2 + 2 * 2 * 2  # + one per fold and test
+    cell = table.loc["clean__f0__ensemble2__base__test_noisy"]
+    assert cell["option"] == "base,ensemble=2" and cell["seed"] == -1 and cell["ensemble_size"] == 2
+    backend = get_backend("seed_shift_backend:SeedShift")
+    members = [backend.load(out / "models" / f"clean__f0__s{s}__base" / "model") for s in (0, 1)]
+    assert members[0]["threshold"] != members[1]["threshold"]
+    ds = open_dataset(two_sets["noisy"])
+    by_hand = np.mean([pixel_metrics(np.mean([backend.predict(m, ds.micrograph(i)) for m in members], axis=0),
+                                     ds.mask(i))["dice"] for i in ds.ids])
+    assert cell["dice"] == pytest.approx(by_hand)
+    singles = [table.loc[f"clean__f0__s{s}__base__test_noisy", "dice"] for s in (0, 1)]
+    assert all(abs(cell["dice"] - d) > 1e-6 for d in singles)  # the ensemble is not one of its members
+    assert "base,ensemble=2" in set(summarize(table.reset_index())["option"])
+    again = run_study(spec, out, scheduler="sync", progress=False, descriptors=False)  # resumes: nothing reruns
+    assert (again.set_index("cell").loc[table.index, "finished_at"] == table["finished_at"]).all()
+    with pytest.raises(NanosegError, match="ensemble: true needs at least 2 seeds"):
+        load_spec(spec_dict(two_sets, ensemble=True))
 
 
 def test_run_on_a_local_dask_cluster(two_sets, tmp_path):

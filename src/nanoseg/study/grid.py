@@ -18,6 +18,15 @@ Example
 (16, 32)
 >>> trainings[0].key
 'a__f0__s0__noise_rho=0'
+
+With ``ensemble: true`` each (train set, fold, option) also gets one cell per test set for the mean
+probability of its seeds' models:
+
+>>> spec = StudySpec.model_validate({"name": "s", "datasets": {"a": {"path": "a"}}, "folds": 2,
+...     "seeds": [0, 1, 2], "ensemble": True})
+>>> trainings, cells = expand_grid(spec)
+>>> len(trainings), len(cells), cells[-1].key, cells[-1].option_label
+(6, 8, 'a__f1__ensemble3__base__test_a', 'base,ensemble=3')
 """
 
 from __future__ import annotations
@@ -65,17 +74,37 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class EvalCell:
-    """One evaluation: the model of ``training`` on ``test_set`` (its held-out fold when in distribution)."""
+    """One evaluation: the model of ``training`` on ``test_set`` (its held-out fold when in distribution).
+
+    An ensemble cell (``members``: the trainings of every seed of one train set, fold and option; ``training``
+    is the first) scores the mean probability of their models.
+    """
 
     training: TrainTask
     test_set: str
+    members: tuple[TrainTask, ...] = ()
 
     @property
     def in_distribution(self) -> bool:
         return self.test_set == self.training.train_set
 
     @property
+    def trainings(self) -> tuple[TrainTask, ...]:
+        """The models this cell evaluates: its members, or its one training."""
+        return self.members or (self.training,)
+
+    @property
+    def option_label(self) -> str:
+        """The option's label, with ``ensemble=N`` appended for an ensemble cell (its own row in the report)."""
+        label = self.training.option.label
+        return f"{label},ensemble={len(self.members)}" if self.members else label
+
+    @property
     def key(self) -> str:
+        if self.members:
+            t = self.training
+            return _safe(f"{t.train_set}__f{t.fold}__ensemble{len(self.members)}__{t.option.label}"
+                         f"__test_{self.test_set}")
         return _safe(f"{self.training.key}__test_{self.test_set}")
 
 
@@ -161,4 +190,10 @@ def expand_grid(spec: StudySpec) -> tuple[list[TrainTask], list[EvalCell]]:
                     config["seed"] = seed * 100 + fold  # a fixed, distinct seed per fold (Sytwu)
                     trainings.append(TrainTask(train_set, fold, seed, option, config))
     cells = [EvalCell(t, test_set) for t in trainings for test_set in spec.test_sets]
+    if spec.ensemble:
+        groups: dict[tuple[str, str, int], list[TrainTask]] = {}
+        for t in trainings:
+            groups.setdefault((t.train_set, t.option.label, t.fold), []).append(t)
+        cells += [EvalCell(members[0], test_set, tuple(members)) for members in groups.values()
+                  for test_set in spec.test_sets]
     return trainings, cells

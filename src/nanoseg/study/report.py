@@ -31,7 +31,7 @@ from nanoseg.study.descriptors import DESCRIPTORS, descriptor_distance
 from nanoseg.study.store import load_results
 
 _KEYS = ["option", "train_set", "test_set"]
-_NOT_METRICS = {"fold", "seed", "n_images", "train_wall_s", "eval_wall_s", "wall_s", "in_distribution"}
+_NOT_METRICS = {"fold", "seed", "ensemble_size", "n_images", "train_wall_s", "eval_wall_s", "wall_s", "in_distribution"}
 
 
 def metric_columns(results: pd.DataFrame) -> list[str]:

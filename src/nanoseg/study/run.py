@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -96,36 +97,41 @@ def base_row(spec: StudySpec, cell: EvalCell, chash: str) -> dict[str, Any]:
     t = cell.training
     row: dict[str, Any] = {
         "study": spec.name, "size": spec.size, "cell": cell.key, "training": t.key, "train_set": t.train_set,
-        "test_set": cell.test_set, "in_distribution": cell.in_distribution, "fold": t.fold, "seed": t.seed,
-        "option": t.option.label, "backend": spec.backend, "config_hash": chash,
+        "test_set": cell.test_set, "in_distribution": cell.in_distribution, "fold": t.fold,
+        "seed": -1 if cell.members else t.seed, "ensemble_size": len(cell.trainings),
+        "option": cell.option_label, "backend": spec.backend, "config_hash": chash,
     }
     for name, label in t.option.labels.items():
         row[f"opt_{name}"] = label
     return row
 
 
-def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir: str, study_dir: str,
-              chash: str = "") -> dict[str, Any]:
+def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any] | list[dict[str, Any]], test_dir: str,
+              study_dir: str, chash: str = "") -> dict[str, Any]:
     """Evaluate one cell and store its row (status ok or failed; ``chash`` identifies config and data).
-    Never raises."""
+    ``training``: the training record of the cell's model, or the list of its members' records (an ensemble
+    cell: the mean probability of their models is scored). Never raises."""
     from nanoseg.evaluate.pixel import pixel_metrics
 
     spec = StudySpec.model_validate_json(spec_json)
+    records = training if isinstance(training, list) else [training]
     row = base_row(spec, cell, chash)
-    row["train_wall_s"] = training.get("train_wall_s")
+    row["train_wall_s"] = float(sum(r.get("train_wall_s") or 0.0 for r in records))
     start = time.perf_counter()
     try:
-        if training.get("status") != "ok":
-            raise NanosegError(f"training {cell.training.key} failed: {training.get('error')}")
+        for task, record in zip(cell.trainings, records, strict=True):
+            if record.get("status") != "ok":
+                raise NanosegError(f"training {task.key} failed: {record.get('error')}")
         backend = get_backend(spec.backend)
         device = pick_device(cell.training.config)
-        model = backend.load(Path(training["checkpoint"]), device=device)
+        models = [backend.load(Path(record["checkpoint"]), device=device) for record in records]
         ds = open_dataset(test_dir)
         if len(ds) == 0:
             raise NanosegError("the test set is empty", path=test_dir)
         per_image = []
         for image_id in ds.ids:
-            probability = backend.predict(model, ds.micrograph(image_id))
+            micrograph = ds.micrograph(image_id)
+            probability = np.mean([backend.predict(model, micrograph) for model in models], axis=0)
             per_image.append(pixel_metrics(probability, ds.mask(image_id), threshold=spec.threshold,
                                            smooth=spec.smooth))
         table = pd.DataFrame(per_image)
@@ -137,7 +143,7 @@ def eval_task(spec_json: str, cell: EvalCell, training: dict[str, Any], test_dir
     except Exception as exc:
         row.update(status="failed", error=error_text(exc))
     row["eval_wall_s"] = time.perf_counter() - start
-    row["wall_s"] = row["eval_wall_s"] + float(training.get("train_wall_s") or 0.0)
+    row["wall_s"] = row["eval_wall_s"] + row["train_wall_s"]
     row["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     row["host"] = socket.gethostname()
     ResultsStore(study_dir).write(row)
@@ -216,7 +222,8 @@ class _Done:
 
     def result(self):
         if not self._done:
-            args = [a.result() if isinstance(a, _Done) else a for a in self.args]
+            args = [[b.result() if isinstance(b, _Done) else b for b in a] if isinstance(a, list)
+                    else a.result() if isinstance(a, _Done) else a for a in self.args]
             self._value, self._done = self.func(*args), True
         return self._value
 
@@ -310,7 +317,8 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
             trainings = [TrainTask(t.train_set, t.fold, t.seed, t.option, deep_merge(t.config, best[t.search_key]))
                          for t in trainings]
             by_key = {t.key: t for t in trainings}
-            cells = [EvalCell(by_key[c.training.key], c.test_set) for c in cells]
+            cells = [EvalCell(by_key[c.training.key], c.test_set, tuple(by_key[t.key] for t in c.members))
+                     for c in cells]
 
         finished = store.finished_cells()
         train_hash = {}
@@ -320,9 +328,11 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
         test_dirs = {c.key: (str(folds[c.test_set][c.training.fold]["test"]) if c.in_distribution
                              else dataset_dirs[c.test_set]) for c in cells}
         test_ids = {d: _ids(d) for d in set(test_dirs.values())}
-        cell_hash = {c.key: config_hash({}, train_hash[c.training.key], test_ids[test_dirs[c.key]]) for c in cells}
+        cell_hash = {c.key: config_hash({}, [train_hash[t.key] for t in c.trainings], test_ids[test_dirs[c.key]])
+                     if c.members else config_hash({}, train_hash[c.training.key], test_ids[test_dirs[c.key]])
+                     for c in cells}
         todo = [c for c in cells if finished.get(c.key, "missing") != cell_hash[c.key]]
-        needed = {c.training.key for c in todo}
+        needed = {t.key for c in todo for t in c.trainings}
         # local workers share this machine's cores; remote workers keep their own torch defaults
         threads = max(1, (os.cpu_count() or 1) // max(1, ex.n_workers)) if ex.local else None
         train_futures = {}
@@ -336,7 +346,9 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
                                              key=f"train-{spec.name}-{t.key}")
         cell_futures = {}
         for c in todo:
-            cell_futures[c.key] = ex.submit(eval_task, spec_json, c, train_futures[c.training.key],
+            records = ([train_futures[t.key] for t in c.members] if c.members
+                       else train_futures[c.training.key])
+            cell_futures[c.key] = ex.submit(eval_task, spec_json, c, records,
                                             test_dirs[c.key], str(out), cell_hash[c.key],
                                             key=f"eval-{spec.name}-{c.key}", priority=1)
         _wait(ex, spec, train_futures, cell_futures, {c.key: c for c in todo}, store, len(cells) - len(todo),

@@ -103,6 +103,8 @@ class StudySpec(BaseModel):
     folds: int = Field(default=5, ge=2)
     val_fraction: float = Field(default=0.125, gt=0, lt=0.5)  # of the non-test part (70/10/20 with 5 folds)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    # also score the ensemble of the seeds' models (mean probability) of every (train set, fold, option)
+    ensemble: bool = False
     group_by: str = "source"  # images sharing this metadata value stay in one fold (no leakage)
     n_images: int = Field(default=32, ge=1)  # default number of images for preset datasets
     simulation: dict[str, Any] = Field(default_factory=dict)  # overrides for every preset (e.g. image_size_px)
@@ -173,6 +175,8 @@ class StudySpec(BaseModel):
             unknown = [n for n in names if n not in self.datasets]
             if unknown:
                 raise ValueError(f"{role}: unknown dataset(s) {unknown}; defined: {list(self.datasets)}")
+        if self.ensemble and len(self.seeds) < 2:
+            raise ValueError(f"ensemble: true needs at least 2 seeds (the ensemble's members); seeds: {self.seeds}")
         for block in self.sweep_blocks:
             unknown = [n for n in block.get("train", []) if n not in (self.train or [])]
             if unknown:
