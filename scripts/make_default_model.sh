@@ -5,7 +5,8 @@
 #   QUICK=1 scripts/make_default_model.sh    # the quick recipe (≤ 90 min on 2 cores): fewer images and epochs
 # Every step resumes: `nanoseg simulate` keeps finished images, so a killed run restarts where it stopped.
 # Knobs (environment): WORKERS (2), DATA (data/v3), RUN (runs/default_model_v3), INSTALL (src/nanoseg/data/models/default),
-# STEPS (simulate,train,calibrate,evaluate,install: run only some), N_CORRECTED/N_UNCORRECTED/N_LARGE/N_HELDOUT, EPOCHS.
+# STEPS (simulate,train,calibrate,evaluate,install: run only some), N_CORRECTED/N_UNCORRECTED/N_LARGE/N_HELDOUT, EPOCHS,
+# CONFIG (the training spec, examples/train/default_model_v2.yaml).
 set -euo pipefail
 
 QUICK=${QUICK:-}
@@ -22,6 +23,7 @@ DATA=${DATA:-data/v3}
 RUN=${RUN:-runs/default_model_v3}
 INSTALL=${INSTALL:-src/nanoseg/data/models/default}
 STEPS=${STEPS:-simulate,train,calibrate,evaluate,install}
+CONFIG=${CONFIG:-examples/train/default_model_v2.yaml}
 PY=${PY:-.venv/bin/python}
 NANOSEG=${NANOSEG:-.venv/bin/nanoseg}
 HELDOUT="indist shift_uncorrected_lowdose shift_80kV_weak shift_thick_wide_defocus shift_small_noisy_camera"
@@ -41,7 +43,7 @@ if has simulate; then
 fi
 t1=$(date +%s)
 if has train; then
-  "$NANOSEG" train "$DATA/corrected" "$DATA/uncorrected" "$DATA/large" --config examples/train/default_model_v2.yaml \
+  "$NANOSEG" train "$DATA/corrected" "$DATA/uncorrected" "$DATA/large" --config "$CONFIG" \
     --out "$RUN/model" --epochs "$EPOCHS"
 fi
 t2=$(date +%s)
