@@ -26,6 +26,7 @@ k_truth, k of ⟨r⟩³ − ⟨r₀⟩³ = k t against the same fit on the true 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 
@@ -135,7 +136,7 @@ def detection_scores(detections: pd.DataFrame, truth: pd.DataFrame, d_min_nm: fl
 
 
 def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_size_nm: float | None = None,
-                       model_size: int | None = None, d_min_nm: float = 2.0) -> dict:
+                       model_size: int | None = None, d_min_nm: float = 2.0, keep_dir: str | None = None) -> dict:
     from nanoseg.insitu import (
         DriftTracker,
         event_metrics,
@@ -208,7 +209,7 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_
         print(f"\n== 4. track_movie with the {model!r} model's masks ({frames} rendered frames of "
               f"{mm.shape_px[0]}² px at {mm.pixel_size_nm} nm/px, {mm.params['n_particles']} particles; kinetics "
               f"above the detection limit d_min = {d_min_nm:g} nm, measured and true) ==")
-        with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.nullcontext(keep_dir) if keep_dir else tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             rm = track_movie(mm, model=model, out_dir=tmp, n_boot=100, figures=False, progress=True,
                              kinetics_min_diameter_nm=d_min_nm)
@@ -299,11 +300,15 @@ def main() -> None:
     parser.add_argument("--model-pixel-size", type=float, default=None,
                         help="section 4 on the same particle system rendered at this nm/px (the model's range)")
     parser.add_argument("--model-size", type=int, default=None, help="frame size (px) of that movie")
+    parser.add_argument("--keep", default=None,
+                        help="track_movie folder of section 4, kept (and resumed when run again with the same "
+                             "settings: the segmented frames are not segmented again)")
     args = parser.parse_args()
     if not args.skip_multislice:
         realism(args.seeds)
     result = {} if args.skip_tracking else speed_and_accuracy(args.size, args.frames, args.model,
-                                                              args.model_pixel_size, args.model_size, args.d_min)
+                                                              args.model_pixel_size, args.model_size, args.d_min,
+                                                              args.keep)
     if args.detection:
         result["detection"] = detection(args.detection_model, [float(v) for v in args.detection.split(",")],
                                         args.detection_frames, args.d_min, ablation=args.detection_ablation)

@@ -66,6 +66,28 @@ def test_coalescence_events_conserve_volume_and_replace_parents():
     assert checked >= 2
 
 
+def test_no_recorded_pair_is_closer_than_the_contact_distance():
+    """With contact_distance_nm = 0.3 (one bond), particles whose edges come that close coalesce: no frame of the
+    truth holds a pair a fraction of an ångström apart (under the image blur such a pair looks merged). With the
+    default 0 (merge when the discs overlap) such pairs exist."""
+    from scipy.spatial.distance import pdist
+
+    def smallest_gap_nm(m):
+        gaps = []
+        for _, f in m.truth.groupby("frame"):
+            xy, r = f[["y_sample_nm", "x_sample_nm"]].to_numpy(), f["radius_nm"].to_numpy()
+            sums = pdist(r[:, None], lambda a, b: a[0] + b[0])
+            gaps.append((pdist(xy) - sums).min())
+        return min(gaps)
+
+    kw = dict(n_frames=30, shape_px=(256, 256), pixel_size_nm=0.18, n_particles=60, mode="coalescence",
+              diffusion_nm2_per_s=0.3, drift_nm_per_frame=0, seed=2)
+    assert smallest_gap_nm(simulate_coarsening_movie(**kw, contact_distance_nm=0.3)) >= 0.3 - 1e-9
+    assert smallest_gap_nm(simulate_coarsening_movie(**kw)) < 0.3
+    with pytest.raises(NanosegError, match="contact_distance_nm"):
+        simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), contact_distance_nm=0.5)
+
+
 def test_frames_deterministic_calibrated_and_dark_particles():
     m = simulate_coarsening_movie(n_frames=3, shape_px=(128, 160), pixel_size_nm=0.2, n_particles=12, seed=5,
                                   dose_e_per_A2=200)
@@ -146,10 +168,17 @@ def test_dissolving_particles_vanish_instead_of_flying_into_neighbours():
     # clamped mobility: D ≤ 0.01 · (1/0.5)⁴ = 0.16 nm²/s, so a 1-s step is ≈ 0.57 nm rms; > 1.5 nm is a flight
     assert step_nm.max() < 1.5
     assert tr["radius_nm"].min() >= 0.3
-    # every coalescence parent seen before the event was a particle, not a dissolving remnant
-    last_r = by_id["radius_nm"].last()
-    parents = [p for ps in m.events.loc[m.events.kind == "coalescence", "parents"] for p in ps if p in last_r.index]
-    assert parents and min(last_r[parents]) > 1.0
+    # every coalescence joined neighbours: in the frame before, the parents' edges were < 1 nm apart (the flights
+    # merged particles 3–11 nm apart); a small cluster within a bond of a neighbour is absorbed, as it should be
+    at = m.truth.set_index(["frame", "particle_id"])
+    gaps = []
+    for e in m.events[m.events.kind == "coalescence"].itertuples():
+        a, b = e.parents
+        if (e.frame - 1, a) in at.index and (e.frame - 1, b) in at.index:
+            pa, pb = at.loc[(e.frame - 1, a)], at.loc[(e.frame - 1, b)]
+            gaps.append(np.hypot(pa.y_sample_nm - pb.y_sample_nm, pa.x_sample_nm - pb.x_sample_nm)
+                        - pa.radius_nm - pb.radius_nm)
+    assert len(gaps) >= 5 and max(gaps) < 1.0
 
 
 @pytest.mark.parametrize("bad,match", [(dict(dissolve_radius_nm=0), "dissolve_radius_nm"),
