@@ -91,4 +91,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nanoseg.errors import NanosegError
+
+    try:
+        main()
+    except NanosegError as exc:
+        raise SystemExit(f"error: {exc}") from None
