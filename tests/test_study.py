@@ -313,6 +313,26 @@ def test_ensemble_cells_score_the_mean_probability_of_the_seeds(two_sets, tmp_pa
         load_spec(spec_dict(two_sets, ensemble=True))
 
 
+def test_sweep_figures_keep_ensembles_apart_from_single_models(two_sets, tmp_path, monkeypatch):
+    """A numeric sweep with ensemble: true draws single models and ensembles as separate curves (one figure
+    each), never one line through both at the same x."""
+    from nanoseg.study.report import sweep_figures
+
+    (tmp_path / "seed_shift_backend.py").write_text(SEED_SHIFT_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = spec_dict(two_sets, backend="seed_shift_backend:SeedShift", seeds=[0, 1], ensemble=True,
+                     sweep={"sigma_px": [0.0, 1.0]})
+    table = run_study(spec, tmp_path / "study", scheduler="sync", progress=False, descriptors=False)
+    ens = table["ensemble_size"] == 2
+    assert (table.loc[ens, "opt_ensemble"] == "2").all() and table.loc[~ens, "opt_ensemble"].isna().all()
+    summary = summarize(table)
+    figures = sweep_figures(summary, "dice", tmp_path)
+    assert len(figures) == 2 and all(p.exists() for p, _ in figures)
+    lines = summary[summary["opt_sigma_px"].notna()].groupby(["opt_ensemble", "train_set", "test_set"],
+                                                                dropna=False)["opt_sigma_px"]
+    assert (lines.apply(lambda v: v.is_unique)).all()  # one point per sigma on every curve
+
+
 def test_run_on_a_local_dask_cluster(two_sets, tmp_path):
     table = run_study(spec_dict(two_sets, folds=2, sweep={"sigma_px": [0.0, 2.0]}), tmp_path / "study",
                       scheduler="threads", n_workers=2, progress=False)

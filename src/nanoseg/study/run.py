@@ -103,6 +103,8 @@ def base_row(spec: StudySpec, cell: EvalCell, chash: str) -> dict[str, Any]:
     }
     for name, label in t.option.labels.items():
         row[f"opt_{name}"] = label
+    if cell.members:  # its own option column, so sweep figures draw ensembles and single models apart
+        row["opt_ensemble"] = str(len(cell.members))
     return row
 
 
@@ -328,9 +330,10 @@ def run_study(spec: str | os.PathLike | dict | StudySpec, out_dir: str | os.Path
         test_dirs = {c.key: (str(folds[c.test_set][c.training.fold]["test"]) if c.in_distribution
                              else dataset_dirs[c.test_set]) for c in cells}
         test_ids = {d: _ids(d) for d in set(test_dirs.values())}
-        cell_hash = {c.key: config_hash({}, [train_hash[t.key] for t in c.trainings], test_ids[test_dirs[c.key]])
-                     if c.members else config_hash({}, train_hash[c.training.key], test_ids[test_dirs[c.key]])
-                     for c in cells}
+        # a single model's cell keeps the hash it always had (finished studies resume); an ensemble's lists its members
+        models_hash = {c.key: [train_hash[t.key] for t in c.members] if c.members else train_hash[c.training.key]
+                       for c in cells}
+        cell_hash = {c.key: config_hash({}, models_hash[c.key], test_ids[test_dirs[c.key]]) for c in cells}
         todo = [c for c in cells if finished.get(c.key, "missing") != cell_hash[c.key]]
         needed = {t.key for c in todo for t in c.trainings}
         # local workers share this machine's cores; remote workers keep their own torch defaults
