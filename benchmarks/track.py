@@ -136,7 +136,8 @@ def detection_scores(detections: pd.DataFrame, truth: pd.DataFrame, d_min_nm: fl
 
 
 def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_size_nm: float | None = None,
-                       model_size: int | None = None, d_min_nm: float = 2.0, keep_dir: str | None = None) -> dict:
+                       model_size: int | None = None, d_min_nm: float = 2.0, keep_dir: str | None = None,
+                       movie_overrides: dict | None = None) -> dict:
     from nanoseg.insitu import (
         DriftTracker,
         event_metrics,
@@ -149,7 +150,8 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_
 
     px = BENCHMARK_PX
     t0 = time.perf_counter()
-    m = benchmark_movie(size, frames)
+    movie_overrides = movie_overrides or {}
+    m = benchmark_movie(size, frames, **movie_overrides)
     n_particles = m.params["n_particles"]
     print(f"\n== 2. speed per frame, {size}² px at {px} nm/px, {n_particles} particles, ripening + some "
           f"migration ==")
@@ -205,7 +207,8 @@ def speed_and_accuracy(size: int, frames: int, model: str = "none", model_pixel_
            "k_n3_rel_error_model_masks": None, "events_recall_model_masks": None,
            "events_precision_model_masks": None, "model_masks": None}
     if model != "none":
-        mm = m if model_pixel_size_nm is None else benchmark_movie(model_size or size, frames, model_pixel_size_nm)
+        mm = m if model_pixel_size_nm is None else benchmark_movie(model_size or size, frames, model_pixel_size_nm,
+                                                                         **movie_overrides)
         print(f"\n== 4. track_movie with the {model!r} model's masks ({frames} rendered frames of "
               f"{mm.shape_px[0]}² px at {mm.pixel_size_nm} nm/px, {mm.params['n_particles']} particles; kinetics "
               f"above the detection limit d_min = {d_min_nm:g} nm, measured and true) ==")
@@ -300,15 +303,18 @@ def main() -> None:
     parser.add_argument("--model-pixel-size", type=float, default=None,
                         help="section 4 on the same particle system rendered at this nm/px (the model's range)")
     parser.add_argument("--model-size", type=int, default=None, help="frame size (px) of that movie")
+    parser.add_argument("--contact-distance-nm", type=float, default=None,
+                        help="edge gap (nm) below which the simulator merges two particles (its default if omitted)")
     parser.add_argument("--keep", default=None,
                         help="track_movie folder of section 4, kept (and resumed when run again with the same "
                              "settings: the segmented frames are not segmented again)")
     args = parser.parse_args()
     if not args.skip_multislice:
         realism(args.seeds)
+    overrides = {} if args.contact_distance_nm is None else {"contact_distance_nm": args.contact_distance_nm}
     result = {} if args.skip_tracking else speed_and_accuracy(args.size, args.frames, args.model,
                                                               args.model_pixel_size, args.model_size, args.d_min,
-                                                              args.keep)
+                                                              args.keep, overrides)
     if args.detection:
         result["detection"] = detection(args.detection_model, [float(v) for v in args.detection.split(",")],
                                         args.detection_frames, args.d_min, ablation=args.detection_ablation)

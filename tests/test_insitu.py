@@ -29,6 +29,7 @@ from nanoseg.insitu import (
     tracking_metrics,
     volume_conservation,
 )
+from nanoseg.insitu.events import sphere_volume
 from nanoseg.insitu.kinetics import N_RANGE
 from nanoseg.particles import label_particles, particle_table
 from nanoseg.simulate.movie import simulate_coarsening_movie
@@ -281,6 +282,22 @@ def test_three_particles_merging_in_one_frame_are_one_event():
     assert coal["frame"].tolist() == [4] and len(coal["parents"].iloc[0]) == 3
     assert coal["volume_ratio"].iloc[0] == pytest.approx(1.0, abs=0.01)
     assert sorted(res.links["event"]) == ["merge"] * 3 and not (res.lineage["end"] == "lost").any()
+
+
+def test_shrinking_third_parent_is_kept_when_the_volumes_add_up_with_it():
+    # from the contact-rule benchmark movie: three particles join in one frame, one of them had been dissolving by
+    # ripening. It used to be dropped as a parent (and reported as vanished), leaving a merge whose volumes did
+    # not add up; a shrinking particle that touched the blob is a parent when the volumes add up with it
+    centres = [(10.0, 10.0), (10.0, 12.2), (11.9, 11.1)]
+    rows = [(f, y, x, 2.0) for f in range(4) for y, x in centres[:2]]
+    rows += [(f, *centres[2], d) for f, d in zip(range(4), (1.9, 1.8, 1.7, 1.6), strict=True)]
+    v = sphere_volume([2.0, 2.0, 1.6])
+    cy, cx = (v[:, None] * np.array(centres)).sum(axis=0) / v.sum()
+    rows += [(f, cy, cx, float((6 * v.sum() / np.pi) ** (1 / 3))) for f in range(4, 7)]
+    res = linked(rows)
+    assert res.events["kind"].tolist() == ["coalescence"]
+    assert len(res.events["parents"].iloc[0]) == 3
+    assert res.events["volume_ratio"].iloc[0] == pytest.approx(0.96, abs=0.02)  # 1.7 nm: median of the last 3
 
 
 def test_event_metrics_join_merges_chained_within_one_frame():

@@ -8,8 +8,10 @@ the links that fail, joining the nearest parent (or child) back into one track:
 A merge or split with a detection cut by the frame border (``touches_edge``) is not judged (its sizes are cut)
 and is undone too.
 
-* **coalescence** — two or more parent tracks end into one child track, none of them shrinking before its end
-  (a dissolving particle next to a neighbour is ripening), ``|V_child − ΣV_parents| ≤ volume_tolerance ·
+* **coalescence** — two or more parent tracks end into one child track, judged first with every parent the
+  linker proposed and, if that fails, with only those not shrinking before their end (a dissolving particle next
+  to a neighbour is ripening; one that touched the blob and whose volume is in it is a parent),
+  ``|V_child − ΣV_parents| ≤ volume_tolerance ·
   ΣV_parents``, the child exceeds its largest parent by ≥ ``min_jump_fraction`` of the other parents'
   volume, and the child sits at the parents' centre of mass: its centre moved from the largest parent's by ≥
   ``min_centre_shift_fraction`` (0.5) of the way to the parents' volume-weighted centre (less
@@ -184,14 +186,16 @@ def detect_events(tracks: pd.DataFrame, *, links: pd.DataFrame | None = None, vo
         parents = [real(int(p)) for p in group["parent_track"]]
         dist = dict(zip(parents, group["distance_nm"] if "distance_nm" in group else np.zeros(len(group)),
                         strict=True))
-        ok = [p for p in parents if p in st.rows and not _was_shrinking(st.d[st.rows[p]])]
-        v_parts = [float(sphere_volume(st.d_end(p, n_average))) for p in ok]
+        present = [p for p in parents if p in st.rows]
         v_blob = float(sphere_volume(st.d_start(child, n_average)))
-        at_edge = st.edge[st.rows[child][0]] or any(st.edge[st.rows[p][-1]] for p in parents if p in st.rows)
-        if (len(ok) >= 2 and not at_edge
-                and _volume_conserved(v_blob, v_parts, volume_tolerance, min_jump_fraction)
-                and _at_centre_of_mass(st.yx(st.rows[child][0]), [st.yx(st.rows[p][-1]) for p in ok], v_parts,
-                                       min_centre_shift_fraction, position_tolerance_nm)):
+        at_edge = st.edge[st.rows[child][0]] or any(st.edge[st.rows[p][-1]] for p in present)
+        tests = (n_average, volume_tolerance, min_jump_fraction, min_centre_shift_fraction, position_tolerance_nm)
+        # every proposed parent first (a shrinking particle that touched the blob is a parent when the volumes
+        # add up with it); else only the parents that were not dissolving (a dissolving neighbour is ripening)
+        growing = [p for p in present if not _was_shrinking(st.d[st.rows[p]])]
+        ok = next((c for c in (present, growing) if not at_edge and _merge_holds(st, child, c, *tests)), None)
+        if ok is not None:
+            v_parts = [float(sphere_volume(st.d_end(p, n_average))) for p in ok]
             parents_t = tuple(sorted(ok))
             records.append(("coalescence", int(f), parents_t, (child,), sum(v_parts), v_blob,
                             max(dist[p] for p in ok)))
@@ -245,6 +249,17 @@ def detect_events(tracks: pd.DataFrame, *, links: pd.DataFrame | None = None, vo
     accepted["parent_track"] = accepted["parent_track"].map(lambda t: real(int(t))).astype(np.int64)
     accepted["child_track"] = accepted["child_track"].map(lambda t: real(int(t))).astype(np.int64)
     return EventResult(out, events, _lineage(st, records, fmin, fmax, out), accepted.reset_index(drop=True))
+
+
+def _merge_holds(st: _State, child: int, parents: list[int], n_average: int, volume_tolerance: float,
+                 min_jump_fraction: float, min_centre_shift_fraction: float, position_tolerance_nm: float) -> bool:
+    """``parents`` (≥ 2) merging into ``child`` conserve volume and the child sits at their centre of mass."""
+    vols = [float(sphere_volume(st.d_end(p, n_average))) for p in parents]
+    v_blob = float(sphere_volume(st.d_start(child, n_average)))
+    return (len(parents) >= 2
+            and _volume_conserved(v_blob, vols, volume_tolerance, min_jump_fraction)
+            and _at_centre_of_mass(st.yx(st.rows[child][0]), [st.yx(st.rows[p][-1]) for p in parents], vols,
+                                   min_centre_shift_fraction, position_tolerance_nm))
 
 
 def _was_shrinking(d: np.ndarray) -> bool:
