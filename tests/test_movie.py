@@ -68,8 +68,8 @@ def test_coalescence_events_conserve_volume_and_replace_parents():
 
 def test_no_recorded_pair_is_closer_than_the_contact_distance():
     """With contact_distance_nm = 0.3 (one bond), particles whose edges come that close coalesce: no frame of the
-    truth holds a pair a fraction of an ångström apart (under the image blur such a pair looks merged). With the
-    default 0 (merge when the discs overlap) such pairs exist."""
+    truth holds a pair a fraction of an ångström apart (under the image blur such a pair looks merged). 0.3 is the
+    default; with 0 (merge when the discs overlap) such pairs exist."""
     from scipy.spatial.distance import pdist
 
     def smallest_gap_nm(m):
@@ -82,8 +82,8 @@ def test_no_recorded_pair_is_closer_than_the_contact_distance():
 
     kw = dict(n_frames=30, shape_px=(256, 256), pixel_size_nm=0.18, n_particles=60, mode="coalescence",
               diffusion_nm2_per_s=0.3, drift_nm_per_frame=0, seed=2)
-    assert smallest_gap_nm(simulate_coarsening_movie(**kw, contact_distance_nm=0.3)) >= 0.3 - 1e-9
-    assert smallest_gap_nm(simulate_coarsening_movie(**kw)) < 0.3
+    assert smallest_gap_nm(simulate_coarsening_movie(**kw)) >= 0.3 - 1e-9
+    assert smallest_gap_nm(simulate_coarsening_movie(**kw, contact_distance_nm=0.0)) < 0.3
     with pytest.raises(NanosegError, match="contact_distance_nm"):
         simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), contact_distance_nm=0.5)
 

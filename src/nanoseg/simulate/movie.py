@@ -17,7 +17,7 @@ thousands of 4k frames never sits in memory.
   with ``r_m = mobility_min_radius_nm`` (0.5 nm): the continuum law is not extrapolated to clusters of a few
   atoms, where it would send a dissolving particle flying nm per frame into its neighbours.
 * *Coalescence*: two particles whose projected discs touch (edges closer than ``contact_distance_nm``, default
-  0) merge into a new particle (a new id) at their volume-weighted centre with ``r³ = r₁³ + r₂³`` (a
+  0.3 nm, one Au–Au bond) merge into a new particle (a new id) at their volume-weighted centre with ``r³ = r₁³ + r₂³`` (a
   ``coalescence`` event with both parents).
 * ``mode="ripening"`` (ripening, slow migration), ``"coalescence"`` (no ripening, fast migration,
   log-normal initial sizes), ``"mixed"`` (both).
@@ -181,12 +181,12 @@ class ParticleLaw:
         dissolving through 0.05–0.3 nm took steps of several nm within one frame and "coalesced" with a
         distant neighbour in the truth.
     min_separation_nm : initial minimum gap between particle edges.
-    contact_distance_nm : two particles coalesce once the gap between their edges is below this. The default 0
-        merges them when the discs overlap, so a pair can sit a fraction of an ångström apart for frames: a state
-        no metal pair holds, and no image can tell from contact (0.06 nm is 1.5 px at 0.04 nm/px, under the blur).
+    contact_distance_nm : two particles coalesce once the gap between their edges is below this. The default
         0.3 nm, about one Au–Au bond length (0.288 nm), is the physical value: surface atoms closer than a bond
-        bond to each other and a neck forms. It is not the default yet because the event linker misses some of the
-        merges it creates (docs/insitu.md, "Events from model masks"). Must not exceed ``min_separation_nm``.
+        bond to each other and a neck forms. 0 merges them only when the discs overlap, so a pair can sit a
+        fraction of an ångström apart for frames: a state no metal pair holds, and no image can tell from contact
+        (0.06 nm is 1.5 px at 0.04 nm/px, under the blur; docs/insitu.md, "Events from model masks").
+        Must not exceed ``min_separation_nm``.
     substeps : integration steps per frame interval.
     """
 
@@ -199,7 +199,7 @@ class ParticleLaw:
     dissolve_radius_nm: float = 0.3
     mobility_min_radius_nm: float = 0.5
     min_separation_nm: float = 0.3
-    contact_distance_nm: float = 0.0
+    contact_distance_nm: float = 0.3
     substeps: int = 8
 
 
