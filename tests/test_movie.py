@@ -86,6 +86,9 @@ def test_no_recorded_pair_is_closer_than_the_contact_distance():
     assert smallest_gap_nm(simulate_coarsening_movie(**kw, contact_distance_nm=0.0)) < 0.3
     with pytest.raises(NanosegError, match="contact_distance_nm"):
         simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), contact_distance_nm=0.5)
+    with pytest.raises(NanosegError) as err:  # the 0.3 nm default against a smaller min_separation_nm
+        simulate_coarsening_movie(n_frames=2, shape_px=(32, 32), min_separation_nm=0.1)
+    assert "contact_distance_nm=0.1 or less" in str(err.value.hint)
 
 
 def test_frames_deterministic_calibrated_and_dark_particles():

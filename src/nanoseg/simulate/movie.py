@@ -356,7 +356,9 @@ def _checked(law: ParticleLaw, imaging: MovieImaging, n_frames, n_particles, sha
     contact = _check_positive("contact_distance_nm", law.contact_distance_nm, allow_zero=True)
     if contact > law.min_separation_nm:
         raise NanosegError(f"contact_distance_nm ({contact:g}) must not exceed min_separation_nm "
-                           f"({law.min_separation_nm:g}): the initial particles would merge at once")
+                           f"({law.min_separation_nm:g}): the initial particles would merge at once",
+                           hint=f"pass contact_distance_nm={law.min_separation_nm:g} or less (0 merges only "
+                                f"overlapping discs), or a larger min_separation_nm")
     law = replace(law, lsw_rate_nm3_per_s=k, mean_radius_nm=r0, diffusion_nm2_per_s=D1,
                   dissolve_radius_nm=r_dissolve, mobility_min_radius_nm=r_mobile, exponent=int(law.exponent),
                   substeps=max(int(law.substeps), 1), contact_distance_nm=contact)
