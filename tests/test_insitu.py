@@ -866,3 +866,22 @@ def test_long_rendered_movie_segmented_by_threshold_recovers_lsw(tmp_path):
     err = np.hypot(r.drift.dy_nm - m.drift.dy_nm, r.drift.dx_nm - m.drift.dx_nm) / PX
     assert err.max() < 0.3
     assert r.summary["verdict"]["mechanism"] == "Ostwald ripening"
+
+
+def test_event_metrics_does_not_count_a_true_merge_cut_by_the_border():
+    # a + b → c where b was inside the field early but is cut by the border in the frame before the merge: the
+    # images cannot show it (detect_events refuses to judge it, its size is cut), so it is not a true event to find
+    def scored(b_inside_last: bool, c_inside_first: bool) -> dict:
+        rows = [(f, 1, 5.0, 5.0, True) for f in range(3)]
+        rows += [(f, 2, 5.0, 8.0, f < 2 or b_inside_last) for f in range(3)]
+        rows += [(f, 3, 5.0, 6.5, f > 3 or c_inside_first) for f in range(3, 6)]
+        truth = pd.DataFrame(rows, columns=["frame", "particle_id", "y_nm", "x_nm", "inside"])
+        truth_events = pd.DataFrame([(3.0, 3, "coalescence", (1, 2), 3)],
+                                    columns=["time_s", "frame", "kind", "parents", "child"])
+        tracks = truth.rename(columns={"particle_id": "track_id"})
+        none = pd.DataFrame(columns=["event_id", "kind", "frame", "parents", "children"])
+        return event_metrics(tracks, none, truth, truth_events, max_distance_nm=0.5)
+
+    assert scored(True, True)["true_events"] == 1
+    assert scored(False, True)["true_events"] == 0
+    assert scored(True, False)["true_events"] == 0

@@ -335,7 +335,8 @@ def event_metrics(tracks: pd.DataFrame, events: pd.DataFrame, truth: pd.DataFram
     Each track is identified with the true particle it matches most often (detections matched per frame within
     ``max_distance_nm``, image coordinates ``y_nm, x_nm``). A detected event is *correct* when a true event of the
     same kind has the same set of (identified) parents and lies within ``frame_tolerance`` frames.
-    Returns ``true_events`` (those whose parents were all seen inside the field), ``detected``, ``correct``,
+    Returns ``true_events`` (those the images can show: every parent fully inside the field in its last frame
+    before the event and the child fully inside in its first, as :func:`detect_events` judges), ``detected``, ``correct``,
     ``recall``, ``precision``. True merges chained within one frame through a particle never recorded in any
     frame (a + b → c, c + d → e) count as the one event the images show (a + b + d → e).
     """
@@ -348,9 +349,8 @@ def event_metrics(tracks: pd.DataFrame, events: pd.DataFrame, truth: pd.DataFram
     true = truth_events[truth_events["kind"] == kind]
     recorded = set(truth["particle_id"])
     joined = _join_unseen_chains(true, recorded) if kind == "coalescence" else [
-        (frozenset(p), int(f)) for p, f in zip(true["parents"], true["frame"], strict=True)]
-    seen = set(truth.loc[truth["inside"], "particle_id"]) if "inside" in truth.columns else recorded
-    true_keys = [(parents, f) for parents, f in joined if all(p in seen for p in parents)]
+        (frozenset(p), int(f), None) for p, f in zip(true["parents"], true["frame"], strict=True)]
+    true_keys = [(parents, f) for parents, f, child in joined if _judgeable(truth, parents, child, f, recorded)]
     correct = 0
     used: set[int] = set()
     for parents, f in zip(det["parents"], det["frame"], strict=True):
@@ -383,4 +383,24 @@ def _join_unseen_chains(true_events: pd.DataFrame, recorded: set) -> list[tuple[
                 items.remove(a)
                 changed = True
                 break
-    return [(frozenset(p), f) for p, f, _ in items]
+    return [(frozenset(p), f, c) for p, f, c in items]
+
+
+def _judgeable(truth: pd.DataFrame, parents: frozenset, child, frame: int, recorded: set) -> bool:
+    """Whether the images can show a true event: every parent recorded (without an ``inside`` column that is
+    all), and with ``inside``, every parent fully inside the field in its last frame before ``frame`` and the child
+    (when given and recorded) fully inside in its first frame from ``frame`` on: the rule by which
+    :func:`detect_events` refuses to judge a merge whose detections are cut by the border."""
+    if not all(p in recorded for p in parents):
+        return False
+    if "inside" not in truth.columns:
+        return True
+    rows = truth[truth["particle_id"].isin(set(parents) | ({child} if child is not None else set()))]
+    before = rows[rows["particle_id"].isin(parents) & (rows["frame"] < frame)].sort_values("frame")
+    last = before.groupby("particle_id").tail(1)
+    if len(last) < len(parents) or not last["inside"].astype(bool).all():
+        return False
+    if child is None or child not in recorded:
+        return True
+    after = rows[(rows["particle_id"] == child) & (rows["frame"] >= frame)].sort_values("frame")
+    return after.empty or bool(after["inside"].iloc[0])
